@@ -1,0 +1,66 @@
+"""maker: long, exact processes carried out by voting microagents (MAKER, Meyerson et al. 2025).
+
+>>> import maker
+>>> task = maker.load_task("hanoi", disks=3)
+>>> result = maker.run(task, maker.SimulatedBackend(task, error_rate=0.1), k=3)
+>>> result.solved, result.steps
+(True, 7)
+"""
+
+from maker.redflag import RedFlag, RedFlagReason
+from maker.task import NoParams, Task
+from maker.voting import VoteRace
+from maker.errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendHTTPError,
+    BackendResponseError,
+    BackendTimeout,
+    ConfigError,
+    JournalError,
+    MakerError,
+    StepError,
+    StepFailed,
+    TaskError,
+    TaskParameterError,
+)
+from maker.backends import Backend, Sample, SampleRequest, ScriptedBackend, SimulatedBackend
+from maker.config import RunConfig
+from maker.statistics import RunStatistics
+from maker.engine import RunResult, run, run_async
+from maker.loading import load_task, load_task_class, registered_tasks
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendConnectionError",
+    "BackendError",
+    "BackendHTTPError",
+    "BackendResponseError",
+    "BackendTimeout",
+    "ConfigError",
+    "JournalError",
+    "MakerError",
+    "NoParams",
+    "RedFlag",
+    "RedFlagReason",
+    "RunConfig",
+    "RunResult",
+    "RunStatistics",
+    "Sample",
+    "SampleRequest",
+    "ScriptedBackend",
+    "SimulatedBackend",
+    "StepError",
+    "StepFailed",
+    "Task",
+    "TaskError",
+    "TaskParameterError",
+    "VoteRace",
+    "load_task",
+    "load_task_class",
+    "registered_tasks",
+    "run",
+    "run_async",
+]

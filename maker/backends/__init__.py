@@ -1,0 +1,7 @@
+"""Backends: where samples come from. See ``maker.backends.base`` for the protocol."""
+
+from maker.backends.base import Backend, Sample, SampleRequest
+from maker.backends.scripted import ScriptedBackend
+from maker.backends.sim import SimulatedBackend
+
+__all__ = ["Backend", "Sample", "SampleRequest", "ScriptedBackend", "SimulatedBackend"]

@@ -1,0 +1,134 @@
+"""The simulated backend: a seeded, noisy microagent built on the task's oracle.
+
+SIMULATED: its replies are made up from the task's ground truth, so it measures the engine, not a
+model. Every summary and journal of a run that uses it says ``"simulated": true``.
+
+Each sample is, independently:
+- with probability ``malformed_rate``: a reply the task's parser must reject;
+- else with probability ``too_long_rate``: a rambling reply cut off at ``max_tokens``;
+- else with probability ``error_rate``: a plausible wrong answer (``Task.plausible_mistake``);
+- else the correct reply.
+A greedy request (temperature 0) is deterministic per prompt: the same prompt gets the same
+first sample, as with a real model.
+
+Correlated errors: a ``hard_fraction`` of prompts (chosen by hashing the prompt) are hard; on a
+hard prompt one specific wrong answer, the same for every sample, appears with probability
+``hard_error_rate``. This is the failure mode voting alone cannot fix.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from maker.backends.base import Backend, Sample, SampleRequest
+from maker.task import Task
+
+_CHARS_PER_TOKEN = 4  # a rough token count for made-up text; real backends report exact counts
+
+
+class SimulatedConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    error_rate: float = Field(0.01, ge=0.0, le=1.0, description="share of samples that are a plausible wrong answer")
+    malformed_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of samples the parser must reject")
+    too_long_rate: float = Field(0.0, ge=0.0, le=1.0, description="share of samples that ramble past max_tokens")
+    hard_fraction: float = Field(0.0, ge=0.0, le=1.0, description="share of prompts with a correlated error")
+    hard_error_rate: float = Field(0.5, ge=0.0, le=1.0, description="chance of the shared wrong answer on a hard prompt")
+    seed: int = 0
+
+
+class SimulatedBackend(Backend):
+    """A noisy oracle posing as a microagent (SIMULATED).
+
+    >>> from maker import load_task, run
+    >>> task = load_task("hanoi", disks=4)
+    >>> result = run(task, SimulatedBackend(task, error_rate=0.1, seed=1), k=3)
+    >>> result.solved, result.errors
+    (True, 0)
+    """
+
+    name = "sim"
+    simulated = True
+
+    def __init__(self, task: Task, **settings: Any) -> None:
+        if not task.has_oracle:
+            raise ValueError(f"the simulated backend needs a task with an oracle; {task.name!r} has none")
+        self.task = task
+        self.config = SimulatedConfig(**settings)
+        self._rng = random.Random(self.config.seed)
+        self._salt = self.config.seed & 0xFFFFFFFF
+        # The correct reply of the most recent prompt: all samples of a step share it.
+        self._last_prompt: str | None = None
+        self._last_truth: tuple[Any, str] | None = None
+        self._malformed = [
+            "I think the next move is disk 1 to peg 2.",
+            "move = [1, 0]\nnext_state = [[2], [], [1]]",
+            "move = [1, 0, 2]\nnext_state = [[2, 3], [",
+            "",
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "simulated": True, **self.config.model_dump()}
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        return self._sample(request)
+
+    async def sample_many(self, requests: Sequence[SampleRequest]) -> list[list[Sample]]:
+        return [self._sample(r) for r in requests]
+
+    def _truth(self, request: SampleRequest) -> tuple[Any, str]:
+        if request.prompt is not self._last_prompt:
+            candidate = self.task.oracle(request.state)
+            self._last_truth = (candidate, self.task.format_reply(request.state, candidate))
+            self._last_prompt = request.prompt
+        return self._last_truth  # type: ignore[return-value]
+
+    def _sample(self, request: SampleRequest) -> list[Sample]:
+        cfg = self.config
+        if request.temperature == 0.0:
+            # Greedy: one fixed draw per prompt, so repeated greedy calls agree.
+            rng = random.Random(zlib.crc32(request.prompt.encode()) ^ self._salt)
+        else:
+            rng = self._rng
+        hard = cfg.hard_fraction > 0.0 and self._is_hard(request.prompt)
+        out = []
+        for _ in range(request.n):
+            u = rng.random()
+            if u < cfg.malformed_rate:
+                out.append(self._reply(rng.choice(self._malformed)))
+                continue
+            u -= cfg.malformed_rate
+            if u < cfg.too_long_rate:
+                out.append(Sample("Let me think about this step by step. " * 200, request.max_tokens, "length"))
+                continue
+            if hard and rng.random() < cfg.hard_error_rate:
+                out.append(self._reply(self._shared_mistake(request)))
+                continue
+            candidate, text = self._truth(request)
+            if rng.random() < cfg.error_rate:
+                wrong = self.task.plausible_mistake(request.state, candidate, rng)
+                text = self.task.format_reply(request.state, wrong)
+            out.append(self._reply(text, request.max_tokens))
+        return out
+
+    @staticmethod
+    def _reply(text: str, max_tokens: int = 1 << 30) -> Sample:
+        tokens = len(text) // _CHARS_PER_TOKEN + 1
+        if tokens > max_tokens:
+            return Sample(text, max_tokens, "length")
+        return Sample(text, tokens, "stop")
+
+    def _is_hard(self, prompt: str) -> bool:
+        h = zlib.crc32(prompt.encode(), 0x9E3779B9 ^ self._salt)
+        return h / 0xFFFFFFFF < self.config.hard_fraction
+
+    def _shared_mistake(self, request: SampleRequest) -> str:
+        candidate, _ = self._truth(request)
+        rng = random.Random(zlib.crc32(request.prompt.encode(), 0x85EBCA6B ^ self._salt))
+        wrong = self.task.plausible_mistake(request.state, candidate, rng)
+        return self.task.format_reply(request.state, wrong)

@@ -1,0 +1,324 @@
+"""The engine: carries out a task step by step, each step decided by a vote of sampled replies.
+
+For one step: render the prompt, draw the first k samples at once (the first greedy, the rest at
+the run's temperature), discard red-flagged replies, vote, and keep drawing in rounds until the
+race is decided or the per-step cap is hit (``StepFailed``, never a silent "take the leader").
+Each round draws exactly the votes that could still decide the race, so no sample drawn is ever
+surplus. The oracle is consulted only after a step is committed, to count errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maker.backends.base import Backend, SampleRequest
+from maker.config import RunConfig, make_config
+from maker.errors import BackendResponseError, StepError, StepFailed
+from maker.journal import JournalContents, JournalWriter, check_compatible, read_journal
+from maker.redflag import RedFlag, RedFlagReason
+from maker.statistics import RunStatistics, StatsCounter
+from maker.task import Task
+from maker.voting import VoteRace
+
+ProgressCallback = Callable[[RunStatistics], None]
+_PROGRESS_EVERY = 0.1  # seconds between progress callbacks
+
+_TOO_LONG = RedFlagReason.TOO_LONG
+_TRUNCATED = RedFlagReason.TRUNCATED
+
+
+@dataclass(frozen=True, slots=True)
+class StepDecision:
+    """How one step was decided."""
+
+    candidate: Any
+    votes: list[int]  # the winner's votes first, then the others' in descending order
+    samples: int
+    rounds: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did: the summary the CLI prints is made from this."""
+
+    task: str
+    params: dict[str, Any]
+    backend: str
+    simulated: bool
+    config: RunConfig
+    solved: bool
+    final_state: Any
+    statistics: RunStatistics
+    resumed_steps: int = 0
+    journal: str | None = None
+    stopped_reason: str | None = None  # why an unsolved run stopped early, if it did
+
+    @property
+    def steps(self) -> int:
+        return self.statistics.steps
+
+    @property
+    def errors(self) -> int | None:
+        return self.statistics.errors
+
+    def summary(self) -> dict[str, Any]:
+        stats = self.statistics.to_json()
+        return {
+            "task": self.task,
+            "params": self.params,
+            "backend": self.backend,
+            "simulated": self.simulated,
+            "solved": self.solved,
+            "k": self.config.k,
+            "rule": self.config.rule,
+            **stats,
+            "resumed_steps": self.resumed_steps,
+            "journal": self.journal,
+            "stopped_reason": self.stopped_reason,
+        }
+
+
+class Engine:
+    """Decides and commits steps of one task with one backend under one config."""
+
+    def __init__(
+        self,
+        task: Task,
+        backend: Backend,
+        config: RunConfig,
+        *,
+        journal: JournalWriter | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.task = task
+        self.backend = backend
+        self.config = config
+        self.journal = journal
+        self.progress = progress
+        self.stats = StatsCounter(has_oracle=task.has_oracle and config.verify, has_check=task.has_check)
+        self._last_progress = 0.0
+        self._apply_checks = config.checks and task.has_check
+
+    def statistics(self) -> RunStatistics:
+        return self.stats.snapshot()
+
+    # --- one step -----------------------------------------------------------------------------
+    async def decide(self, state: Any, step: int) -> StepDecision:
+        """Sample, red-flag and vote until one candidate wins (or the cap is hit)."""
+        task, cfg, stats = self.task, self.config, self.stats
+        try:
+            prompt = task.prompt(state)
+        except Exception as exc:
+            raise StepError(f"task.prompt raised {type(exc).__name__}: {exc}", step=step, state=state) from exc
+        race = VoteRace(cfg.k, cfg.rule)
+        verdicts: dict[str, Any] = {}  # reply text -> candidate or RedFlagReason (parse is pure)
+        drawn = red = rounds = 0
+        seed = (cfg.seed * 1_000_003 + step * 131) & 0x7FFFFFFF
+        while True:
+            need = min(race.votes_needed(), cfg.max_samples_per_step - drawn)
+            if need <= 0:
+                raise StepFailed(step=step, samples=drawn, counts=race.counts, red_flags=red)
+            if drawn == 0 and cfg.first_temperature != cfg.temperature:
+                requests = [SampleRequest(prompt, 1, cfg.first_temperature, cfg.max_tokens, seed, state)]
+                if need > 1:
+                    requests.append(SampleRequest(prompt, need - 1, cfg.temperature, cfg.max_tokens, seed + 1, state))
+            else:
+                temp = cfg.first_temperature if drawn == 0 else cfg.temperature
+                requests = [SampleRequest(prompt, need, temp, cfg.max_tokens, seed + rounds + 1, state)]
+            rounds += 1
+            batches = await self.backend.sample_many(requests)
+            got = 0
+            for batch in batches:
+                for sample in batch:
+                    got += 1
+                    stats.tokens += sample.tokens
+                    if sample.finish_reason == "length":
+                        verdict: Any = _TRUNCATED
+                    elif sample.tokens > cfg.max_tokens:
+                        verdict = _TOO_LONG
+                    else:
+                        text = sample.text
+                        verdict = verdicts.get(text, verdicts)
+                        if verdict is verdicts:  # not seen this step: parse it
+                            verdict = verdicts[text] = self._judge(state, text, step)
+                    if verdict.__class__ is RedFlagReason:
+                        red += 1
+                        stats.flag(verdict)
+                        continue
+                    try:
+                        winner = race.add(verdict)
+                    except TypeError as exc:
+                        raise StepError(f"task.parse returned an unhashable candidate {verdict!r}", step=step, state=state) from exc
+                    if winner is not None:
+                        drawn += got
+                        stats.samples += got
+                        stats.valid_votes += race.votes
+                        votes = sorted(race.counts.values(), reverse=True)
+                        if votes[0] != race.counts[winner]:  # first-to-k: the winner need not lead alone
+                            votes.remove(race.counts[winner])
+                            votes.insert(0, race.counts[winner])
+                        return StepDecision(winner, votes, drawn, rounds)
+            if got == 0:
+                raise BackendResponseError(f"step {step}: backend {self.backend.name!r} returned no samples for {need} requested")
+            drawn += got
+            stats.samples += got
+
+    def _judge(self, state: Any, text: str, step: int) -> Any:
+        """A reply's candidate, or the RedFlagReason it is discarded for."""
+        try:
+            candidate = self.task.parse(state, text)
+            if self._apply_checks:
+                self.task.check(state, candidate)
+        except RedFlag as flag:
+            return flag.reason
+        except Exception as exc:
+            raise StepError(
+                f"task code raised {type(exc).__name__}: {exc} (it must raise maker.RedFlag to reject a reply; "
+                f"reply: {text[:200]!r})",
+                step=step,
+                state=state,
+            ) from exc
+        return candidate
+
+    # --- a chain of steps ---------------------------------------------------------------------
+    async def run_chain(self, state: Any, *, first_step: int = 0, max_steps: int | None = None, chain: int | None = None) -> tuple[Any, int]:
+        """Decide and commit steps from ``state`` until the task is done or ``max_steps`` steps
+        are committed. Returns the final state and the number of steps committed."""
+        task, stats, journal = self.task, self.stats, self.journal
+        verify = stats.has_oracle
+        post_check = task.has_check and not self._apply_checks
+        to_json = task.candidate_to_json
+        step = first_step
+        last = None if max_steps is None else first_step + max_steps
+        while step != last and not task.is_done(state):
+            decision = await self.decide(state, step)
+            winner = decision.candidate
+            if verify:
+                try:
+                    if task.oracle(state) != winner:
+                        stats.errors += 1
+                except Exception:  # the oracle has no answer for a state a wrong step led to
+                    stats.errors += 1
+            if post_check:
+                try:
+                    task.check(state, winner)
+                except RedFlag:
+                    stats.rule_violations += 1
+            try:
+                state = task.apply(state, winner)
+            except Exception as exc:
+                raise StepError(f"task.apply raised {type(exc).__name__}: {exc} for candidate {winner!r}", step=step, state=state) from exc
+            if journal is not None:
+                journal.append(step, to_json(winner), decision.votes, decision.samples, decision.rounds, chain)
+            step += 1
+            stats.steps += 1
+            votes = sum(decision.votes)
+            stats.votes_per_step[votes] += 1
+            stats.rounds_per_step[decision.rounds] += 1
+            if votes > stats.max_votes:
+                stats.max_votes, stats.max_votes_step = votes, step - 1
+            if self.progress is not None:
+                now = time.perf_counter()
+                if now - self._last_progress >= _PROGRESS_EVERY:
+                    self._last_progress = now
+                    self.progress(stats.snapshot())
+        return state, step - first_step
+
+
+def _journal_header(task: Task, backend: Backend, config: RunConfig) -> dict[str, Any]:
+    return {**task.describe(), "config": config.model_dump(mode="json"), "backend": backend.describe()}
+
+
+def _replay(task: Task, contents: JournalContents, engine: Engine) -> tuple[Any, int]:
+    """Rebuild the state and counters of a journalled run without drawing any sample."""
+    state = task.initial_state()
+    stats = engine.stats
+    for expected_step, record in enumerate(contents.records):
+        if record.get("chain") is not None or record["step"] != expected_step:
+            raise StepError(f"journal record {expected_step + 1} is step {record['step']}, expected {expected_step}", step=expected_step)
+        winner = task.candidate_from_json(record["candidate"])
+        if stats.has_oracle:
+            try:
+                stats.errors += task.oracle(state) != winner
+            except Exception:
+                stats.errors += 1
+        state = task.apply(state, winner)
+        votes = sum(record.get("votes", ()))
+        stats.steps += 1
+        stats.samples += record.get("samples", 0)
+        stats.valid_votes += votes
+        stats.votes_per_step[votes] += 1
+        stats.rounds_per_step[record.get("rounds", 1)] += 1
+        if votes > stats.max_votes:
+            stats.max_votes, stats.max_votes_step = votes, expected_step
+    return state, len(contents.records)
+
+
+async def run_async(
+    task: Task,
+    backend: Backend,
+    *,
+    journal: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    max_steps: int | None = None,
+    **settings: Any,
+) -> RunResult:
+    """Carry out ``task`` with ``backend``; see ``run``."""
+    config = settings.pop("config", None) or make_config(**settings)
+    header = _journal_header(task, backend, config)
+    contents = None
+    if journal is not None and Path(journal).exists() and Path(journal).stat().st_size > 0:
+        contents = read_journal(journal)
+        check_compatible(contents.header, header, journal)
+    writer = JournalWriter(journal, header, resume_from=contents) if journal is not None else None
+    engine = Engine(task, backend, config, journal=writer, progress=progress)
+    state, resumed = (task.initial_state(), 0) if contents is None else _replay(task, contents, engine)
+    engine.stats.started = time.perf_counter()
+    limit = max_steps if max_steps is not None else task.total_steps()
+    stopped = None
+    try:
+        remaining = None if limit is None else max(0, limit - resumed)
+        state, _ = await engine.run_chain(state, first_step=resumed, max_steps=remaining)
+    finally:
+        if writer is not None:
+            writer.close()
+    stats = engine.statistics()
+    done = task.is_done(state)
+    if not done:
+        stopped = f"stopped after {stats.steps} steps (the step limit) without finishing"
+    solved = done and not stats.rule_violations
+    if progress is not None:
+        progress(stats)
+    return RunResult(
+        task=task.name,
+        params=task.describe()["params"],
+        backend=backend.name,
+        simulated=backend.simulated,
+        config=config,
+        solved=solved,
+        final_state=state,
+        statistics=stats,
+        resumed_steps=resumed,
+        journal=None if journal is None else str(journal),
+        stopped_reason=stopped,
+    )
+
+
+def run(task: Task, backend: Backend, **settings: Any) -> RunResult:
+    """Carry out ``task`` with ``backend``, voting on every step.
+
+    Settings are those of ``RunConfig`` (k, rule, temperature, first_temperature, max_tokens,
+    max_samples_per_step, checks, verify, seed) plus ``journal`` (a path to write and resume
+    from), ``progress`` (called with statistics about ten times a second) and ``max_steps``.
+
+    >>> from maker import load_task, SimulatedBackend
+    >>> task = load_task("hanoi", disks=5)
+    >>> run(task, SimulatedBackend(task, error_rate=0.05), k=3).solved
+    True
+    """
+    return asyncio.run(run_async(task, backend, **settings))

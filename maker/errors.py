@@ -1,0 +1,96 @@
+"""The exceptions maker raises, as one tree.
+
+    MakerError
+    ├── TaskError                 a task's code or parameters misbehaved
+    │   ├── TaskParameterError    a task parameter failed validation (names the parameter)
+    │   └── StepError             task code raised, or a candidate could not be applied
+    ├── StepFailed                a step hit its sample cap without a decision
+    ├── BackendError              a backend could not produce samples
+    │   ├── BackendTimeout
+    │   ├── BackendConnectionError
+    │   ├── BackendHTTPError      (status code kept)
+    │   └── BackendResponseError  the server answered with something unusable
+    ├── JournalError              a journal is unreadable, foreign or corrupt
+    └── ConfigError               a run setting is invalid
+
+Third-party exceptions are translated at the boundary (``raise BackendTimeout(...) from exc``), so
+callers only ever need to catch ``MakerError`` subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class MakerError(Exception):
+    """Base class of every error maker raises on purpose."""
+
+
+class ConfigError(MakerError, ValueError):
+    """A run setting is invalid (k < 1, an unknown rule, a negative cap, ...)."""
+
+
+class TaskError(MakerError):
+    """A task's code or parameters misbehaved."""
+
+
+class TaskParameterError(TaskError, ValueError):
+    """A task parameter failed validation; the message names the parameter."""
+
+
+class StepError(TaskError):
+    """Task code raised while handling a step, or the winning candidate could not be applied."""
+
+    def __init__(self, message: str, *, step: int, state: Any = None) -> None:
+        super().__init__(f"step {step}: {message} (state: {_short(state)})")
+        self.step = step
+        self.state = state
+
+
+class StepFailed(MakerError):
+    """A step drew its maximum number of samples without any candidate winning the vote."""
+
+    def __init__(self, *, step: int, samples: int, counts: Mapping[Any, int], red_flags: int) -> None:
+        shown = ", ".join(f"{_short(c)}: {n}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
+        super().__init__(
+            f"step {step}: no decision after {samples} samples (the per-step cap); "
+            f"{red_flags} red-flagged; vote counts: {{{shown or 'none'}}}"
+        )
+        self.step = step
+        self.samples = samples
+        self.counts = dict(counts)
+        self.red_flags = red_flags
+
+
+class BackendError(MakerError):
+    """A backend could not produce samples."""
+
+
+class BackendTimeout(BackendError):
+    """The backend did not answer in time."""
+
+
+class BackendConnectionError(BackendError):
+    """The connection to the backend failed or was reset."""
+
+
+class BackendHTTPError(BackendError):
+    """The server answered with an HTTP error status."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BackendResponseError(BackendError):
+    """The server answered, but with something that is not a usable completion."""
+
+
+class JournalError(MakerError):
+    """A journal could not be used: unreadable, written by another task or settings, or corrupt."""
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,127 @@
+"""The journal: an append-only JSON Lines record of a run, from which it can resume.
+
+Line 1 is a header (task, parameters, run settings, backend); every later line is one decided
+step: ``{"step": i, "candidate": ..., "votes": [winner, others...], "samples": n, "rounds": r}``
+(plus ``"chain"`` in multi-chain plans). Each step is handed to the operating system with one
+``write`` before the next step starts, so a killed process loses nothing it decided. A torn last
+line (the process died mid-write) is detected on reading and cut off.
+
+Secrets never reach it: the header holds ``Backend.describe()``, which lists no keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from maker.errors import JournalError
+
+FORMAT_VERSION = 1
+# Settings that must match for a journal to be resumed: anything that changes what is decided.
+_MUST_MATCH = ("task", "params", "config")
+
+
+@dataclass(frozen=True)
+class JournalContents:
+    header: dict[str, Any]
+    records: list[dict[str, Any]]
+    valid_bytes: int  # length of the intact prefix; anything after it is a torn tail
+    torn_tail: bool
+
+
+def read_journal(path: str | os.PathLike[str]) -> JournalContents:
+    """Read a journal, stopping at (and reporting) a torn or corrupt last line."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise JournalError(f"cannot read journal {str(path)!r}: {exc.strerror or exc}") from None
+    records: list[dict[str, Any]] = []
+    header: dict[str, Any] | None = None
+    offset = 0
+    *lines, tail = data.split(b"\n")
+    torn = tail != b""  # text after the final newline: a write that never finished
+    for number, raw in enumerate(lines, 1):
+        try:
+            obj = json.loads(raw)
+            if not isinstance(obj, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            raise JournalError(f"journal {str(path)!r} line {number} is corrupt: {raw[:80]!r}") from None
+        if header is None:
+            if obj.get("maker_journal") != FORMAT_VERSION:
+                raise JournalError(f"{str(path)!r} is not a maker journal (version {FORMAT_VERSION}): line 1 has no header")
+            header = obj
+        else:
+            if not isinstance(obj.get("step"), int) or "candidate" not in obj:
+                raise JournalError(f"journal {str(path)!r} line {number} is not a step record: {raw[:80]!r}")
+            records.append(obj)
+        offset += len(raw) + 1
+    if header is None:
+        raise JournalError(f"journal {str(path)!r} is empty or has no complete header")
+    return JournalContents(header, records, offset, torn)
+
+
+def check_compatible(header: dict[str, Any], expected: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Refuse to resume a journal written by another task or with other settings."""
+    for key in _MUST_MATCH:
+        if header.get(key) != expected.get(key):
+            raise JournalError(
+                f"journal {str(path)!r} was written with a different {key}: "
+                f"{json.dumps(header.get(key), sort_keys=True)} (journal) vs "
+                f"{json.dumps(expected.get(key), sort_keys=True)} (this run); use another journal file"
+            )
+
+
+class JournalWriter:
+    """Appends step records with one unbuffered write each."""
+
+    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], *, resume_from: JournalContents | None = None) -> None:
+        self.path = Path(path)
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        try:
+            self._fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            raise JournalError(f"cannot open journal {str(self.path)!r}: {exc.strerror or exc}") from None
+        if resume_from is None:
+            os.ftruncate(self._fd, 0)
+            self._write_line(json.dumps({"maker_journal": FORMAT_VERSION, **header}, sort_keys=True))
+        else:
+            os.ftruncate(self._fd, resume_from.valid_bytes)  # cut a torn tail
+            os.lseek(self._fd, resume_from.valid_bytes, os.SEEK_SET)
+        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+    def _write_line(self, line: str) -> None:
+        data = (line + "\n").encode()
+        while data:
+            written = os.write(self._fd, data)
+            data = data[written:]
+
+    def append(self, step: int, candidate_json: Any, votes: list[int], samples: int, rounds: int, chain: int | None = None) -> None:
+        chain_part = "" if chain is None else f'"chain":{chain},'
+        self._write_line(
+            f'{{{chain_part}"step":{step},"candidate":{self._dumps(candidate_json)},'
+            f'"votes":{self._dumps(votes)},"samples":{samples},"rounds":{rounds}}}'
+        )
+
+    def sync(self) -> None:
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+
+
+def iter_candidates(contents: JournalContents, chain: int | None = None) -> Iterator[tuple[int, Any]]:
+    """(step, candidate JSON) of every record of ``chain`` (None: records without a chain)."""
+    for rec in contents.records:
+        if rec.get("chain") == chain:
+            yield rec["step"], rec["candidate"]

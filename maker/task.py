@@ -1,0 +1,141 @@
+"""The Task protocol: what a user writes to have maker carry out a long process.
+
+A task is a handful of plain (non-async) methods. The candidate ``parse`` returns is the vote
+key, so it must be hashable and canonical: two replies that mean the same thing must parse to
+equal candidates.
+
+Required: ``initial_state``, ``prompt``, ``parse``, ``apply``, ``is_done``.
+Optional: ``check`` (answer-free validity rules), ``oracle`` (ground truth: only for the simulated
+backend, estimation and after-the-fact verification, never voting), ``total_steps``,
+``format_reply`` and ``plausible_mistake`` (let the simulated backend impersonate a model),
+``candidate_to_json`` / ``candidate_from_json`` (journal form).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Hashable
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from maker.errors import TaskParameterError
+
+
+class NoParams(BaseModel):
+    """Parameters of a task that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Task:
+    """Base class for tasks. Subclass it, set ``name`` and ``Params``, and fill in the methods.
+
+    >>> from pydantic import BaseModel
+    >>> class Countdown(Task):
+    ...     name = "countdown"
+    ...     class Params(BaseModel):
+    ...         start: int = 3
+    ...     def initial_state(self): return self.params.start
+    ...     def prompt(self, state): return f"What is {state} minus one? Answer with a number."
+    ...     def parse(self, state, reply):
+    ...         if not reply.strip().lstrip("-").isdigit(): raise RedFlag("not a number")
+    ...         return int(reply)
+    ...     def apply(self, state, candidate): return candidate
+    ...     def is_done(self, state): return state == 0
+    >>> Countdown(start=2).initial_state()
+    2
+    """
+
+    #: the name used in summaries and journals
+    name: ClassVar[str] = "task"
+    #: pydantic model of the task's parameters; a subclass sets its own
+    Params: ClassVar[type[BaseModel]] = NoParams
+
+    def __init__(self, **params: Any) -> None:
+        self.params = validate_params(self.Params, params, task=self.name)
+
+    # --- required -----------------------------------------------------------------------------
+    def initial_state(self) -> Any:
+        raise NotImplementedError
+
+    def prompt(self, state: Any) -> str:
+        raise NotImplementedError
+
+    def parse(self, state: Any, reply: str) -> Hashable:
+        """Return the canonical candidate in ``reply``, or raise ``RedFlag``. Never repair."""
+        raise NotImplementedError
+
+    def apply(self, state: Any, candidate: Any) -> Any:
+        raise NotImplementedError
+
+    def is_done(self, state: Any) -> bool:
+        raise NotImplementedError
+
+    # --- optional -----------------------------------------------------------------------------
+    #: tasks that implement ``check`` set this to True
+    has_check: ClassVar[bool] = False
+
+    def check(self, state: Any, candidate: Any) -> None:
+        """Answer-free validity rules: raise ``RedFlag(..., RedFlagReason.INVALID)`` on a breach.
+
+        Uses only the task's rules, never the oracle; the engine may apply it as a red flag.
+        """
+
+    def oracle(self, state: Any) -> Any:
+        """The correct candidate for ``state``. Never used by voting or red flags."""
+        raise NotImplementedError(f"task {self.name!r} has no oracle")
+
+    @property
+    def has_oracle(self) -> bool:
+        return type(self).oracle is not Task.oracle
+
+    def total_steps(self) -> int | None:
+        """Number of steps of a correct run, when known in advance."""
+        return None
+
+    def format_reply(self, state: Any, candidate: Any) -> str:
+        """The reply a perfect model would write for ``candidate`` (simulation, training data)."""
+        raise NotImplementedError(f"task {self.name!r} cannot format replies")
+
+    def plausible_mistake(self, state: Any, candidate: Any, rng: random.Random) -> Any:
+        """A wrong but well-formed candidate, of the kind a model would produce (simulation)."""
+        raise NotImplementedError(f"task {self.name!r} cannot make up mistakes")
+
+    def candidate_to_json(self, candidate: Any) -> Any:
+        return _jsonable(candidate)
+
+    def candidate_from_json(self, data: Any) -> Any:
+        return _hashable(data)
+
+    def describe(self) -> dict[str, Any]:
+        return {"task": self.name, "params": self.params.model_dump(mode="json")}
+
+
+def validate_params(model: type[BaseModel], params: dict[str, Any], *, task: str) -> BaseModel:
+    """Validate ``params`` against ``model``; errors name each offending parameter."""
+    try:
+        return model(**params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'.'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}"
+            + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
+            for err in exc.errors()
+        )
+        raise TaskParameterError(f"invalid parameters for task {task!r}: {problems}") from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    return value

@@ -1,0 +1,292 @@
+"""Towers of Hanoi as MAKER ran it: one agent call per move, the paper's format and red flags.
+
+A state is the three pegs (each listed bottom to top), the previous move and the direction disk
+1 cycles in. A candidate is the pair (move, next_pegs), compared exactly, as in the paper.
+
+Two prompt renderings: ``"paper"`` (full instructions, for general LLMs) and ``"compact"`` (the
+minimal context our own small model was trained on). Both ask for the same reply format, read
+by the same red-flag parser.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from maker import RedFlag, RedFlagReason, Task
+
+Pegs = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+Move = tuple[int, int, int]  # (disk, from_peg, to_peg)
+Candidate = tuple[Move, Pegs]
+
+
+class HanoiState(NamedTuple):
+    pegs: Pegs
+    previous: Move | None  # None before the first move
+    cycle: int  # 1: disk 1 moves 0 -> 1 -> 2 -> 0 (clockwise); 2: 0 -> 2 -> 1 -> 0
+
+
+class HanoiParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    disks: int = Field(20, ge=1, le=64, description="number of disks")
+    source: int = Field(0, ge=0, le=2, description="peg the tower starts on")
+    target: int = Field(2, ge=0, le=2, description="peg the tower must end on")
+    prompt_style: Literal["paper", "compact"] = Field(
+        "paper", description="'paper': full instructions for general LLMs; 'compact': our small model's"
+    )
+
+    @model_validator(mode="after")
+    def _distinct_pegs(self) -> HanoiParams:
+        if self.source == self.target:
+            raise ValueError(f"source and target must differ (both are {self.source})")
+        return self
+
+
+def disk1_cycle(disks: int, source: int, target: int) -> int:
+    """Direction disk 1 cycles in when moving ``disks`` disks from ``source`` to ``target``.
+
+    With an odd count disk 1's first move goes straight to the target; with an even count it goes
+    to the spare peg first.
+    """
+    direct = (target - source) % 3
+    return direct if disks % 2 == 1 else 3 - direct
+
+
+def apply_move(pegs: Pegs, move: Move) -> Pegs:
+    """Pegs after ``move``; raises ValueError if the move is illegal."""
+    disk, src, dst = move
+    if not (0 <= src <= 2 and 0 <= dst <= 2) or src == dst:
+        raise ValueError(f"move {list(move)} names bad pegs")
+    from_peg, to_peg = pegs[src], pegs[dst]
+    if not from_peg or from_peg[-1] != disk:
+        raise ValueError(f"disk {disk} is not on top of peg {src}")
+    if to_peg and to_peg[-1] < disk:
+        raise ValueError(f"disk {disk} cannot go on disk {to_peg[-1]}")
+    new = list(pegs)
+    new[src] = from_peg[:-1]
+    new[dst] = to_peg + (disk,)
+    return (new[0], new[1], new[2])
+
+
+def strategy_move(state: HanoiState) -> Move:
+    """The paper's strategy: disk 1 moves one peg in its direction unless it just moved;
+    otherwise the only legal move that leaves disk 1 alone."""
+    pegs = state.pegs
+    one = next(i for i in range(3) if pegs[i] and pegs[i][-1] == 1)
+    if state.previous is None or state.previous[0] != 1:
+        return (1, one, (one + state.cycle) % 3)
+    a, b = (one + 1) % 3, (one + 2) % 3
+    top_a = pegs[a][-1] if pegs[a] else None
+    top_b = pegs[b][-1] if pegs[b] else None
+    if top_a is None and top_b is None:
+        raise ValueError("no legal move besides disk 1: the tower is complete")
+    if top_b is None or (top_a is not None and top_a < top_b):
+        return (top_a, a, b)  # type: ignore[return-value]
+    return (top_b, b, a)
+
+
+# The paper's red-flag parser: last `move = [a, b, c]` and last `next_state = [[..], [..], [..]]`.
+_MOVE = re.compile(r"(?is)\bmove\b\s*=\s*\[([^\[\]]*)\]")
+_STATE = re.compile(r"(?is)\bnext_state\b\s*=\s*\[\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*\]")
+
+
+def _ints(text: str, what: str) -> tuple[int, ...]:
+    text = text.strip()
+    if not text:
+        return ()
+    if text.endswith(","):  # a Python list literal may end with a comma
+        text = text[:-1]
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise RedFlag(f"{what} holds something other than integers: [{text}]") from None
+
+
+def parse_reply(reply: str, disks: int) -> Candidate:
+    """Parse a reply into (move, next_pegs) or raise RedFlag; legality is NOT checked here."""
+    moves = _MOVE.findall(reply)
+    if not moves:
+        raise RedFlag("no 'move = [...]' found")
+    states = _STATE.findall(reply)
+    if not states:
+        raise RedFlag("no 'next_state = [[...], [...], [...]]' found")
+    move = _ints(moves[-1], "move")
+    if len(move) != 3:
+        raise RedFlag(f"move must be exactly three integers, got {len(move)}")
+    p0, p1, p2 = (_ints(peg, "next_state") for peg in states[-1])
+    if sorted(p0 + p1 + p2) != list(range(1, disks + 1)):
+        raise RedFlag(f"next_state must hold each disk 1..{disks} exactly once")
+    return move, (p0, p1, p2)  # type: ignore[return-value]
+
+
+def format_reply(move: Move, pegs: Pegs) -> str:
+    return f"move = {list(move)}\nnext_state = {[list(p) for p in pegs]}"
+
+
+_CYCLE_WORDS = {1: "clockwise (0 -> 1 -> 2 -> 0)", 2: "counterclockwise (0 -> 2 -> 1 -> 0)"}
+
+PAPER_PROMPT = """You are solving the Towers of Hanoi puzzle with {disks} disks, numbered 1 (smallest) \
+to {disks} (largest), on 3 pegs numbered 0, 1 and 2. A state lists each peg's disks from bottom to top.
+
+Rules:
+- Move one disk at a time, taking the top disk of one peg and placing it on top of another peg.
+- Never place a larger disk on a smaller disk.
+
+Strategy (follow it exactly):
+- If the previous move did not move disk 1, move disk 1 one peg {cycle}.
+- Otherwise, make the only legal move that does not move disk 1.
+
+Previous move: {previous}
+Current state: {state}
+
+Give the next move and the state after it, in exactly this form, and nothing after it:
+move = [disk, from_peg, to_peg]
+next_state = [[...], [...], [...]]
+"""
+
+
+class HanoiTask(Task):
+    """Move a tower of ``disks`` disks from ``source`` to ``target``, one voted move per step.
+
+    >>> task = HanoiTask(disks=3)
+    >>> state = task.initial_state()
+    >>> task.oracle(state)
+    ((1, 0, 2), ((3, 2), (), (1,)))
+    """
+
+    name = "hanoi"
+    Params = HanoiParams
+    has_check = True
+    params: HanoiParams
+
+    def __init__(self, **params: object) -> None:
+        super().__init__(**params)
+        p = self.params
+        self.disks = p.disks
+        self._compact = p.prompt_style == "compact"
+        self._paper_head = PAPER_PROMPT.split("Previous move:")[0].format(
+            disks=p.disks, cycle=_CYCLE_WORDS[disk1_cycle(p.disks, p.source, p.target)]
+        )
+
+    # --- the Task protocol --------------------------------------------------------------------
+    def initial_state(self) -> HanoiState:
+        p = self.params
+        pegs: list[tuple[int, ...]] = [(), (), ()]
+        pegs[p.source] = tuple(range(p.disks, 0, -1))
+        return HanoiState((pegs[0], pegs[1], pegs[2]), None, disk1_cycle(p.disks, p.source, p.target))
+
+    def prompt(self, state: HanoiState) -> str:
+        if self._compact:
+            return compact_prompt(state)
+        previous = "none" if state.previous is None else str(list(state.previous))
+        pegs = str([list(p) for p in state.pegs])
+        if state.cycle == disk1_cycle(self.disks, self.params.source, self.params.target):
+            head = self._paper_head
+        else:  # a sub-tower chain from the planner, whose disk 1 cycles the other way
+            head = PAPER_PROMPT.split("Previous move:")[0].format(disks=self.disks, cycle=_CYCLE_WORDS[state.cycle])
+        return f"{head}Previous move: {previous}\nCurrent state: {pegs}\n\n{_PAPER_TAIL}"
+
+    def parse(self, state: HanoiState, reply: str) -> Candidate:
+        return parse_reply(reply, self.disks)
+
+    def apply(self, state: HanoiState, candidate: Candidate) -> HanoiState:
+        move, pegs = candidate
+        return HanoiState(pegs, move, state.cycle)
+
+    def is_done(self, state: HanoiState) -> bool:
+        return len(state.pegs[self.params.target]) == self.disks
+
+    # --- optional hooks -----------------------------------------------------------------------
+    def check(self, state: HanoiState, candidate: Candidate) -> None:
+        """Answer-free rules: the move is legal here and next_state is exactly that move applied."""
+        move, pegs = candidate
+        try:
+            expected = apply_move(state.pegs, move)
+        except ValueError as exc:
+            raise RedFlag(f"illegal move {list(move)}: {exc}", RedFlagReason.INVALID) from None
+        if expected != pegs:
+            raise RedFlag(f"next_state is not move {list(move)} applied", RedFlagReason.INVALID)
+
+    def oracle(self, state: HanoiState) -> Candidate:
+        move = strategy_move(state)
+        return move, apply_move(state.pegs, move)
+
+    def total_steps(self) -> int:
+        return 2**self.disks - 1
+
+    def format_reply(self, state: HanoiState, candidate: Candidate) -> str:
+        return format_reply(*candidate)
+
+    def plausible_mistake(self, state: HanoiState, candidate: Candidate, rng: random.Random) -> Candidate:
+        """Either another move with its (consistent) state, or the right move with a corrupted state."""
+        move, pegs = candidate
+        if rng.random() < 0.5:
+            others = [m for m in legal_moves(state.pegs) if m != move]
+            if others:
+                wrong = rng.choice(others)
+                return wrong, apply_move(state.pegs, wrong)
+        return move, _corrupt(pegs, rng)
+
+    def candidate_to_json(self, candidate: Candidate) -> dict[str, object]:
+        move, pegs = candidate
+        return {"move": list(move), "next_state": [list(p) for p in pegs]}
+
+    def candidate_from_json(self, data: dict[str, list]) -> Candidate:  # type: ignore[override]
+        move = tuple(data["move"])
+        pegs = tuple(tuple(p) for p in data["next_state"])
+        return move, pegs  # type: ignore[return-value]
+
+
+_PAPER_TAIL = PAPER_PROMPT.split("Current state: {state}\n\n")[1]
+
+
+def compact_prompt(state: HanoiState) -> str:
+    """The minimal context our small model reads: disk 1's direction, previous move, state."""
+    previous = "none" if state.previous is None else str(list(state.previous))
+    return f"{'cw' if state.cycle == 1 else 'ccw'} prev = {previous} state = {[list(p) for p in state.pegs]}\n"
+
+
+def legal_moves(pegs: Pegs) -> list[Move]:
+    moves = []
+    for src in range(3):
+        if not pegs[src]:
+            continue
+        disk = pegs[src][-1]
+        for dst in range(3):
+            if dst != src and (not pegs[dst] or pegs[dst][-1] > disk):
+                moves.append((disk, src, dst))
+    return moves
+
+
+def _corrupt(pegs: Pegs, rng: random.Random) -> Pegs:
+    """Move one disk of ``pegs`` to another peg's top (each disk still appears exactly once)."""
+    filled = [i for i in range(3) if pegs[i]]
+    src = rng.choice(filled)
+    pos = rng.randrange(len(pegs[src]))
+    dst = rng.choice([i for i in range(3) if i != src])
+    new = [list(p) for p in pegs]
+    disk = new[src].pop(pos)
+    new[dst].append(disk)
+    return (tuple(new[0]), tuple(new[1]), tuple(new[2]))
+
+
+def replay(disks: int, moves: Iterable[Move], *, source: int = 0, target: int = 2) -> int:
+    """Replay ``moves`` from the start; raise ValueError at the first illegal move or if the tower
+    does not end complete on ``target``. Returns the number of moves replayed."""
+    pegs: list[tuple[int, ...]] = [(), (), ()]
+    pegs[source] = tuple(range(disks, 0, -1))
+    state: Pegs = (pegs[0], pegs[1], pegs[2])
+    count = 0
+    for count, move in enumerate(moves, 1):
+        try:
+            state = apply_move(state, tuple(move))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(f"move {count} {list(move)} is illegal: {exc}") from None
+    if len(state[target]) != disks:
+        raise ValueError(f"after {count} moves the tower is not complete on peg {target}: {[list(p) for p in state]}")
+    return count
