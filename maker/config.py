@@ -41,6 +41,8 @@ def make_config(**settings: object) -> RunConfig:
         return RunConfig(**settings)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            + (f" (got {err['input']!r})" if err["type"] != "missing" and err["loc"] else "")
+            for err in exc.errors()
         )
         raise ConfigError(f"invalid run settings: {problems}") from None

@@ -18,7 +18,7 @@ from typing import Any
 
 from maker.backends.base import Backend, SampleRequest
 from maker.config import RunConfig, make_config
-from maker.errors import BackendResponseError, StepError, StepFailed
+from maker.errors import BackendResponseError, MakerError, StepError, StepFailed
 from maker.journal import JournalContents, JournalWriter, check_compatible, read_journal
 from maker.redflag import RedFlag, RedFlagReason
 from maker.statistics import RunStatistics, StatsCounter
@@ -192,7 +192,7 @@ class Engine:
         task, stats, journal = self.task, self.stats, self.journal
         verify = stats.has_oracle
         post_check = task.has_check and not self._apply_checks
-        to_json = task.candidate_to_json
+        encode = task.encode_candidate
         step = first_step
         last = None if max_steps is None else first_step + max_steps
         while step != last and not task.is_done(state):
@@ -214,7 +214,7 @@ class Engine:
             except Exception as exc:
                 raise StepError(f"task.apply raised {type(exc).__name__}: {exc} for candidate {winner!r}", step=step, state=state) from exc
             if journal is not None:
-                journal.append(step, to_json(winner), decision.votes, decision.samples, decision.rounds, chain)
+                journal.append(step, encode(winner), decision.votes, decision.samples, decision.rounds, chain)
             step += 1
             stats.steps += 1
             votes = sum(decision.votes)
@@ -284,6 +284,9 @@ async def run_async(
     try:
         remaining = None if limit is None else max(0, limit - resumed)
         state, _ = await engine.run_chain(state, first_step=resumed, max_steps=remaining)
+    except MakerError as exc:
+        exc.statistics = engine.statistics()  # type: ignore[attr-defined]  # what was done before it failed
+        raise
     finally:
         if writer is not None:
             writer.close()

@@ -24,7 +24,12 @@ from typing import Any
 
 
 class MakerError(Exception):
-    """Base class of every error maker raises on purpose."""
+    """Base class of every error maker raises on purpose.
+
+    An error that ends a run carries ``statistics``: the run's counters when it stopped.
+    """
+
+    statistics: Any = None
 
 
 class ConfigError(MakerError, ValueError):

@@ -93,19 +93,22 @@ class JournalWriter:
         else:
             os.ftruncate(self._fd, resume_from.valid_bytes)  # cut a torn tail
             os.lseek(self._fd, resume_from.valid_bytes, os.SEEK_SET)
-        self._dumps = json.JSONEncoder(separators=(",", ":")).encode
 
     def _write_line(self, line: str) -> None:
-        data = (line + "\n").encode()
+        self._write((line + "\n").encode())
+
+    def _write(self, data: bytes) -> None:
+        # One write() per record: once it returns, the record survives the process being killed.
         while data:
             written = os.write(self._fd, data)
             data = data[written:]
 
-    def append(self, step: int, candidate_json: Any, votes: list[int], samples: int, rounds: int, chain: int | None = None) -> None:
+    def append(self, step: int, candidate_text: str, votes: list[int], samples: int, rounds: int, chain: int | None = None) -> None:
+        """Commit one decided step. ``candidate_text`` is the candidate's JSON (Task.encode_candidate)."""
         chain_part = "" if chain is None else f'"chain":{chain},'
-        self._write_line(
-            f'{{{chain_part}"step":{step},"candidate":{self._dumps(candidate_json)},'
-            f'"votes":{self._dumps(votes)},"samples":{samples},"rounds":{rounds}}}'
+        # str() of a list of ints is valid JSON and much cheaper than json.dumps.
+        self._write(
+            f'{{{chain_part}"step":{step},"candidate":{candidate_text},"votes":{votes},"samples":{samples},"rounds":{rounds}}}\n'.encode()
         )
 
     def sync(self) -> None:

@@ -68,7 +68,9 @@ def load_task(spec: str, **params: Any) -> Task:
     >>> task.total_steps()
     7
     """
-    return load_task_class(spec)(**params)
+    task = load_task_class(spec)(**params)
+    task.spec = spec  # recorded in journals, so `maker verify` can rebuild the task
+    return task
 
 
 def _import_file(path: Path) -> Any:

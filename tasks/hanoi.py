@@ -10,6 +10,7 @@ by the same red-flag parser.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Iterable
@@ -77,7 +78,9 @@ def strategy_move(state: HanoiState) -> Move:
     """The paper's strategy: disk 1 moves one peg in its direction unless it just moved;
     otherwise the only legal move that leaves disk 1 alone."""
     pegs = state.pegs
-    one = next(i for i in range(3) if pegs[i] and pegs[i][-1] == 1)
+    one = next((i for i in range(3) if pegs[i] and pegs[i][-1] == 1), None)
+    if one is None:
+        raise ValueError("disk 1 is not on top of any peg")
     if state.previous is None or state.previous[0] != 1:
         return (1, one, (one + state.cycle) % 3)
     a, b = (one + 1) % 3, (one + 2) % 3
@@ -90,9 +93,43 @@ def strategy_move(state: HanoiState) -> Move:
     return (top_b, b, a)
 
 
-# The paper's red-flag parser: last `move = [a, b, c]` and last `next_state = [[..], [..], [..]]`.
-_MOVE = re.compile(r"(?is)\bmove\b\s*=\s*\[([^\[\]]*)\]")
-_STATE = re.compile(r"(?is)\bnext_state\b\s*=\s*\[\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*\]")
+# The paper's red-flag parser: last `move = [a, b, c]` and last `next_state = [[..], [..], [..]]`,
+# case-insensitive, with a word boundary before the key. The patterns run on the lower-cased reply
+# (cheaper than (?i)) and the boundary is checked by hand (a leading \b defeats regex prefix scans).
+_MOVE = re.compile(r"move\s*=\s*\[([^\[\]]*)\]")
+_STATE = re.compile(r"next_state\s*=\s*\[\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*\]")
+_PEG_CACHE: dict[str, tuple[int, ...]] = {}  # peg text -> disks: most pegs repeat from step to step
+
+
+def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    last = None
+    for match in pattern.finditer(text):
+        start = match.start()
+        if start == 0 or not (text[start - 1].isalnum() or text[start - 1] == "_"):
+            last = match
+    return last
+
+
+def _peg(text: str) -> tuple[int, ...]:
+    disks = _PEG_CACHE.get(text)
+    if disks is None:
+        disks = _ints(text, "next_state")
+        if len(_PEG_CACHE) >= 4096:
+            _PEG_CACHE.clear()
+        _PEG_CACHE[text] = disks
+    return disks
+
+
+_PEG_JSON: dict[tuple[int, ...], str] = {}
+
+
+def _peg_json(peg: tuple[int, ...]) -> str:
+    text = _PEG_JSON.get(peg)
+    if text is None:
+        if len(_PEG_JSON) >= 4096:
+            _PEG_JSON.clear()
+        text = _PEG_JSON[peg] = str(list(peg))
+    return text
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
@@ -102,26 +139,32 @@ def _ints(text: str, what: str) -> tuple[int, ...]:
     if text.endswith(","):  # a Python list literal may end with a comma
         text = text[:-1]
     try:
-        return tuple(int(part) for part in text.split(","))
+        return tuple(map(int, text.split(",")))
     except ValueError:
         raise RedFlag(f"{what} holds something other than integers: [{text}]") from None
 
 
+@functools.cache
+def _all_disks(disks: int) -> list[int]:
+    return list(range(1, disks + 1))
+
+
 def parse_reply(reply: str, disks: int) -> Candidate:
     """Parse a reply into (move, next_pegs) or raise RedFlag; legality is NOT checked here."""
-    moves = _MOVE.findall(reply)
-    if not moves:
+    text = reply.lower()
+    move_match = _last_match(_MOVE, text)
+    if move_match is None:
         raise RedFlag("no 'move = [...]' found")
-    states = _STATE.findall(reply)
-    if not states:
+    state_match = _last_match(_STATE, text)
+    if state_match is None:
         raise RedFlag("no 'next_state = [[...], [...], [...]]' found")
-    move = _ints(moves[-1], "move")
+    move = _ints(move_match.group(1), "move")
     if len(move) != 3:
         raise RedFlag(f"move must be exactly three integers, got {len(move)}")
-    p0, p1, p2 = (_ints(peg, "next_state") for peg in states[-1])
-    if sorted(p0 + p1 + p2) != list(range(1, disks + 1)):
+    pegs = (_peg(state_match.group(1)), _peg(state_match.group(2)), _peg(state_match.group(3)))
+    if sorted(pegs[0] + pegs[1] + pegs[2]) != _all_disks(disks):
         raise RedFlag(f"next_state must hold each disk 1..{disks} exactly once")
-    return move, (p0, p1, p2)  # type: ignore[return-value]
+    return move, pegs
 
 
 def format_reply(move: Move, pegs: Pegs) -> str:
@@ -235,6 +278,12 @@ class HanoiTask(Task):
     def candidate_to_json(self, candidate: Candidate) -> dict[str, object]:
         move, pegs = candidate
         return {"move": list(move), "next_state": [list(p) for p in pegs]}
+
+    def encode_candidate(self, candidate: Candidate) -> str:
+        # Same JSON as candidate_to_json, built from cached peg texts: the journal writes one
+        # candidate per step, and all but one peg repeat from the step before.
+        move, pegs = candidate
+        return f'{{"move":{list(move)},"next_state":[{_peg_json(pegs[0])},{_peg_json(pegs[1])},{_peg_json(pegs[2])}]}}'
 
     def candidate_from_json(self, data: dict[str, list]) -> Candidate:  # type: ignore[override]
         move = tuple(data["move"])

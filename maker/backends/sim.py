@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import random
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from maker.backends.base import Backend, Sample, SampleRequest
+from maker.errors import ConfigError
 from maker.task import Task
 
 _CHARS_PER_TOKEN = 4  # a rough token count for made-up text; real backends report exact counts
@@ -56,8 +57,9 @@ class SimulatedBackend(Backend):
     simulated = True
 
     def __init__(self, task: Task, **settings: Any) -> None:
-        if not task.has_oracle:
-            raise ValueError(f"the simulated backend needs a task with an oracle; {task.name!r} has none")
+        missing = [m for m in ("oracle", "format_reply", "plausible_mistake") if getattr(type(task), m) is getattr(Task, m)]
+        if missing:
+            raise ConfigError(f"the simulated backend needs the task to implement {', '.join(missing)}; {task.name!r} does not")
         self.task = task
         self.config = SimulatedConfig(**settings)
         self._rng = random.Random(self.config.seed)
@@ -71,6 +73,7 @@ class SimulatedBackend(Backend):
             "move = [1, 0, 2]\nnext_state = [[2, 3], [",
             "",
         ]
+        self._rambling = "Let me think about this step by step. " * 200
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "simulated": True, **self.config.model_dump()}
@@ -81,40 +84,43 @@ class SimulatedBackend(Backend):
     async def sample_many(self, requests: Sequence[SampleRequest]) -> list[list[Sample]]:
         return [self._sample(r) for r in requests]
 
-    def _truth(self, request: SampleRequest) -> tuple[Any, str]:
+    def _truth(self, request: SampleRequest) -> tuple[Any, Sample]:
+        """The correct candidate and reply for the request's state, computed once per prompt."""
         if request.prompt is not self._last_prompt:
-            candidate = self.task.oracle(request.state)
-            self._last_truth = (candidate, self.task.format_reply(request.state, candidate))
+            try:
+                candidate = self.task.oracle(request.state)
+                reply = self._reply(self.task.format_reply(request.state, candidate))
+            except Exception:  # an earlier wrong step led somewhere the oracle has no answer for
+                candidate, reply = None, self._reply("I am not sure what the rules allow here.")
+            self._last_truth = (candidate, reply)
             self._last_prompt = request.prompt
         return self._last_truth  # type: ignore[return-value]
 
     def _sample(self, request: SampleRequest) -> list[Sample]:
-        cfg = self.config
         if request.temperature == 0.0:
-            # Greedy: one fixed draw per prompt, so repeated greedy calls agree.
-            rng = random.Random(zlib.crc32(request.prompt.encode()) ^ self._salt)
-        else:
-            rng = self._rng
-        hard = cfg.hard_fraction > 0.0 and self._is_hard(request.prompt)
-        out = []
-        for _ in range(request.n):
-            u = rng.random()
-            if u < cfg.malformed_rate:
-                out.append(self._reply(rng.choice(self._malformed)))
-                continue
-            u -= cfg.malformed_rate
-            if u < cfg.too_long_rate:
-                out.append(Sample("Let me think about this step by step. " * 200, request.max_tokens, "length"))
-                continue
-            if hard and rng.random() < cfg.hard_error_rate:
-                out.append(self._reply(self._shared_mistake(request)))
-                continue
-            candidate, text = self._truth(request)
-            if rng.random() < cfg.error_rate:
-                wrong = self.task.plausible_mistake(request.state, candidate, rng)
-                text = self.task.format_reply(request.state, wrong)
-            out.append(self._reply(text, request.max_tokens))
-        return out
+            # Greedy: one fixed draw per prompt, so repeated greedy calls agree. The first uniform
+            # comes from a hash of the prompt; a generator is only built if it is needed.
+            h = zlib.crc32(request.prompt.encode(), self._salt)
+            return [self._draw(request, h / 4294967296.0, lambda: random.Random(h)) for _ in range(request.n)]
+        rng = self._rng
+        return [self._draw(request, rng.random(), lambda: rng) for _ in range(request.n)]
+
+    def _draw(self, request: SampleRequest, u: float, get_rng: Callable[[], random.Random]) -> Sample:
+        """One sample, given a uniform ``u`` that picks its kind."""
+        cfg = self.config
+        if u < cfg.malformed_rate:
+            return self._reply(get_rng().choice(self._malformed))
+        u -= cfg.malformed_rate
+        if u < cfg.too_long_rate:
+            return Sample(self._rambling, request.max_tokens, "length")
+        u -= cfg.too_long_rate
+        if cfg.hard_fraction > 0.0 and self._is_hard(request.prompt) and get_rng().random() < cfg.hard_error_rate:
+            return self._reply(self._shared_mistake(request), request.max_tokens)
+        candidate, truth = self._truth(request)
+        if u < cfg.error_rate and candidate is not None:
+            wrong = self.task.plausible_mistake(request.state, candidate, get_rng())
+            return self._reply(self.task.format_reply(request.state, wrong), request.max_tokens)
+        return truth
 
     @staticmethod
     def _reply(text: str, max_tokens: int = 1 << 30) -> Sample:
@@ -128,7 +134,9 @@ class SimulatedBackend(Backend):
         return h / 0xFFFFFFFF < self.config.hard_fraction
 
     def _shared_mistake(self, request: SampleRequest) -> str:
-        candidate, _ = self._truth(request)
+        candidate = self._truth(request)[0]
+        if candidate is None:
+            return self._truth(request)[1].text
         rng = random.Random(zlib.crc32(request.prompt.encode(), 0x85EBCA6B ^ self._salt))
         wrong = self.task.plausible_mistake(request.state, candidate, rng)
         return self.task.format_reply(request.state, wrong)

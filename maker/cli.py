@@ -1,0 +1,255 @@
+"""The ``maker`` command line: ``maker run``, ``maker verify``, ``maker tasks``.
+
+Task parameters become options of their own (``maker run hanoi --disks 20``), generated from the
+task's pydantic ``Params`` model, so a user's task gets a CLI for free. One ``asyncio.run`` lives
+here, at the edge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from maker.backends.base import Backend
+from maker.errors import ConfigError, MakerError, StepError, StepFailed
+from maker.task import Task
+
+EXIT_UNSOLVED = 1
+EXIT_ERROR = 2
+SIM_LABEL = "SIMULATED (replies made up from the task's oracle; measures the engine, not a model)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser()
+    try:
+        args, _ = parser.parse_known_args(argv)
+        if args.command == "run":
+            return _cmd_run(parser, argv)
+        if args.command == "verify":
+            return _cmd_verify(args)
+        if args.command == "tasks":
+            return _cmd_tasks()
+        parser.print_help()
+        return EXIT_ERROR
+    except MakerError as exc:
+        print(f"maker: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("maker: interrupted; rerun the same command with the same --journal to resume", file=sys.stderr)
+        return 130
+
+
+# --- parsers ------------------------------------------------------------------------------------
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maker", description="Long, exact processes carried out by voting microagents.")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="carry out a task, voting on every step", add_help=False)
+    run.add_argument("task", help="a registered task name (maker tasks), 'package.module:Class' or 'path/file.py:Class'")
+    verify = sub.add_parser("verify", help="replay a journal and check it against the task's rules")
+    verify.add_argument("journal", type=Path)
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    sub.add_parser("tasks", help="list registered tasks")
+    return parser
+
+
+def _run_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"maker run {task_cls.name}", description=(task_cls.__doc__ or "").split("\n")[0])
+    parser.add_argument("task")
+    group = parser.add_argument_group(f"task parameters ({task_cls.name})")
+    _add_model_options(group, task_cls.Params)
+
+    voting = parser.add_argument_group("voting")
+    voting.add_argument("--k", type=int, default=3, help="votes ahead needed to decide a step (default 3)")
+    voting.add_argument("--rule", choices=["ahead-by-k", "first-to-k"], default="ahead-by-k")
+    voting.add_argument("--temperature", type=float, default=0.1, help="temperature of samples after the first (default 0.1)")
+    voting.add_argument("--first-temperature", type=float, default=0.0, help="temperature of each step's first sample (default 0)")
+    voting.add_argument("--max-tokens", type=int, default=750, help="red-flag limit on reply length in tokens (default 750)")
+    voting.add_argument("--max-samples-per-step", type=int, default=100, help="fail a step that draws this many samples undecided")
+    voting.add_argument("--checks", action=argparse.BooleanOptionalAction, default=False,
+                        help="red-flag replies that break the task's answer-free rules (counted apart)")
+    voting.add_argument("--seed", type=int, default=0)
+    voting.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+
+    backend = parser.add_argument_group("backend")
+    backend.add_argument("--backend", choices=["sim", "hf", "openai"], default="sim", help="where samples come from")
+    backend.add_argument("--error-rate", type=float, default=0.01, help="sim: share of plausible wrong answers")
+    backend.add_argument("--malformed-rate", type=float, default=0.0, help="sim: share of malformed replies")
+    backend.add_argument("--too-long-rate", type=float, default=0.0, help="sim: share of over-long replies")
+    backend.add_argument("--hard-fraction", type=float, default=0.0, help="sim: share of states with a correlated error")
+    backend.add_argument("--hard-error-rate", type=float, default=0.5, help="sim: chance of the shared wrong answer on a hard state")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--journal", type=Path, default=None, help="JSON Lines record of every decided step; resumes if it exists")
+    out.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return parser
+
+
+def _add_model_options(group: argparse._ArgumentGroup, model: type[BaseModel]) -> None:
+    for name, field in model.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        annotation = field.annotation
+        help_text = field.description or ""
+        if field.default is not None and not field.is_required():
+            help_text += f" (default {field.default})"
+        choices = _literal_choices(annotation)
+        if annotation is bool:
+            group.add_argument(flag, dest=f"param_{name}", action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif choices:
+            group.add_argument(flag, dest=f"param_{name}", choices=choices, default=None, help=help_text)
+        else:
+            # Values stay strings here: pydantic converts and validates them with messages that
+            # name the parameter.
+            group.add_argument(flag, dest=f"param_{name}", default=None, metavar=name.upper(), help=help_text)
+
+
+def _literal_choices(annotation: Any) -> list[str] | None:
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(a) for a in typing.get_args(annotation)]
+    if isinstance(annotation, types.UnionType):
+        return None
+    return None
+
+
+# --- commands -----------------------------------------------------------------------------------
+def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    from maker.config import make_config
+    from maker.engine import run_async
+    from maker.loading import load_task_class
+
+    head, _ = parser.parse_known_args(argv)
+    task_cls = load_task_class(head.task)
+    run_parser = _run_parser(task_cls)
+    args = run_parser.parse_args(argv[1:])
+    params = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+    task = task_cls(**params)
+    task.spec = head.task
+    config = make_config(
+        k=args.k, rule=args.rule, temperature=args.temperature, first_temperature=args.first_temperature,
+        max_tokens=args.max_tokens, max_samples_per_step=args.max_samples_per_step, checks=args.checks, seed=args.seed,
+    )
+    backend = _make_backend(args, task)
+    progress = None if args.no_progress else _ProgressBar(task, backend)
+
+    async def go() -> Any:
+        async with backend:
+            return await run_async(task, backend, config=config, journal=args.journal, progress=progress, max_steps=args.max_steps)
+
+    try:
+        result = asyncio.run(go())
+    except (StepFailed, StepError) as failure:
+        if progress is not None:
+            progress.close()
+        print(f"maker: run failed: {failure}", file=sys.stderr)
+        if args.json and failure.statistics is not None:
+            summary = {"task": task.name, "params": task.describe()["params"], "backend": backend.name,
+                       "simulated": backend.simulated, "solved": False, "k": config.k, "rule": config.rule,
+                       **failure.statistics.to_json(), "error": str(failure)}
+            print(json.dumps(summary))
+        return EXIT_UNSOLVED
+    finally:
+        if progress is not None:
+            progress.close()
+    summary = result.summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary)
+    return 0 if result.solved else EXIT_UNSOLVED
+
+
+def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
+    if args.backend == "sim":
+        from maker.backends.sim import SimulatedBackend
+
+        try:
+            return SimulatedBackend(
+                task, error_rate=args.error_rate, malformed_rate=args.malformed_rate, too_long_rate=args.too_long_rate,
+                hard_fraction=args.hard_fraction, hard_error_rate=args.hard_error_rate, seed=args.seed,
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"invalid simulated-backend settings: {_pydantic_message(exc)}") from None
+    raise ConfigError(f"unknown backend {args.backend!r}")
+
+
+def _pydantic_message(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        return "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in errors())
+    return str(exc)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from maker.verify import verify_journal
+
+    report = verify_journal(args.journal)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:>16}: {value}")
+    return 0 if report["valid"] else EXIT_UNSOLVED
+
+
+def _cmd_tasks() -> int:
+    from maker.loading import registered_tasks
+
+    for name, target in sorted(registered_tasks().items()):
+        print(f"{name:<16} {target}")
+    return 0
+
+
+# --- output -------------------------------------------------------------------------------------
+def _print_summary(summary: dict[str, Any]) -> None:
+    rows = [
+        ("task", f"{summary['task']} {summary['params']}"),
+        ("backend", summary["backend"] + (f"  [{SIM_LABEL}]" if summary["simulated"] else "")),
+        ("solved", summary["solved"]),
+        ("steps", f"{summary['steps']:,}"),
+        ("errors", "unknown (no oracle)" if summary["errors"] is None else summary["errors"]),
+        ("samples", f"{summary['samples']:,} ({summary['samples_per_step']:.3f} per step)"),
+        ("valid votes", f"{summary['valid_votes']:,}"),
+        ("red flags", f"{summary['red_flags']:,} {summary['red_flags_by_reason']}"),
+        ("most votes", f"{summary['max_votes_in_one_step']} (step {summary['max_votes_step']})"),
+        ("k", f"{summary['k']} ({summary['rule']})"),
+        ("time", f"{summary['seconds']:.1f} s ({summary['steps_per_second']:,.0f} steps/s)"),
+    ]
+    if summary.get("stopped_reason"):
+        rows.append(("stopped", summary["stopped_reason"]))
+    if summary.get("journal"):
+        rows.append(("journal", summary["journal"]))
+    for key, value in rows:
+        print(f"{key:>12}: {value}")
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr fed from the engine's statistics snapshots."""
+
+    def __init__(self, task: Task, backend: Backend) -> None:
+        from tqdm import tqdm
+
+        label = f"{task.name} [{'SIMULATED ' if backend.simulated else ''}{backend.name}]"
+        self._bar = tqdm(total=task.total_steps(), desc=label, unit="step", file=sys.stderr, dynamic_ncols=True, mininterval=0.2)
+        self._done = 0
+
+    def __call__(self, stats: Any) -> None:
+        self._bar.update(stats.steps - self._done)
+        self._done = stats.steps
+        self._bar.set_postfix_str(f"samples/step={stats.samples_per_step:.2f} red={stats.red_flag_total}", refresh=False)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""The engine: voting corrects errors, red flags cast no vote, the cap fails clearly, temperatures
+and rounds follow the paper, and misbehaving task code is reported with its step."""
+
+import pytest
+
+import maker
+from maker import RedFlag, ScriptedBackend, SimulatedBackend, StepError, StepFailed, load_task
+from maker.scaling import k_min
+from tests.toy import Countdown
+
+
+def test_simulated_errors_are_corrected_by_voting():
+    task = load_task("hanoi", disks=8)
+    result = maker.run(task, SimulatedBackend(task, error_rate=0.2, seed=3), k=4)
+    stats = result.statistics
+    assert result.solved and result.errors == 0 and stats.steps == 255
+    assert stats.samples > 4 * 255  # the errors cost extra samples...
+    assert stats.samples == stats.valid_votes + stats.red_flag_total
+    assert sum(stats.votes_per_step.values()) == 255
+    assert stats.max_votes == max(stats.votes_per_step)
+    assert result.simulated and result.summary()["simulated"] is True
+
+
+def test_k1_commits_errors_that_the_paper_k_corrects():
+    """MAKER's claim in miniature: 10 disks at a 30 % error rate."""
+    task = load_task("hanoi", disks=10)
+    try:
+        weak = maker.run(task, SimulatedBackend(task, error_rate=0.3, seed=1), k=1)
+        assert weak.errors > 0 and not weak.solved
+    except StepFailed as failure:  # a wrong step led to a state the microagent cannot handle
+        assert failure.statistics.errors > 0
+    k = k_min(0.7, 1023, 0.99)
+    assert k == 14
+    strong = maker.run(task, SimulatedBackend(task, error_rate=0.3, seed=1), k=k)
+    assert strong.solved and strong.errors == 0 and strong.steps == 1023
+
+
+def test_red_flags_count_toward_the_cap_but_cast_no_vote():
+    # Every other reply is malformed; the valid ones all agree.
+    replies = ["2", "junk", "2", "junk", "2", "1", "0"]
+    backend = ScriptedBackend(reply_for=lambda r: _next(replies))
+    result = maker.run(Countdown(start=3), backend, k=3, first_temperature=0.1, verify=True)
+    stats = result.statistics
+    assert stats.red_flags["malformed"] > 0
+    assert stats.samples == stats.valid_votes + stats.red_flag_total
+
+
+def _next(replies, _state={"i": 0}):
+    text = replies[_state["i"] % len(replies)]
+    _state["i"] += 1
+    return text
+
+
+def test_cap_reached_is_a_clear_error_naming_step_and_counts():
+    answers = iter(["2", "1"] * 100)
+    backend = ScriptedBackend(reply_for=lambda r: next(answers))
+    with pytest.raises(StepFailed) as info:
+        maker.run(Countdown(start=3), backend, k=2, max_samples_per_step=10)
+    err = info.value
+    assert err.step == 0 and err.samples == 10
+    assert err.counts == {2: 5, 1: 5}
+    assert "step 0" in str(err) and "10 samples" in str(err)
+
+
+def test_red_flagged_samples_alone_hit_the_cap():
+    backend = ScriptedBackend(reply_for=lambda r: "no idea")
+    with pytest.raises(StepFailed) as info:
+        maker.run(Countdown(start=2), backend, k=2, max_samples_per_step=7)
+    assert info.value.samples == 7 and info.value.red_flags == 7 and info.value.counts == {}
+
+
+def test_long_and_truncated_replies_are_red_flags():
+    task = load_task("hanoi", disks=4)
+    backend = SimulatedBackend(task, error_rate=0.0, too_long_rate=0.3, seed=2)
+    result = maker.run(task, backend, k=2, max_tokens=200)
+    assert result.solved
+    assert result.statistics.red_flags["truncated"] > 0
+
+
+def test_first_sample_greedy_then_rounds_of_exactly_the_needed_votes():
+    backend = ScriptedBackend(["2", "2", "3", "2", "2"])
+    result = maker.run(Countdown(start=3), backend, k=3, temperature=0.7, max_steps=1)
+    temps = [(r.n, r.temperature) for r in backend.requests]
+    # round 1: one greedy + two at the run temperature; race 2-1 (margin 1) needs 2 more.
+    assert temps == [(1, 0.0), (2, 0.7), (2, 0.7)]
+    assert result.steps == 1 and result.statistics.samples == 5
+
+
+def test_checks_turn_rule_breaking_replies_into_red_flags():
+    backend = ScriptedBackend(reply_for=lambda r: "5" if "3" in r.prompt else str(int(r.prompt.split()[2]) - 1))
+    with pytest.raises(StepFailed):
+        maker.run(Countdown(start=3), backend, k=1, checks=True, max_samples_per_step=5)
+    # without checks the rule-breaking answer wins the vote and is counted as a violation
+    result = maker.run(Countdown(start=3), backend, k=1, max_steps=2)
+    assert result.statistics.rule_violations == 1 and result.statistics.errors == 1
+
+
+class BadParse(Countdown):
+    def parse(self, state, reply):
+        raise KeyError("oops")
+
+
+class Unhashable(Countdown):
+    def parse(self, state, reply):
+        return [int(reply)]
+
+
+class BadApply(Countdown):
+    def apply(self, state, candidate):
+        raise ValueError("cannot apply")
+
+
+@pytest.mark.parametrize(
+    "task,message",
+    [(BadParse(), "task code raised KeyError"), (Unhashable(), "unhashable"), (BadApply(), "task.apply raised ValueError")],
+)
+def test_misbehaving_task_code_names_the_step(task, message):
+    backend = ScriptedBackend(reply_for=lambda r: "2")
+    with pytest.raises(StepError) as info:
+        maker.run(task, backend, k=1)
+    assert message in str(info.value) and "step 0" in str(info.value) and "state: 3" in str(info.value)
+
+
+def test_parse_may_not_swallow_red_flags_into_votes():
+    class Flagging(Countdown):
+        def parse(self, state, reply):
+            raise RedFlag("always")
+
+    with pytest.raises(StepFailed):
+        maker.run(Flagging(), ScriptedBackend(reply_for=lambda r: "2"), k=1, max_samples_per_step=3)
+
+
+def test_task_without_oracle_reports_unknown_errors():
+    class NoOracle(Countdown):
+        oracle = maker.Task.oracle
+
+    result = maker.run(NoOracle(start=2), ScriptedBackend(["1", "0"]), k=1)
+    assert result.solved and result.errors is None and result.summary()["errors"] is None
+
+
+def test_first_to_k_rule():
+    task = load_task("hanoi", disks=6)
+    result = maker.run(task, SimulatedBackend(task, error_rate=0.1, seed=5), k=3, rule="first-to-k")
+    assert result.solved and result.errors == 0
+
+
+def test_bad_settings_are_config_errors():
+    with pytest.raises(maker.ConfigError, match="k"):
+        maker.run(Countdown(), ScriptedBackend(["1"]), k=0)
+    with pytest.raises(maker.ConfigError, match="max_samples_per_step"):
+        maker.run(Countdown(), ScriptedBackend(["1"]), k=5, max_samples_per_step=3)
+
+
+def test_progress_callback_sees_the_final_statistics():
+    seen = []
+    task = load_task("hanoi", disks=5)
+    maker.run(task, SimulatedBackend(task, error_rate=0.0), k=1, progress=seen.append)
+    assert seen[-1].steps == 31
+
+
+def test_simulated_runs_are_reproducible():
+    task = load_task("hanoi", disks=7)
+    a = maker.run(task, SimulatedBackend(task, error_rate=0.2, seed=9), k=3).statistics
+    b = maker.run(task, SimulatedBackend(task, error_rate=0.2, seed=9), k=3).statistics
+    assert (a.samples, dict(a.votes_per_step)) == (b.samples, dict(b.votes_per_step))

@@ -1,0 +1,103 @@
+"""VoteRace decision points under both rules, driven by tables of vote sequences."""
+
+import pytest
+
+from maker import ConfigError, VoteRace
+
+# (rule, k, votes, index of the vote that decides or None, winner)
+TABLE = [
+    # ahead-by-k
+    ("ahead-by-k", 1, ["a"], 0, "a"),
+    ("ahead-by-k", 2, ["a", "a"], 1, "a"),
+    ("ahead-by-k", 2, ["a", "b", "a", "b"], None, None),  # ties never decide
+    ("ahead-by-k", 2, ["a", "b", "a", "b", "b", "b"], 5, "b"),  # the leader flips, then wins
+    ("ahead-by-k", 3, ["a", "a", "b", "a", "a"], 4, "a"),
+    ("ahead-by-k", 2, ["a", "b", "c", "c", "c"], 4, "c"),  # margin is over the runner-up, not the sum of others
+    ("ahead-by-k", 2, ["a", "b", "c", "a", "c", "a"], None, None),
+    ("ahead-by-k", 2, ["a", "b", "b", "a", "a", "a"], 5, "a"),
+    ("ahead-by-k", 3, ["x", "y", "x", "y", "x", "y", "y", "y", "y"], 8, "y"),
+    # first-to-k
+    ("first-to-k", 2, ["a", "b", "b"], 2, "b"),
+    ("first-to-k", 3, ["a", "b", "a", "b", "a"], 4, "a"),  # one vote ahead is enough once it has k
+    ("first-to-k", 1, ["z"], 0, "z"),
+    ("first-to-k", 3, ["a", "b", "c", "a", "b", "c"], None, None),
+]
+
+
+@pytest.mark.parametrize("rule,k,votes,decides_at,winner", TABLE)
+def test_vote_sequences(rule, k, votes, decides_at, winner):
+    race = VoteRace(k, rule)
+    results = [race.add(v) for v in votes]
+    if decides_at is None:
+        assert all(r is None for r in results)
+        assert not race.decided
+    else:
+        assert all(r is None for r in results[:decides_at])
+        assert results[decides_at] == winner
+        assert race.winner == winner and race.decided
+        assert len(results) == decides_at + 1, "table rows end at the deciding vote"
+
+
+@pytest.mark.parametrize(
+    "votes,leader,margin",
+    [
+        ([], None, 0),
+        (["a"], "a", 1),
+        (["a", "b"], "a", 0),  # a tie keeps the earlier leader
+        (["a", "b", "b"], "b", 1),
+        (["a", "b", "b", "c", "c", "c"], "c", 1),
+    ],
+)
+def test_leader_and_margin(votes, leader, margin):
+    race = VoteRace(10)
+    for v in votes:
+        race.add(v)
+    assert race.leader == leader
+    assert race.margin == margin
+    assert sum(race.counts.values()) == race.votes == len(votes)
+
+
+@pytest.mark.parametrize(
+    "rule,k,votes,needed",
+    [
+        ("ahead-by-k", 3, [], 3),
+        ("ahead-by-k", 3, ["a"], 2),
+        ("ahead-by-k", 3, ["a", "b"], 3),
+        ("ahead-by-k", 3, ["a", "b", "a"], 2),
+        ("first-to-k", 3, ["a", "b", "a"], 1),
+        ("first-to-k", 3, ["a", "b"], 2),
+    ],
+)
+def test_votes_needed_is_the_fewest_that_could_decide(rule, k, votes, needed):
+    race = VoteRace(k, rule)
+    for v in votes:
+        race.add(v)
+    assert race.votes_needed() == needed
+    for _ in range(needed - 1):
+        assert race.add(race.leader or "a") is None
+    assert race.add(race.leader or "a") is not None
+
+
+def test_counts_record_every_candidate():
+    race = VoteRace(2)
+    for v in ["a", "b", "c", "b"]:
+        race.add(v)
+    assert race.counts == {"a": 1, "b": 2, "c": 1}
+
+
+def test_adding_after_decision_is_an_error():
+    race = VoteRace(1)
+    race.add("a")
+    with pytest.raises(RuntimeError, match="already decided"):
+        race.add("a")
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True, "3"])
+def test_bad_k_is_a_clear_error(k):
+    with pytest.raises(ConfigError, match="k must be an integer"):
+        VoteRace(k)
+
+
+def test_unknown_rule_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown voting rule 'majority'"):
+        VoteRace(3, "majority")
