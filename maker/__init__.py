@@ -24,10 +24,20 @@ from maker.errors import (
     TaskError,
     TaskParameterError,
 )
-from maker.backends import Backend, Sample, SampleRequest, ScriptedBackend, SimulatedBackend
+from maker.backends import (
+    Backend,
+    OpenAIBackend,
+    RetryingBackend,
+    Sample,
+    SampleRequest,
+    ScriptedBackend,
+    SimulatedBackend,
+)
 from maker.config import RunConfig
 from maker.statistics import RunStatistics
-from maker.engine import RunResult, run, run_async
+from maker.engine import RunResult
+from maker.scheduler import run, run_async
+from maker.planner import Plan, Subtask
 from maker.loading import load_task, load_task_class, registered_tasks
 
 __version__ = "0.1.0"
@@ -43,8 +53,11 @@ __all__ = [
     "JournalError",
     "MakerError",
     "NoParams",
+    "OpenAIBackend",
+    "Plan",
     "RedFlag",
     "RedFlagReason",
+    "RetryingBackend",
     "RunConfig",
     "RunResult",
     "RunStatistics",
@@ -54,6 +67,7 @@ __all__ = [
     "SimulatedBackend",
     "StepError",
     "StepFailed",
+    "Subtask",
     "Task",
     "TaskError",
     "TaskParameterError",

@@ -78,7 +78,10 @@ def _run_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     voting.add_argument("--checks", action=argparse.BooleanOptionalAction, default=False,
                         help="red-flag replies that break the task's answer-free rules (counted apart)")
     voting.add_argument("--seed", type=int, default=0)
-    voting.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    voting.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (depth 0 only)")
+    plan = parser.add_argument_group("plan")
+    plan.add_argument("--depth", type=int, default=0, help="split the task this many levels deep into concurrent chains (0: one chain, as the paper)")
+    plan.add_argument("--max-concurrency", type=int, default=256, help="chains in flight at once")
 
     backend = parser.add_argument_group("backend")
     backend.add_argument("--backend", choices=["sim", "hf", "openai"], default="sim", help="where samples come from")
@@ -124,7 +127,7 @@ def _literal_choices(annotation: Any) -> list[str] | None:
 # --- commands -----------------------------------------------------------------------------------
 def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     from maker.config import make_config
-    from maker.engine import run_async
+    from maker.scheduler import run_async
     from maker.loading import load_task_class
 
     head, _ = parser.parse_known_args(argv)
@@ -143,7 +146,8 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
 
     async def go() -> Any:
         async with backend:
-            return await run_async(task, backend, config=config, journal=args.journal, progress=progress, max_steps=args.max_steps)
+            return await run_async(task, backend, config=config, journal=args.journal, progress=progress,
+                                   max_steps=args.max_steps, depth=args.depth, max_concurrency=args.max_concurrency)
 
     try:
         result = asyncio.run(go())

@@ -9,17 +9,15 @@ surplus. The oracle is consulted only after a step is committed, to count errors
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from maker.backends.base import Backend, SampleRequest
-from maker.config import RunConfig, make_config
-from maker.errors import BackendResponseError, MakerError, StepError, StepFailed
-from maker.journal import JournalContents, JournalWriter, check_compatible, read_journal
+from maker.config import RunConfig
+from maker.errors import BackendResponseError, StepError, StepFailed
+from maker.journal import JournalWriter
 from maker.redflag import RedFlag, RedFlagReason
 from maker.statistics import RunStatistics, StatsCounter
 from maker.task import Task
@@ -57,6 +55,8 @@ class RunResult:
     resumed_steps: int = 0
     journal: str | None = None
     stopped_reason: str | None = None  # why an unsolved run stopped early, if it did
+    depth: int = 0
+    nodes: list[dict[str, Any]] = field(default_factory=list)  # per subtask: steps, samples, seconds, reruns
 
     @property
     def steps(self) -> int:
@@ -80,6 +80,8 @@ class RunResult:
             "resumed_steps": self.resumed_steps,
             "journal": self.journal,
             "stopped_reason": self.stopped_reason,
+            "depth": self.depth,
+            "subtasks": len(self.nodes),
         }
 
 
@@ -94,14 +96,15 @@ class Engine:
         *,
         journal: JournalWriter | None = None,
         progress: ProgressCallback | None = None,
+        stats: StatsCounter | None = None,
     ) -> None:
         self.task = task
         self.backend = backend
         self.config = config
         self.journal = journal
         self.progress = progress
-        self.stats = StatsCounter(has_oracle=task.has_oracle and config.verify, has_check=task.has_check)
-        self._last_progress = 0.0
+        # Chains of one plan share one counter: statistics are for the whole run.
+        self.stats = stats or StatsCounter(has_oracle=task.has_oracle and config.verify, has_check=task.has_check)
         self._apply_checks = config.checks and task.has_check
 
     def statistics(self) -> RunStatistics:
@@ -224,104 +227,31 @@ class Engine:
                 stats.max_votes, stats.max_votes_step = votes, step - 1
             if self.progress is not None:
                 now = time.perf_counter()
-                if now - self._last_progress >= _PROGRESS_EVERY:
-                    self._last_progress = now
+                if now - stats.last_progress >= _PROGRESS_EVERY:
+                    stats.last_progress = now
                     self.progress(stats.snapshot())
         return state, step - first_step
 
-
-def _journal_header(task: Task, backend: Backend, config: RunConfig) -> dict[str, Any]:
-    return {**task.describe(), "config": config.model_dump(mode="json"), "backend": backend.describe()}
-
-
-def _replay(task: Task, contents: JournalContents, engine: Engine) -> tuple[Any, int]:
-    """Rebuild the state and counters of a journalled run without drawing any sample."""
-    state = task.initial_state()
-    stats = engine.stats
-    for expected_step, record in enumerate(contents.records):
-        if record.get("chain") is not None or record["step"] != expected_step:
-            raise StepError(f"journal record {expected_step + 1} is step {record['step']}, expected {expected_step}", step=expected_step)
-        winner = task.candidate_from_json(record["candidate"])
-        if stats.has_oracle:
+    def replay(self, state: Any, records: list[dict[str, Any]]) -> Any:
+        """Rebuild a chain's state and the run's counters from journal records, drawing nothing."""
+        task, stats = self.task, self.stats
+        for record in records:
+            winner = task.candidate_from_json(record["candidate"])
+            if stats.has_oracle:
+                try:
+                    stats.errors += task.oracle(state) != winner
+                except Exception:
+                    stats.errors += 1
             try:
-                stats.errors += task.oracle(state) != winner
-            except Exception:
-                stats.errors += 1
-        state = task.apply(state, winner)
-        votes = sum(record.get("votes", ()))
-        stats.steps += 1
-        stats.samples += record.get("samples", 0)
-        stats.valid_votes += votes
-        stats.votes_per_step[votes] += 1
-        stats.rounds_per_step[record.get("rounds", 1)] += 1
-        if votes > stats.max_votes:
-            stats.max_votes, stats.max_votes_step = votes, expected_step
-    return state, len(contents.records)
-
-
-async def run_async(
-    task: Task,
-    backend: Backend,
-    *,
-    journal: str | Path | None = None,
-    progress: ProgressCallback | None = None,
-    max_steps: int | None = None,
-    **settings: Any,
-) -> RunResult:
-    """Carry out ``task`` with ``backend``; see ``run``."""
-    config = settings.pop("config", None) or make_config(**settings)
-    header = _journal_header(task, backend, config)
-    contents = None
-    if journal is not None and Path(journal).exists() and Path(journal).stat().st_size > 0:
-        contents = read_journal(journal)
-        check_compatible(contents.header, header, journal)
-    writer = JournalWriter(journal, header, resume_from=contents) if journal is not None else None
-    engine = Engine(task, backend, config, journal=writer, progress=progress)
-    state, resumed = (task.initial_state(), 0) if contents is None else _replay(task, contents, engine)
-    engine.stats.started = time.perf_counter()
-    limit = max_steps if max_steps is not None else task.total_steps()
-    stopped = None
-    try:
-        remaining = None if limit is None else max(0, limit - resumed)
-        state, _ = await engine.run_chain(state, first_step=resumed, max_steps=remaining)
-    except MakerError as exc:
-        exc.statistics = engine.statistics()  # type: ignore[attr-defined]  # what was done before it failed
-        raise
-    finally:
-        if writer is not None:
-            writer.close()
-    stats = engine.statistics()
-    done = task.is_done(state)
-    if not done:
-        stopped = f"stopped after {stats.steps} steps (the step limit) without finishing"
-    solved = done and not stats.rule_violations
-    if progress is not None:
-        progress(stats)
-    return RunResult(
-        task=task.name,
-        params=task.describe()["params"],
-        backend=backend.name,
-        simulated=backend.simulated,
-        config=config,
-        solved=solved,
-        final_state=state,
-        statistics=stats,
-        resumed_steps=resumed,
-        journal=None if journal is None else str(journal),
-        stopped_reason=stopped,
-    )
-
-
-def run(task: Task, backend: Backend, **settings: Any) -> RunResult:
-    """Carry out ``task`` with ``backend``, voting on every step.
-
-    Settings are those of ``RunConfig`` (k, rule, temperature, first_temperature, max_tokens,
-    max_samples_per_step, checks, verify, seed) plus ``journal`` (a path to write and resume
-    from), ``progress`` (called with statistics about ten times a second) and ``max_steps``.
-
-    >>> from maker import load_task, SimulatedBackend
-    >>> task = load_task("hanoi", disks=5)
-    >>> run(task, SimulatedBackend(task, error_rate=0.05), k=3).solved
-    True
-    """
-    return asyncio.run(run_async(task, backend, **settings))
+                state = task.apply(state, winner)
+            except Exception as exc:
+                raise StepError(f"replaying the journal: task.apply raised {type(exc).__name__}: {exc}", step=record["step"], state=state) from exc
+            votes = sum(record.get("votes", ()))
+            stats.steps += 1
+            stats.samples += record.get("samples", 0)
+            stats.valid_votes += votes
+            stats.votes_per_step[votes] += 1
+            stats.rounds_per_step[record.get("rounds", 1)] += 1
+            if votes > stats.max_votes:
+                stats.max_votes, stats.max_votes_step = votes, record["step"]
+        return state

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,8 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
             if obj.get("maker_journal") != FORMAT_VERSION:
                 raise JournalError(f"{str(path)!r} is not a maker journal (version {FORMAT_VERSION}): line 1 has no header")
             header = obj
+        elif "reset" in obj:  # a chain that failed its end check is redone: drop its earlier records
+            records = [r for r in records if r.get("chain") != obj.get("chain")]
         else:
             if not isinstance(obj.get("step"), int) or "candidate" not in obj:
                 raise JournalError(f"journal {str(path)!r} line {number} is not a step record: {raw[:80]!r}")
@@ -111,6 +112,10 @@ class JournalWriter:
             f'{{{chain_part}"step":{step},"candidate":{candidate_text},"votes":{votes},"samples":{samples},"rounds":{rounds}}}\n'.encode()
         )
 
+    def reset(self, chain: int | None, reason: str) -> None:
+        """Mark a chain's records void: it is being redone from its start."""
+        self._write_line(json.dumps({"chain": chain, "reset": reason}))
+
     def sync(self) -> None:
         os.fsync(self._fd)
 
@@ -123,8 +128,13 @@ class JournalWriter:
                 self._fd = -1
 
 
-def iter_candidates(contents: JournalContents, chain: int | None = None) -> Iterator[tuple[int, Any]]:
-    """(step, candidate JSON) of every record of ``chain`` (None: records without a chain)."""
+def records_by_chain(contents: JournalContents) -> dict[int | None, list[dict[str, Any]]]:
+    """Step records grouped by chain (None: the single chain of a depth-0 run), in step order."""
+    grouped: dict[int | None, list[dict[str, Any]]] = {}
     for rec in contents.records:
-        if rec.get("chain") == chain:
-            yield rec["step"], rec["candidate"]
+        grouped.setdefault(rec.get("chain"), []).append(rec)
+    for chain, recs in grouped.items():
+        for expected, rec in enumerate(recs):
+            if rec["step"] != expected:
+                raise JournalError(f"journal chain {chain}: record {expected + 1} is step {rec['step']}, expected {expected}")
+    return grouped

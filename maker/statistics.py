@@ -85,6 +85,7 @@ class StatsCounter:
     started: float = field(default_factory=time.perf_counter)
     elapsed_before: float = 0.0  # wall time of earlier sessions of a resumed run
     backend_retries: int = 0
+    last_progress: float = 0.0  # when a progress callback last ran (shared by all chains)
 
     def flag(self, reason: RedFlagReason) -> None:
         self.red_flags[reason.value] += 1

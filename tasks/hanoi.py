@@ -18,7 +18,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from maker import RedFlag, RedFlagReason, Task
+from maker import Plan, RedFlag, RedFlagReason, Subtask, Task
 
 Pegs = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 Move = tuple[int, int, int]  # (disk, from_peg, to_peg)
@@ -262,6 +262,35 @@ class HanoiTask(Task):
     def total_steps(self) -> int:
         return 2**self.disks - 1
 
+    def plan(self, depth: int) -> Plan:
+        """Split the tower ``depth`` levels deep into 2^depth chains that can run at once.
+
+        n disks A -> C is n-1 disks A -> B, disk n A -> C, n-1 disks B -> C. Cut ``depth`` levels
+        deep, the moves form 2^depth sub-tower moves of n - depth disks with single big-disk moves
+        between them; each big-disk move opens the chain of the sub-tower after it. Every chain's
+        start state, disk 1's direction and end state follow from the split alone (no oracle).
+        """
+        p = self.params
+        if not 1 <= depth < p.disks:
+            raise ValueError(f"depth must be between 1 and disks - 1 = {p.disks - 1}, got {depth}")
+        pegs = self.initial_state().pegs
+        plan = Plan()
+        previous: Move | None = None
+        for index, (big_disk, m, src, dst) in enumerate(_segments(p.disks, p.source, p.target, depth)):
+            cycle = disk1_cycle(m, src, dst)
+            start = HanoiState(pegs, previous, cycle)
+            steps = 2**m - 1
+            if big_disk is not None:  # this chain opens with the big-disk move
+                d, s, t = big_disk
+                pegs = _move_tower(pegs, 1, s, t, disk=d)
+                steps += 1
+            pegs = _move_tower(pegs, m, src, dst)
+            end_pegs = pegs
+            plan.add(Subtask(f"chain{index}", start=start, steps=steps, expect=lambda st, e=end_pegs: st.pegs == e))
+            # The last move of a sub-tower is always disk 1 landing on its target.
+            previous = (1, (dst - cycle) % 3, dst)
+        return plan
+
     def format_reply(self, state: HanoiState, candidate: Candidate) -> str:
         return format_reply(*candidate)
 
@@ -298,6 +327,28 @@ def compact_prompt(state: HanoiState) -> str:
     """The minimal context our small model reads: disk 1's direction, previous move, state."""
     previous = "none" if state.previous is None else str(list(state.previous))
     return f"{'cw' if state.cycle == 1 else 'ccw'} prev = {previous} state = {[list(p) for p in state.pegs]}\n"
+
+
+def _segments(n: int, src: int, dst: int, depth: int) -> list[tuple[Move | None, int, int, int]]:
+    """(big-disk move before it or None, sub-tower size, from, to) for each leaf chain, in order."""
+    if depth == 0:
+        return [(None, n, src, dst)]
+    aux = 3 - src - dst
+    left = _segments(n - 1, src, aux, depth - 1)
+    right = _segments(n - 1, aux, dst, depth - 1)
+    first_big, m, s, t = right[0]
+    return left + [((n, src, dst), m, s, t)] + right[1:]
+
+
+def _move_tower(pegs: Pegs, m: int, src: int, dst: int, disk: int | None = None) -> Pegs:
+    """Pegs after moving the top ``m`` disks of ``src`` onto ``dst`` as a block (planning arithmetic)."""
+    new = list(pegs)
+    block = new[src][len(new[src]) - m :]
+    if disk is not None and block != (disk,):
+        raise ValueError(f"planner expected disk {disk} on top of peg {src}, found {block}")
+    new[src] = new[src][: len(new[src]) - m]
+    new[dst] = new[dst] + block
+    return (new[0], new[1], new[2])
 
 
 def legal_moves(pegs: Pegs) -> list[Move]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 FinishReason = Literal["stop", "length"]
 
@@ -60,7 +60,8 @@ class Backend:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self.sample(r)) for r in requests]
         except BaseExceptionGroup as group_error:
-            raise group_error.exceptions[0] from None
+            first = group_error.exceptions[0]
+            raise first from first.__cause__
         return [t.result() for t in tasks]
 
     def describe(self) -> dict[str, Any]:
@@ -70,7 +71,7 @@ class Backend:
     async def aclose(self) -> None:
         """Release sessions, processes or models. Safe to call twice."""
 
-    async def __aenter__(self) -> Backend:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

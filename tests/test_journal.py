@@ -1,0 +1,72 @@
+"""The journal: records every decided step, resumes a run without redoing committed work, refuses
+a journal from other settings, and cuts a torn last line."""
+
+import json
+
+import pytest
+
+import maker
+from maker import JournalError, SimulatedBackend, load_task
+from maker.journal import read_journal
+
+
+def _run(journal, *, disks=6, k=3, max_steps=None, seed=1):
+    task = load_task("hanoi", disks=disks)
+    return maker.run(task, SimulatedBackend(task, error_rate=0.1, seed=seed), k=k, journal=journal, max_steps=max_steps)
+
+
+def test_resume_continues_where_the_journal_ends(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    first = _run(journal, max_steps=20)
+    assert first.steps == 20 and not first.solved
+    second = _run(journal)
+    assert second.resumed_steps == 20 and second.solved and second.steps == 63 and second.errors == 0
+    records = read_journal(journal).records
+    assert [r["step"] for r in records] == list(range(63))  # nothing lost, nothing duplicated
+    # the resumed run re-spent nothing: its samples are the first run's plus the new steps'
+    assert second.statistics.samples == sum(r["samples"] for r in records)
+
+
+def test_resuming_a_finished_run_draws_no_samples(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    _run(journal, disks=4)
+    again = _run(journal, disks=4)
+    assert again.solved and again.resumed_steps == 15
+    assert len(read_journal(journal).records) == 15
+
+
+@pytest.mark.parametrize("change", [{"k": 4}, {"disks": 7}])
+def test_journal_from_other_settings_is_refused(tmp_path, change):
+    journal = tmp_path / "j.jsonl"
+    _run(journal, max_steps=5)
+    with pytest.raises(JournalError, match="different (config|params)"):
+        _run(journal, **change)
+
+
+def test_torn_last_line_is_cut_and_redone(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    _run(journal, max_steps=10)
+    with open(journal, "ab") as f:
+        f.write(b'{"step":10,"candidate":{"move":[1,')  # the process died mid-write
+    contents = read_journal(journal)
+    assert contents.torn_tail and len(contents.records) == 10
+    result = _run(journal)
+    assert result.solved and result.resumed_steps == 10
+    lines = journal.read_text().splitlines()
+    assert all(json.loads(line) for line in lines) and len(lines) == 64
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "empty"),
+        (b'{"hello": 1}\n', "not a maker journal"),
+        (b'{"maker_journal": 1, "task": "hanoi"}\nnot json\n{"step": 1}\n', "line 2 is corrupt"),
+        (b'{"maker_journal": 1, "task": "hanoi"}\n{"step": "x", "candidate": 1}\n', "not a step record"),
+    ],
+)
+def test_corrupt_journals_are_clear_errors(tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(JournalError, match=message):
+        read_journal(path)

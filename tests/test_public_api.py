@@ -1,0 +1,27 @@
+"""The documented public API is pinned: changing it must be a decision, not an accident."""
+
+import maker
+
+
+def test_all_is_pinned():
+    assert sorted(maker.__all__) == sorted([
+        "Backend", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError",
+        "BackendTimeout", "ConfigError", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag", "RedFlagReason", "RetryingBackend",
+        "RunConfig", "RunResult", "RunStatistics", "Sample", "SampleRequest", "ScriptedBackend", "SimulatedBackend",
+        "StepError", "StepFailed", "Subtask", "Task", "TaskError", "TaskParameterError", "VoteRace", "load_task",
+        "load_task_class", "registered_tasks", "run", "run_async",
+    ])
+    for name in maker.__all__:
+        assert getattr(maker, name) is not None
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import maker.planner
+    import maker.scheduler
+    import maker.voting
+
+    for module in (maker, maker.voting, maker.planner, maker.scheduler):
+        failures, _ = doctest.testmod(module)
+        assert failures == 0, module.__name__
