@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_verify(args)
         if args.command == "tasks":
             return _cmd_tasks()
+        if args.command == "plan":
+            return _cmd_plan(argv)
         parser.print_help()
         return EXIT_ERROR
     except MakerError as exc:
@@ -59,6 +61,8 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("journal", type=Path)
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_parser("tasks", help="list registered tasks")
+    plan = sub.add_parser("plan", help="show how a task is split into chains (add the task's parameters)", add_help=False)
+    plan.add_argument("task")
     return parser
 
 
@@ -134,8 +138,7 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     task_cls = load_task_class(head.task)
     run_parser = _run_parser(task_cls)
     args = run_parser.parse_args(argv[1:])
-    params = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
-    task = task_cls(**params)
+    task = task_cls(**_task_params(args))
     task.spec = head.task
     config = make_config(
         k=args.k, rule=args.rule, temperature=args.temperature, first_temperature=args.first_temperature,
@@ -203,6 +206,52 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         for key, value in report.items():
             print(f"{key:>16}: {value}")
     return 0 if report["valid"] else EXIT_UNSOLVED
+
+
+def _cmd_plan(argv: list[str]) -> int:
+    from maker.loading import load_task_class
+    from maker.planner import plan_for
+
+    task_cls = load_task_class(argv[1]) if len(argv) > 1 and not argv[1].startswith("-") else None
+    if task_cls is None:
+        raise ConfigError("maker plan needs a task: maker plan TASK [task parameters] [--depth D] [--picture FILE.png]")
+    parser = argparse.ArgumentParser(prog=f"maker plan {task_cls.name}")
+    parser.add_argument("task")
+    _add_model_options(parser.add_argument_group(f"task parameters ({task_cls.name})"), task_cls.Params)
+    parser.add_argument("--depth", type=int, default=0)
+    parser.add_argument("--picture", type=Path, default=None, help="write a PNG drawing of the plan graph")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv[1:])
+    task = task_cls(**_task_params(args))
+    plan = plan_for(task, args.depth)
+    described = {"task": task.name, "params": task.describe()["params"], "depth": args.depth, **plan.describe()}
+    if args.picture is not None:
+        from maker.planner import draw_plan
+
+        described["picture"] = str(draw_plan(plan, args.picture, title=f"{task.name} depth {args.depth}"))
+    if args.json:
+        print(json.dumps(described))
+        return 0
+    print(f"{task.name} {described['params']} at depth {args.depth}: {described['subtasks']} subtasks, "
+          f"{_fmt(described['steps'])} steps; critical path {_fmt(described['critical_path_steps'])} steps "
+          f"through {len(described['critical_path'])} subtasks")
+    shown = described["nodes"][:20]
+    for node in shown:
+        after = f"  after {', '.join(node['after'])}" if node["after"] else ""
+        print(f"  {node['name']:<24} {_fmt(node['steps']):>12} steps{after}")
+    if len(described["nodes"]) > len(shown):
+        print(f"  ... and {len(described['nodes']) - len(shown)} more")
+    if "picture" in described:
+        print(f"picture: {described['picture']}")
+    return 0
+
+
+def _fmt(steps: int | None) -> str:
+    return "until done" if steps is None else f"{steps:,}"
+
+
+def _task_params(args: argparse.Namespace) -> dict[str, Any]:
+    return {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
 
 
 def _cmd_tasks() -> int:

@@ -106,6 +106,9 @@ class Engine:
         # Chains of one plan share one counter: statistics are for the whole run.
         self.stats = stats or StatsCounter(has_oracle=task.has_oracle and config.verify, has_check=task.has_check)
         self._apply_checks = config.checks and task.has_check
+        self.rule_violations = 0
+        self.steps = 0
+        self.errors = 0  # this engine's share of stats.errors, so a voided chain can take its own back
 
     def statistics(self) -> RunStatistics:
         return self.stats.snapshot()
@@ -205,13 +208,16 @@ class Engine:
                 try:
                     if task.oracle(state) != winner:
                         stats.errors += 1
+                        self.errors += 1
                 except Exception:  # the oracle has no answer for a state a wrong step led to
                     stats.errors += 1
+                    self.errors += 1
             if post_check:
                 try:
                     task.check(state, winner)
                 except RedFlag:
                     stats.rule_violations += 1
+                    self.rule_violations += 1
             try:
                 state = task.apply(state, winner)
             except Exception as exc:
@@ -220,6 +226,7 @@ class Engine:
                 journal.append(step, encode(winner), decision.votes, decision.samples, decision.rounds, chain)
             step += 1
             stats.steps += 1
+            self.steps += 1
             votes = sum(decision.votes)
             stats.votes_per_step[votes] += 1
             stats.rounds_per_step[decision.rounds] += 1
@@ -231,6 +238,18 @@ class Engine:
                     stats.last_progress = now
                     self.progress(stats.snapshot())
         return state, step - first_step
+
+    def void(self) -> None:
+        """Take this engine's decisions out of the run's counts: its chain is being redone.
+        The samples it drew stay counted (they were spent); its steps and errors move to
+        ``redone_steps`` and ``caught_errors``."""
+        stats = self.stats
+        stats.steps -= self.steps
+        stats.redone_steps += self.steps
+        stats.errors -= self.errors
+        stats.caught_errors += self.errors
+        stats.rule_violations -= self.rule_violations
+        self.steps = self.errors = self.rule_violations = 0
 
     def replay(self, state: Any, records: list[dict[str, Any]]) -> Any:
         """Rebuild a chain's state and the run's counters from journal records, drawing nothing."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -57,7 +58,7 @@ class Plan:
     finish: Callable[[Mapping[str, Any]], Any] | None = None
 
     def add(self, subtask: Subtask) -> None:
-        if subtask.name in self.graph:
+        if "subtask" in self.graph.nodes.get(subtask.name, {}):
             raise TaskError(f"plan has two subtasks named {subtask.name!r}")
         if (subtask.start is None) == (subtask.start_from is None):
             raise TaskError(f"subtask {subtask.name!r} needs exactly one of start or start_from")
@@ -113,6 +114,39 @@ class Plan:
             "critical_path_steps": length,
             "nodes": [self.subtask(n).describe() for n in self.order()],
         }
+
+
+def draw_plan(plan: Plan, path: str | Path, *, title: str = "plan") -> Path:
+    """Write a PNG of the plan as its ideal schedule: one bar per subtask, starting when its
+    dependencies end (unbounded concurrency), as long as its steps; the critical path in red."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = plan.order()
+    begin: dict[str, int] = {}
+    for name in order:
+        begin[name] = max((begin[p] + (plan.subtask(p).steps or 0) for p in plan.graph.predecessors(name)), default=0)
+    critical, length = plan.critical_path()
+    fig, ax = plt.subplots(figsize=(10, max(3.0, min(12.0, 0.18 * len(order) + 1.5))))
+    for row, name in enumerate(order):
+        steps = plan.subtask(name).steps or 0
+        ax.barh(row, max(steps, 1), left=begin[name], color="#e07a5f" if name in critical else "#8ab6d6", edgecolor="none")
+        for dep in plan.graph.predecessors(name):
+            dep_row = order.index(dep)
+            ax.plot([begin[name]] * 2, [dep_row, row], color="#999999", linewidth=0.5)
+    if len(order) <= 40:
+        ax.set_yticks(range(len(order)), order, fontsize=7)
+    else:
+        ax.set_ylabel(f"{len(order)} subtasks")
+    ax.invert_yaxis()
+    ax.set_xlabel("microsteps (ideal schedule: every ready subtask runs at once)")
+    ax.set_title(f"{title}: {len(order)} subtasks, {plan.total_steps() or 0:,} steps, critical path {length:,} (red)")
+    path = Path(path)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def single_chain(task: Task) -> Plan:

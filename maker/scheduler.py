@@ -94,6 +94,7 @@ async def run_async(
             if sub.expect is not None and not sub.expect(state) and not (single and max_steps is not None):
                 # The chain ended somewhere the decomposition says it cannot: redo it with a larger k.
                 reruns = 1
+                engine.void()
                 if writer is not None:
                     writer.reset(chain, "end state failed its check")
                 strict = config.model_copy(update={"k": config.k * RERUN_K_FACTOR})

@@ -31,6 +31,8 @@ class RunStatistics:
     errors: int | None  # decisions that differ from the oracle (None: task has no oracle)
     rule_violations: int | None  # committed steps failing the task's answer-free check (None: no check)
     backend_retries: int = 0
+    redone_steps: int = 0  # steps of chains that failed their end check and were redone
+    caught_errors: int | None = None  # wrong decisions in those redone chains (caught by the check)
 
     @property
     def red_flag_total(self) -> int:
@@ -62,6 +64,8 @@ class RunStatistics:
             "errors": self.errors,
             "rule_violations": self.rule_violations,
             "backend_retries": self.backend_retries,
+            "redone_steps": self.redone_steps,
+            "caught_errors": self.caught_errors,
         }
 
 
@@ -86,6 +90,8 @@ class StatsCounter:
     elapsed_before: float = 0.0  # wall time of earlier sessions of a resumed run
     backend_retries: int = 0
     last_progress: float = 0.0  # when a progress callback last ran (shared by all chains)
+    redone_steps: int = 0
+    caught_errors: int = 0
 
     def flag(self, reason: RedFlagReason) -> None:
         self.red_flags[reason.value] += 1
@@ -105,4 +111,6 @@ class StatsCounter:
             errors=self.errors if self.has_oracle else None,
             rule_violations=self.rule_violations if self.has_check else None,
             backend_retries=self.backend_retries,
+            redone_steps=self.redone_steps,
+            caught_errors=self.caught_errors if self.has_oracle else None,
         )

@@ -30,6 +30,7 @@ MODEL_DIR = HANOI_DIR / "model"
 def _load(name: str):
     spec = importlib.util.spec_from_file_location(f"hanoi_{name}", HANOI_DIR / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     sys.path.insert(0, str(HANOI_DIR))  # the scripts import their siblings by name
     try:
         spec.loader.exec_module(module)

@@ -1,0 +1,391 @@
+"""Estimation before spending: measure p on random steps, choose k, project a run's cost.
+
+``estimate`` draws random states from the oracle's trajectory, samples each of them at least
+twice, red-flags every reply exactly as the engine does and compares the survivors with the
+oracle (allowed here: this is measurement, not voting). From the counts it reports p-hat with a
+Wilson interval, the valid share v, red flags by reason, collisions (states whose first two valid
+samples are both wrong) against the i.i.d. expectation, k_min for a target success, and the
+projected samples, tokens, wall time and cost of the whole run (``maker.scaling``).
+
+``choose_k`` is the one-line answer for ``maker run --target-success t``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from maker.backends.base import Backend, SampleRequest
+from maker.errors import ConfigError, StepError, TaskError
+from maker.redflag import RedFlag, RedFlagReason
+from maker.scaling import collision_test, estimate_p, expected_collisions, expected_samples, k_min, p_full
+from maker.task import Task
+
+__all__ = ["EstimateReport", "choose_k", "estimate", "estimate_async"]
+
+COLLISION_ALPHA = 0.01  # collision p-value below which errors are reported as correlated
+_CHARS_PER_TOKEN = 4  # rough prompt-token count: backends report only output tokens
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateReport:
+    """What an estimate measured and what it projects for the whole task.
+
+    ``p`` is the share of valid (red-flag-free) samples that are correct; ``v`` the share of all
+    samples that are valid. Fields that cannot be computed (no valid sample, p <= 0.5) are None.
+    """
+
+    task: str
+    backend: str
+    simulated: bool
+    steps: int  # s: steps of the whole task
+    target: float  # t: target success of the whole task
+    states: int
+    distinct_states: int
+    per_state: int
+    samples: int
+    valid: int
+    correct: int
+    red_flags: dict[str, int]  # reason -> count
+    p: float | None
+    p_low: float | None
+    p_high: float | None
+    confidence: float
+    v: float
+    mean_output_tokens: float
+    mean_prompt_tokens: float  # estimated at 4 characters a token
+    pairs: int  # states whose first two samples were both valid
+    collisions: int  # ... and both wrong
+    collisions_same: int  # ... and wrong in the same way (the errors voting can lock in)
+    expected_collisions: float | None
+    collision_p_value: float | None
+    all_wrong_states: int  # states with >= 2 valid samples, every one wrong
+    k_min: int | None  # at p-hat
+    k_min_cautious: int | None  # at the interval's lower end
+    p_full: float | None  # P(whole task right) at k_min
+    expected_samples_per_step: float | None
+    projected_samples: float | None
+    projected_output_tokens: float | None
+    projected_prompt_tokens: float | None
+    projected_seconds: float | None
+    projected_cost: float | None
+    prices: tuple[float, float] | None  # per million (prompt, output) tokens
+    seconds: float  # wall time of the sampling
+    samples_per_second: float
+    concurrency: int
+    temperature: float
+    first_temperature: float | None
+    max_tokens: int
+    checks: bool
+    warnings: tuple[str, ...]
+
+    @property
+    def warning(self) -> str | None:
+        """All warnings as one text, or None when there are none."""
+        return "\n".join(self.warnings) or None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["warnings"] = list(self.warnings)
+        data["prices"] = None if self.prices is None else list(self.prices)
+        data["warning"] = self.warning
+        return data
+
+    def to_table(self) -> str:
+        """A readable report; says SIMULATED first when the backend made its replies up."""
+        lines: list[str] = []
+        if self.simulated:
+            lines.append(f"SIMULATED: backend {self.backend!r} makes replies up from the task's oracle; this measures nothing real.")
+        lines.append(f"estimate of {self.task} on backend {self.backend!r}: {self.states:,} random steps "
+                     f"({self.distinct_states:,} distinct) x {self.per_state} samples = {self.samples:,} samples")
+        temps = f"temperature {self.temperature:g}" + (
+            "" if self.first_temperature is None else f" (first sample {self.first_temperature:g})")
+        lines.append(f"  {temps}, red-flag limit {self.max_tokens} tokens, checks {'on' if self.checks else 'off'}")
+        if self.p is None:
+            lines.append("  p-hat                    n/a (no sample passed the red flags)")
+        else:
+            lines.append(f"  p-hat (valid correct)    {self.p:.6f}  [{self.p_low:.6f}, {self.p_high:.6f}] "
+                         f"{self.confidence:.0%} Wilson; error rate {1 - self.p:.4%}  ({self.correct:,}/{self.valid:,})")
+        lines.append(f"  v (pass red flags)       {self.v:.4f}  ({self.valid:,}/{self.samples:,})")
+        flags = ", ".join(f"{reason} {n:,}" for reason, n in sorted(self.red_flags.items())) or "none"
+        lines.append(f"  red flags                {flags}")
+        lines.append(f"  tokens per sample        {self.mean_output_tokens:.1f} output, ~{self.mean_prompt_tokens:.0f} prompt (est.)")
+        if self.expected_collisions is not None:
+            lines.append(f"  collisions               {self.collisions:,} of {self.pairs:,} valid first pairs both wrong "
+                         f"({self.collisions_same:,} alike); i.i.d. expectation {self.expected_collisions:.2f}, "
+                         f"p-value {self.collision_p_value:.3g}")
+        lines.append(f"  all samples wrong        {self.all_wrong_states:,} states")
+        lines.append(f"  throughput               {self.samples_per_second:,.1f} samples/s "
+                     f"({self.seconds:.2f} s, concurrency {self.concurrency})")
+        lines.append(f"plan for s = {self.steps:,} steps, target success t = {self.target:g}:")
+        if self.k_min is None:
+            lines.append("  k_min                    n/a")
+        else:
+            cautious = "n/a (interval reaches 0.5)" if self.k_min_cautious is None else str(self.k_min_cautious)
+            lines.append(f"  k_min                    {self.k_min} (at the interval's lower end: {cautious}); "
+                         f"P(task right) {self.p_full:.4f}")
+            lines.append(f"  samples per step         {self.expected_samples_per_step:.3f} expected")
+            lines.append(f"  projected samples        {self.projected_samples:,.0f}")
+            lines.append(f"  projected tokens         {self.projected_output_tokens:,.0f} output, "
+                         f"~{self.projected_prompt_tokens:,.0f} prompt (est.)")
+            lines.append(f"  projected wall time      {_duration(self.projected_seconds)} at this run's throughput "
+                         "(a single chain is slower: its steps run one after another)")
+            if self.projected_cost is not None:
+                lines.append(f"  projected cost           {self.projected_cost:,.2f} at {self.prices[0]:g} prompt / "  # type: ignore[index]
+                             f"{self.prices[1]:g} output per million tokens")
+        lines.extend(f"WARNING: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def choose_k(p: float, steps: int, target: float, m: int = 1) -> tuple[int, str]:
+    """The k for ``maker run --target-success t`` and a sentence saying why.
+
+    >>> choose_k(0.9978, 2**20 - 1, 0.95)[1]
+    'k = 3: k_min for p = 0.9978, s = 1,048,575, t = 0.95 (P(task right) = 0.9888)'
+    """
+    if isinstance(p, int | float) and not isinstance(p, bool) and p <= 0.5:
+        raise ConfigError(_no_voting(p))
+    k = k_min(p, steps, target, m)
+    per = "" if m == 1 else f", m = {m}"
+    return k, f"k = {k}: k_min for p = {p:.6g}, s = {steps:,}, t = {target:g}{per} (P(task right) = {p_full(p, k, steps, m):.4f})"
+
+
+def _no_voting(p: float) -> str:
+    return (f"p = {p:.4g} <= 0.5: voting cannot help (it amplifies the majority answer, here a wrong one); "
+            "MAKER needs p > 0.5: use a stronger model, a smaller step or better red flags")
+
+
+def _check_count(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _prices(prices: object) -> tuple[float, float] | None:
+    """None, one price for every token, or (prompt, output) prices per million tokens."""
+    if prices is None:
+        return None
+    pair = (prices, prices) if isinstance(prices, int | float) else tuple(prices)  # type: ignore[arg-type]
+    if len(pair) != 2 or not all(isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x < math.inf for x in pair):
+        raise ConfigError(f"prices must be a price per million tokens or a (prompt, output) pair of them, got {prices!r}")
+    return float(pair[0]), float(pair[1])
+
+
+def trajectory_states(task: Task, indices: Sequence[int]) -> list[Any]:
+    """The states before steps ``indices`` (sorted, repeats allowed) on the oracle's trajectory.
+
+    Walks the task once and keeps only the wanted states, so a million-step task costs a few
+    seconds and no memory beyond them.
+    """
+    wanted = sorted(indices)
+    out: list[Any] = []
+    state = task.initial_state()
+    step = 0
+    for index in wanted:
+        while step < index:
+            try:
+                state = task.apply(state, task.oracle(state))
+            except Exception as exc:
+                raise TaskError(f"the oracle's trajectory ended or failed at step {step} before reaching step {index} "
+                                f"({type(exc).__name__}: {exc}); is --steps larger than the task?") from exc
+            step += 1
+        if task.is_done(state):
+            raise TaskError(f"the task is already done at step {index}: --steps is larger than the task's trajectory")
+        out.append(state)
+    return out
+
+
+async def estimate_async(
+    task: Task,
+    backend: Backend,
+    *,
+    samples: int,
+    per_state: int = 2,
+    temperature: float = 0.1,
+    first_temperature: float | None = None,
+    max_tokens: int = 750,
+    checks: bool = False,
+    target: float = 0.95,
+    concurrency: int = 64,
+    seed: int = 0,
+    prices: float | tuple[float, float] | None = None,
+    states: Sequence[Any] | None = None,
+    steps: int | None = None,
+) -> EstimateReport:
+    """Measure p on ``samples`` random steps, ``per_state`` samples each, and plan a run.
+
+    States come from the oracle's trajectory (or are drawn from ``states`` when given). ``steps``
+    is the task's length s; it defaults to ``task.total_steps()``. ``first_temperature``, when
+    given, is used for each state's first sample (the engine's greedy first vote). ``prices`` is
+    one price per million tokens, or a (prompt, output) pair; prompt tokens are estimated.
+    """
+    samples = _check_count(samples, "samples (the number of random steps)", 1)
+    per_state = _check_count(per_state, "per_state (at least two samples a state, to see collisions)", 2)
+    concurrency = _check_count(concurrency, "concurrency", 1)
+    max_tokens = _check_count(max_tokens, "max_tokens", 1)
+    if not 0.0 < target < 1.0:
+        raise ConfigError(f"target must be in (0, 1), got {target!r}")
+    price_pair = _prices(prices)
+    if not task.has_oracle:
+        raise ConfigError(f"estimation needs the task's oracle (the correct answer of each step); {task.name!r} has none")
+    s = steps if steps is not None else task.total_steps()
+    if s is None:
+        raise ConfigError(f"task {task.name!r} does not know how many steps it has: give the run's length with --steps")
+    s = _check_count(s, "steps", 1)
+
+    rng = random.Random(seed)
+    if states is not None:
+        pool = list(states)
+        if not pool:
+            raise ConfigError("states is empty")
+        picks = rng.sample(range(len(pool)), samples) if samples <= len(pool) else [rng.randrange(len(pool)) for _ in range(samples)]
+        chosen = [(i, pool[i]) for i in picks]
+    else:
+        # Distinct steps where the task has enough; otherwise some steps are drawn twice.
+        indices = sorted(rng.sample(range(s), samples) if samples <= s else [rng.randrange(s) for _ in range(samples)])
+        chosen = list(zip(indices, trajectory_states(task, indices), strict=True))
+    distinct = len({i for i, _ in chosen})
+
+    semaphore = asyncio.Semaphore(concurrency)
+    tally = [0, 0]  # output tokens, prompt characters, over all samples
+    use_checks = checks and task.has_check
+
+    async def one(index: int, state: Any, n: int) -> list[Any]:
+        """Verdicts of this state's samples in order: True/False (correct?) or a RedFlagReason."""
+        prompt = task.prompt(state)
+        truth = task.oracle(state)
+        req_seed = (seed * 1_000_003 + index * 131 + n) & 0x7FFFFFFF
+        if first_temperature is not None and first_temperature != temperature:
+            requests = [SampleRequest(prompt, 1, first_temperature, max_tokens, req_seed, state),
+                        SampleRequest(prompt, per_state - 1, temperature, max_tokens, req_seed + 1, state)]
+        else:
+            requests = [SampleRequest(prompt, per_state, temperature, max_tokens, req_seed, state)]
+        async with semaphore:
+            batches = await backend.sample_many(requests)
+        out: list[Any] = []
+        for sample in (x for batch in batches for x in batch):
+            tally[0] += sample.tokens
+            tally[1] += len(prompt)
+            if sample.finish_reason == "length":
+                out.append(RedFlagReason.TRUNCATED)
+            elif sample.tokens > max_tokens:
+                out.append(RedFlagReason.TOO_LONG)
+            else:
+                try:
+                    candidate = task.parse(state, sample.text)
+                    if use_checks:
+                        task.check(state, candidate)
+                except RedFlag as flag:
+                    out.append(flag.reason)
+                    continue
+                except Exception as exc:
+                    raise StepError(f"task code raised {type(exc).__name__}: {exc} (it must raise maker.RedFlag to "
+                                    f"reject a reply; reply: {sample.text[:200]!r})", step=index, state=state) from exc
+                out.append((candidate == truth, candidate))
+        return out
+
+    began = time.perf_counter()
+    results = await asyncio.gather(*(one(i, st, n) for n, (i, st) in enumerate(chosen)))
+    seconds = time.perf_counter() - began
+    return _report(task, backend, results, distinct, s, target, per_state, seconds, tally, price_pair,
+                   concurrency, temperature, first_temperature, max_tokens, use_checks)
+
+
+def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: int, s: int, target: float,
+            per_state: int, seconds: float, tokens: list[int], prices: tuple[float, float] | None, concurrency: int,
+            temperature: float, first_temperature: float | None, max_tokens: int, checks: bool) -> EstimateReport:
+    """Turn per-state verdicts into the report's counts, tests and projections."""
+    flags: Counter[str] = Counter()
+    drawn = valid = correct = pairs = collisions = same = all_wrong = 0
+    for verdicts in results:
+        drawn += len(verdicts)
+        good = [v for v in verdicts if isinstance(v, tuple)]
+        for v in verdicts:
+            if not isinstance(v, tuple):
+                flags[v.value] += 1
+        valid += len(good)
+        correct += sum(ok for ok, _ in good)
+        first, second = verdicts[0], verdicts[1]
+        if isinstance(first, tuple) and isinstance(second, tuple):
+            pairs += 1
+            if not first[0] and not second[0]:
+                collisions += 1
+                same += first[1] == second[1]
+        if len(good) >= 2 and not any(ok for ok, _ in good):
+            all_wrong += 1
+    if drawn == 0:
+        raise ConfigError(f"backend {backend.name!r} returned no samples")
+    v = valid / drawn
+    out_tokens, prompt_tokens = tokens[0] / drawn, tokens[1] / drawn / _CHARS_PER_TOKEN
+    warnings: list[str] = []
+    p = low = high = None
+    confidence = 0.95
+    expected = p_value = None
+    kmin = k_low = full = per_step = proj = proj_out = proj_prompt = proj_sec = cost = None
+    if valid == 0:
+        warnings.append("no sample passed the red flags: p cannot be estimated (check the prompt, parser and max_tokens)")
+    else:
+        est = estimate_p(correct, valid, confidence)
+        p, low, high = est.p, est.low, est.high
+        if pairs:
+            expected = expected_collisions(pairs, p)
+            p_value = collision_test(collisions, pairs, p).p_value
+            if p_value < COLLISION_ALPHA and collisions > expected:
+                warnings.append(
+                    f"collisions are well above the i.i.d. expectation ({collisions} observed, {expected:.2f} expected, "
+                    f"p-value {p_value:.2g}): errors look correlated, so the formulas underestimate k and voting alone "
+                    "may lock some errors in; look at the colliding states, add red flags or decorrelate the samples")
+        if p <= 0.5:
+            warnings.append(_no_voting(p))
+        else:
+            kmin = k_min(p, s, target)
+            k_low = k_min(low, s, target) if low > 0.5 else None
+            full = p_full(p, kmin, s)
+            per_step = expected_samples(p, kmin, v)
+            proj = s * per_step
+            proj_out, proj_prompt = proj * out_tokens, proj * prompt_tokens
+            proj_sec = proj * seconds / drawn
+            if prices is not None:
+                cost = (proj_prompt * prices[0] + proj_out * prices[1]) / 1e6
+    return EstimateReport(
+        task=task.name, backend=backend.name, simulated=bool(backend.simulated), steps=s, target=target,
+        states=len(results), distinct_states=distinct, per_state=per_state, samples=drawn, valid=valid,
+        correct=correct, red_flags=dict(flags), p=p, p_low=low, p_high=high, confidence=confidence, v=v,
+        mean_output_tokens=out_tokens, mean_prompt_tokens=prompt_tokens, pairs=pairs, collisions=collisions,
+        collisions_same=same, expected_collisions=expected, collision_p_value=p_value, all_wrong_states=all_wrong,
+        k_min=kmin, k_min_cautious=k_low, p_full=full, expected_samples_per_step=per_step, projected_samples=proj,
+        projected_output_tokens=proj_out, projected_prompt_tokens=proj_prompt, projected_seconds=proj_sec,
+        projected_cost=cost, prices=prices, seconds=seconds, samples_per_second=drawn / max(seconds, 1e-9),
+        concurrency=concurrency, temperature=temperature, first_temperature=first_temperature, max_tokens=max_tokens,
+        checks=checks, warnings=tuple(warnings),
+    )
+
+
+def estimate(task: Task, backend: Backend, **settings: Any) -> EstimateReport:
+    """Synchronous ``estimate_async``; the keyword settings are the same.
+
+    >>> from maker import load_task, SimulatedBackend
+    >>> task = load_task("hanoi", disks=6)
+    >>> report = estimate(task, SimulatedBackend(task, error_rate=0.0), samples=50)
+    >>> report.p, report.k_min, report.simulated
+    (1.0, 1, True)
+    """
+    return asyncio.run(estimate_async(task, backend, **settings))

@@ -1,0 +1,106 @@
+"""Running plans: concurrency, end-state checks with one rerun, journals and resume of many chains."""
+
+import asyncio
+
+import pytest
+
+import maker
+from maker import Backend, BackendError, Plan, ScriptedBackend, SimulatedBackend, StepError, Subtask, load_task
+from maker.journal import read_journal, records_by_chain
+from tests.toy import Countdown
+
+
+class Yielding(Backend):
+    """Wraps a backend, yields to the event loop on every call, and records the most calls in flight."""
+
+    def __init__(self, inner, fail_after=None):
+        self.inner, self.name, self.simulated = inner, inner.name, inner.simulated
+        self.in_flight = self.most_in_flight = self.calls = 0
+        self.fail_after = fail_after
+
+    async def sample(self, request):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise BackendError("the server went away")
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0)
+        try:
+            return await self.inner.sample(request)
+        finally:
+            self.in_flight -= 1
+
+
+def test_chains_run_concurrently():
+    task = load_task("hanoi", disks=8)
+    backend = Yielding(SimulatedBackend(task, error_rate=0.05))
+    result = maker.run(task, backend, k=2, depth=4)
+    assert result.solved and result.errors == 0 and result.steps == 255
+    assert backend.most_in_flight >= 16  # all 16 chains had requests out at once
+
+
+def test_max_concurrency_bounds_chains_in_flight():
+    task = load_task("hanoi", disks=8)
+    backend = Yielding(SimulatedBackend(task, error_rate=0.0))
+    maker.run(task, backend, k=1, depth=4, max_concurrency=3, first_temperature=0.1)
+    assert backend.most_in_flight == 3
+
+
+def _countdown_plan(expect):
+    plan = Plan()
+    plan.add(Subtask("count", start=3, steps=3, expect=expect))
+    return plan
+
+
+def test_failed_end_check_reruns_the_chain_with_a_larger_k(tmp_path):
+    calls = {"n": 0}
+
+    def reply(request):  # the first three samples skip ahead by two; later ones are right
+        calls["n"] += 1
+        state = int(request.prompt.split()[2])
+        return str(state - 2) if calls["n"] <= 3 else str(state - 1)
+
+    journal = tmp_path / "j.jsonl"
+    result = maker.run(Countdown(), ScriptedBackend(reply_for=reply), k=1, plan=_countdown_plan(lambda s: s == 0),
+                       journal=journal)
+    assert result.solved and result.nodes[0]["reruns"] == 1
+    stats = result.statistics
+    # the voided attempt's wrong steps were caught by the end check; the solution has none
+    assert stats.errors == 0 and stats.caught_errors == 3 and stats.redone_steps == 3 and stats.steps == 3
+    assert stats.samples == 3 + 3 * 2  # its samples were spent all the same; the redo ran at k = 2
+    assert [r["candidate"] for r in read_journal(journal).records] == [2, 1, 0]  # only the redo survives
+
+
+def test_end_check_failing_twice_is_a_clear_error():
+    backend = ScriptedBackend(reply_for=lambda r: str(int(r.prompt.split()[2]) - 1))
+    with pytest.raises(StepError, match="fails its check, twice"):
+        maker.run(Countdown(), backend, k=1, plan=_countdown_plan(lambda s: s == 99))
+
+
+def test_multi_chain_run_resumes_after_a_backend_failure(tmp_path):
+    task = load_task("hanoi", disks=8)
+    journal = tmp_path / "j.jsonl"
+    with pytest.raises(BackendError) as info:
+        maker.run(task, Yielding(SimulatedBackend(task, error_rate=0.05), fail_after=400), k=2, depth=3, journal=journal)
+    done_before = info.value.statistics.steps
+    assert 0 < done_before < 255
+    result = maker.run(task, SimulatedBackend(task, error_rate=0.05), k=2, depth=3, journal=journal)
+    assert result.solved and result.errors == 0 and result.resumed_steps == done_before
+    grouped = records_by_chain(read_journal(journal))
+    assert sorted(grouped) == list(range(8))
+    assert sum(len(r) for r in grouped.values()) == 255  # nothing lost, nothing duplicated
+
+
+def test_start_from_passes_results_along():
+    plan = Plan()
+    plan.add(Subtask("first", start=5, steps=2))
+    plan.add(Subtask("second", start_from=lambda r: r["first"], steps=3, after=("first",)))
+    task = Countdown(start=5)
+    result = maker.run(task, SimulatedBackend(task, error_rate=0.1), k=2, plan=plan)
+    assert result.solved and result.final_state == 0 and result.steps == 5
+
+
+def test_max_steps_is_for_single_chains():
+    task = load_task("hanoi", disks=5)
+    with pytest.raises(maker.ConfigError, match="max_steps"):
+        maker.run(task, SimulatedBackend(task), depth=2, max_steps=3)
