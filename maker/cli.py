@@ -41,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_tasks()
         if args.command == "plan":
             return _cmd_plan(argv)
+        if args.command == "estimate":
+            return _cmd_estimate(argv)
+        if args.command == "plot":
+            return _cmd_plot(argv)
         parser.print_help()
         return EXIT_ERROR
     except MakerError as exc:
@@ -63,17 +67,28 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list registered tasks")
     plan = sub.add_parser("plan", help="show how a task is split into chains (add the task's parameters)", add_help=False)
     plan.add_argument("task")
+    est = sub.add_parser("estimate", help="measure p on random steps; choose k; project samples, tokens, time, cost", add_help=False)
+    est.add_argument("task")
+    sub.add_parser("plot", help="write plots: vote rounds of a journal, k_min against steps", add_help=False)
+    return parser
+
+
+def _task_parser(task_cls: type[Task], command: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"maker {command} {task_cls.name}", description=(task_cls.__doc__ or "").split("\n")[0])
+    parser.add_argument("task")
+    _add_model_options(parser.add_argument_group(f"task parameters ({task_cls.name})"), task_cls.Params)
     return parser
 
 
 def _run_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"maker run {task_cls.name}", description=(task_cls.__doc__ or "").split("\n")[0])
-    parser.add_argument("task")
-    group = parser.add_argument_group(f"task parameters ({task_cls.name})")
-    _add_model_options(group, task_cls.Params)
-
+    parser = _task_parser(task_cls, "run")
     voting = parser.add_argument_group("voting")
-    voting.add_argument("--k", type=int, default=3, help="votes ahead needed to decide a step (default 3)")
+    voting.add_argument("--k", type=int, default=None, help="votes ahead needed to decide a step (default 3)")
+    voting.add_argument("--target-success", type=float, default=None,
+                        help="choose k as the paper's k_min for this chance that the whole task is right (needs --p or an estimate)")
+    voting.add_argument("--p", type=float, default=None, help="per-step success of one valid sample, for --target-success")
+    voting.add_argument("--estimate-samples", type=int, default=1000,
+                        help="with --target-success and no --p: random steps sampled to estimate p first")
     voting.add_argument("--rule", choices=["ahead-by-k", "first-to-k"], default="ahead-by-k")
     voting.add_argument("--temperature", type=float, default=0.1, help="temperature of samples after the first (default 0.1)")
     voting.add_argument("--first-temperature", type=float, default=0.0, help="temperature of each step's first sample (default 0)")
@@ -86,20 +101,49 @@ def _run_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     plan = parser.add_argument_group("plan")
     plan.add_argument("--depth", type=int, default=0, help="split the task this many levels deep into concurrent chains (0: one chain, as the paper)")
     plan.add_argument("--max-concurrency", type=int, default=256, help="chains in flight at once")
-
-    backend = parser.add_argument_group("backend")
-    backend.add_argument("--backend", choices=["sim", "hf", "openai"], default="sim", help="where samples come from")
-    backend.add_argument("--error-rate", type=float, default=0.01, help="sim: share of plausible wrong answers")
-    backend.add_argument("--malformed-rate", type=float, default=0.0, help="sim: share of malformed replies")
-    backend.add_argument("--too-long-rate", type=float, default=0.0, help="sim: share of over-long replies")
-    backend.add_argument("--hard-fraction", type=float, default=0.0, help="sim: share of states with a correlated error")
-    backend.add_argument("--hard-error-rate", type=float, default=0.5, help="sim: chance of the shared wrong answer on a hard state")
-
+    _add_backend_options(parser)
     out = parser.add_argument_group("output")
     out.add_argument("--journal", type=Path, default=None, help="JSON Lines record of every decided step; resumes if it exists")
     out.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser
+
+
+def _estimate_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
+    parser = _task_parser(task_cls, "estimate")
+    est = parser.add_argument_group("estimate")
+    est.add_argument("--samples", type=int, default=1000, help="random steps to sample (states from the oracle's trajectory)")
+    est.add_argument("--per-state", type=int, default=2, help="samples per state (>= 2, to count collisions)")
+    est.add_argument("--target", type=float, default=0.95, help="wanted chance that the whole task is right")
+    est.add_argument("--steps", type=int, default=None, help="steps of the full task (default: the task's own count)")
+    est.add_argument("--temperature", type=float, default=0.1)
+    est.add_argument("--max-tokens", type=int, default=750)
+    est.add_argument("--checks", action=argparse.BooleanOptionalAction, default=False)
+    est.add_argument("--price-per-million-tokens", type=float, default=None, help="for the projected cost")
+    est.add_argument("--concurrency", type=int, default=64)
+    est.add_argument("--seed", type=int, default=0)
+    est.add_argument("--json", action="store_true")
+    _add_backend_options(parser)
+    return parser
+
+
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    backend = parser.add_argument_group("backend")
+    backend.add_argument("--backend", choices=["sim", "hf", "openai"], default=None,
+                         help="where samples come from (default: hf with the task's shipped model, else sim)")
+    backend.add_argument("--error-rate", type=float, default=0.01, help="sim: share of plausible wrong answers")
+    backend.add_argument("--malformed-rate", type=float, default=0.0, help="sim: share of malformed replies")
+    backend.add_argument("--too-long-rate", type=float, default=0.0, help="sim: share of over-long replies")
+    backend.add_argument("--hard-fraction", type=float, default=0.0, help="sim: share of states with a correlated error")
+    backend.add_argument("--hard-error-rate", type=float, default=0.5, help="sim: chance of the shared wrong answer on a hard state")
+    backend.add_argument("--model", default=None, help="hf: model folder (default: the task's shipped model); openai: model name")
+    backend.add_argument("--device", default="cpu", help="hf: cpu or cuda")
+    backend.add_argument("--max-batch", type=int, default=256, help="hf: most sequences in one forward batch")
+    backend.add_argument("--base-url", default=None, help="openai: server URL, e.g. http://127.0.0.1:8000/v1")
+    backend.add_argument("--api", choices=["completions", "chat"], default="completions", help="openai: endpoint")
+    backend.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the key")
+    backend.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request")
+    backend.add_argument("--max-attempts", type=int, default=8, help="openai: tries per request (backoff with jitter)")
 
 
 def _add_model_options(group: argparse._ArgumentGroup, model: type[BaseModel]) -> None:
@@ -136,15 +180,17 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
 
     head, _ = parser.parse_known_args(argv)
     task_cls = load_task_class(head.task)
-    run_parser = _run_parser(task_cls)
-    args = run_parser.parse_args(argv[1:])
+    args = _run_parser(task_cls).parse_args(argv[1:])
     task = task_cls(**_task_params(args))
     task.spec = head.task
-    config = make_config(
-        k=args.k, rule=args.rule, temperature=args.temperature, first_temperature=args.first_temperature,
+    settings = dict(
+        rule=args.rule, temperature=args.temperature, first_temperature=args.first_temperature,
         max_tokens=args.max_tokens, max_samples_per_step=args.max_samples_per_step, checks=args.checks, seed=args.seed,
     )
+    make_config(k=args.k or 3, **settings)  # fail on bad settings before any work
     backend = _make_backend(args, task)
+    k = _choose_k(args, task, backend)
+    config = make_config(k=k, **settings)
     progress = None if args.no_progress else _ProgressBar(task, backend)
 
     async def go() -> Any:
@@ -175,7 +221,35 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     return 0 if result.solved else EXIT_UNSOLVED
 
 
+def _choose_k(args: argparse.Namespace, task: Task, backend: Backend) -> int:
+    """--k as given, or the paper's k_min for --target-success from --p or a quick estimate."""
+    if args.target_success is None:
+        if args.p is not None:
+            raise ConfigError("--p is used only with --target-success")
+        return 3 if args.k is None else args.k
+    if args.k is not None:
+        raise ConfigError("give either --k or --target-success, not both")
+    from maker.estimate import choose_k, estimate
+
+    steps = task.total_steps()
+    if steps is None:
+        raise ConfigError(f"--target-success needs the task's step count; {task.name!r} does not know it in advance")
+    p = args.p
+    if p is None:
+        print(f"maker: estimating p from {args.estimate_samples} random steps for --target-success ...", file=sys.stderr)
+        report = estimate(task, backend, samples=args.estimate_samples, temperature=args.temperature,
+                          max_tokens=args.max_tokens, checks=args.checks, target=args.target_success, seed=args.seed)
+        p = report.p_low  # the cautious end of the interval
+        print(f"maker: p-hat {report.p:.5f}, using its lower bound {p:.5f}", file=sys.stderr)
+    k, why = choose_k(p, steps, args.target_success)
+    print(f"maker: {why}", file=sys.stderr)
+    return k
+
+
 def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
+    if args.backend is None:
+        shipped = getattr(task, "default_model", None)
+        args.backend = "hf" if shipped is not None and Path(shipped).is_dir() else "sim"
     if args.backend == "sim":
         from maker.backends.sim import SimulatedBackend
 
@@ -186,6 +260,23 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
             )
         except ValidationError as exc:
             raise ConfigError(f"invalid simulated-backend settings: {_pydantic_message(exc)}") from None
+    if args.backend == "openai":
+        from maker.backends.openai import OpenAIBackend
+        from maker.backends.retry import RetryingBackend
+
+        if not args.base_url or not args.model:
+            raise ConfigError("--backend openai needs --base-url URL and --model NAME")
+        inner = OpenAIBackend(args.base_url, args.model, api=args.api, api_key_env=args.api_key_env, timeout=args.timeout)
+        return RetryingBackend(inner, max_attempts=args.max_attempts)
+    if args.backend == "hf":
+        from maker.backends.hf import HFBackend
+
+        model = args.model or getattr(task, "default_model", None)
+        if model is None:
+            raise ConfigError(f"--backend hf needs --model PATH (task {task.name!r} ships no model)")
+        if not Path(model).is_dir():
+            raise ConfigError(f"model folder {str(model)!r} does not exist")
+        return HFBackend(model, device=args.device, max_batch=args.max_batch)
     raise ConfigError(f"unknown backend {args.backend!r}")
 
 
@@ -194,6 +285,51 @@ def _pydantic_message(exc: Exception) -> str:
     if callable(errors):
         return "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in errors())
     return str(exc)
+
+
+def _cmd_estimate(argv: list[str]) -> int:
+    from maker.estimate import estimate_async
+    from maker.loading import load_task_class
+
+    if len(argv) < 2 or argv[1].startswith("-"):
+        raise ConfigError("maker estimate needs a task: maker estimate TASK [task parameters] --backend ... --samples N")
+    task_cls = load_task_class(argv[1])
+    args = _estimate_parser(task_cls).parse_args(argv[1:])
+    task = task_cls(**_task_params(args))
+    backend = _make_backend(args, task)
+
+    async def go() -> Any:
+        async with backend:
+            return await estimate_async(
+                task, backend, samples=args.samples, per_state=args.per_state, temperature=args.temperature,
+                max_tokens=args.max_tokens, checks=args.checks, target=args.target, concurrency=args.concurrency,
+                seed=args.seed, prices=args.price_per_million_tokens, steps=args.steps,
+            )
+
+    report = asyncio.run(go())
+    print(json.dumps(report.to_json()) if args.json else report.to_table())
+    return 0 if report.k_min is not None else EXIT_UNSOLVED
+
+
+def _cmd_plot(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="maker plot", description="write a PNG plot")
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    rounds = kinds.add_parser("rounds", help="undecided steps after each voting round, from a journal (the paper's figure 8)")
+    rounds.add_argument("journal", type=Path)
+    rounds.add_argument("--out", type=Path, required=True)
+    kmin = kinds.add_parser("kmin", help="k_min against the number of steps for several p")
+    kmin.add_argument("--out", type=Path, required=True)
+    kmin.add_argument("--target", type=float, default=0.95)
+    args = parser.parse_args(argv[1:])
+    from maker import plots
+
+    if args.kind == "rounds":
+        data = plots.plot_vote_rounds(args.journal, args.out)
+        print(f"{args.out}: {data.steps:,} steps; undecided after each round: {list(data.undecided)}")
+    else:
+        plots.plot_kmin(args.out, target=args.target)
+        print(f"{args.out}: k_min against s for t = {args.target}")
+    return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

@@ -236,6 +236,7 @@ async def estimate_async(
     is the task's length s; it defaults to ``task.total_steps()``. ``first_temperature``, when
     given, is used for each state's first sample (the engine's greedy first vote). ``prices`` is
     one price per million tokens, or a (prompt, output) pair; prompt tokens are estimated.
+    ``concurrency`` bounds the states in flight; each state is one ``sample_many`` call.
     """
     samples = _check_count(samples, "samples (the number of random steps)", 1)
     per_state = _check_count(per_state, "per_state (at least two samples a state, to see collisions)", 2)

@@ -18,7 +18,7 @@ from maker.task import Task
 
 ENTRY_POINT_GROUP = "maker.tasks"
 # Fallback when maker runs from a source tree that was never installed (no entry points).
-_BUILTIN = {"hanoi": "maker_tasks.hanoi:HanoiTask"}
+_BUILTIN = {"hanoi": "maker_tasks.hanoi:HanoiTask", "multiply": "maker_tasks.multiply:MultiplyTask"}
 
 
 def registered_tasks() -> dict[str, str]:

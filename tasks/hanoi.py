@@ -14,6 +14,7 @@ import functools
 import random
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,7 +39,7 @@ class HanoiParams(BaseModel):
     source: int = Field(0, ge=0, le=2, description="peg the tower starts on")
     target: int = Field(2, ge=0, le=2, description="peg the tower must end on")
     prompt_style: Literal["paper", "compact"] = Field(
-        "paper", description="'paper': full instructions for general LLMs; 'compact': our small model's"
+        "compact", description="'compact': what our shipped model reads; 'paper': the paper's full instructions, for general LLMs"
     )
 
     @model_validator(mode="after")
@@ -204,6 +205,8 @@ class HanoiTask(Task):
 
     name = "hanoi"
     Params = HanoiParams
+    #: our own microagent, trained on the compact prompt (models/hanoi/); the default backend
+    default_model = Path(__file__).resolve().parent.parent / "models" / "hanoi" / "model"
     has_check = True
     params: HanoiParams
 

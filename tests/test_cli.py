@@ -29,13 +29,13 @@ def test_json_summary_has_the_documented_fields(capsys):
 
 
 def test_readable_summary_labels_the_simulation(capsys):
-    code, out, _ = run_cli(capsys, "run", "hanoi", "--disks", "3", "--no-progress")
+    code, out, _ = run_cli(capsys, "run", "hanoi", "--disks", "3", "--backend", "sim", "--no-progress")
     assert code == 0 and "SIMULATED" in out and "solved: True" in out
 
 
 def test_journal_records_every_step_and_verifies(capsys, tmp_path):
     journal = tmp_path / "run.jsonl"
-    code, _, _ = run_cli(capsys, "run", "hanoi", "--disks", "5", "--error-rate", "0.1", "--journal", str(journal),
+    code, _, _ = run_cli(capsys, "run", "hanoi", "--disks", "5", "--backend", "sim", "--error-rate", "0.1", "--journal", str(journal),
                          "--json", "--no-progress")
     assert code == 0
     lines = [json.loads(line) for line in journal.read_text().splitlines()]
@@ -52,7 +52,7 @@ def test_journal_records_every_step_and_verifies(capsys, tmp_path):
 
 def test_verify_catches_a_tampered_journal(capsys, tmp_path):
     journal = tmp_path / "run.jsonl"
-    run_cli(capsys, "run", "hanoi", "--disks", "3", "--journal", str(journal), "--no-progress")
+    run_cli(capsys, "run", "hanoi", "--disks", "3", "--backend", "sim", "--journal", str(journal), "--no-progress")
     lines = journal.read_text().splitlines()
     record = json.loads(lines[2])
     record["candidate"]["move"] = [3, 0, 1]
@@ -76,7 +76,7 @@ def test_user_task_from_a_file(capsys):
         (["run", "hanoi", "--disks", "0"], "--disks"),
         (["run", "hanoi", "--disks", "lots"], "--disks"),
         (["run", "hanoi", "--k", "0"], "k"),
-        (["run", "hanoi", "--error-rate", "1.5"], "--error-rate"),
+        (["run", "hanoi", "--backend", "sim", "--error-rate", "1.5"], "--error-rate"),
         (["run", "nosuchtask"], "unknown task 'nosuchtask'"),
         (["run", "missing/file.py:Task"], "does not exist"),
         (["run", "hanoi", "--max-samples-per-step", "2", "--k", "3"], "max_samples_per_step"),
@@ -90,7 +90,7 @@ def test_bad_input_gets_a_clear_error(capsys, args, message):
 
 
 def test_failed_run_reports_json_and_exit_code(capsys):
-    code, out, err = run_cli(capsys, "run", "hanoi", "--disks", "4", "--error-rate", "0.0", "--malformed-rate", "1.0",
+    code, out, err = run_cli(capsys, "run", "hanoi", "--disks", "4", "--backend", "sim", "--error-rate", "0.0", "--malformed-rate", "1.0",
                              "--max-samples-per-step", "5", "--json", "--no-progress")
     assert code == 1 and "no decision after 5 samples" in err
     summary = json.loads(out)

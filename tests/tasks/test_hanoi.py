@@ -133,7 +133,7 @@ def test_format_and_parse_round_trip_on_a_whole_run():
 
 
 def test_prompts_carry_what_the_step_needs():
-    task = HanoiTask(disks=4)
+    task = HanoiTask(disks=4, prompt_style="paper")
     state = task.initial_state()
     prompt = task.prompt(state)
     assert "Previous move: none" in prompt and "[[4, 3, 2, 1], [], []]" in prompt
