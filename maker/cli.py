@@ -76,7 +76,12 @@ def _build_parser() -> argparse.ArgumentParser:
 def _task_parser(task_cls: type[Task], command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"maker {command} {task_cls.name}", description=(task_cls.__doc__ or "").split("\n")[0])
     parser.add_argument("task")
-    _add_model_options(parser.add_argument_group(f"task parameters ({task_cls.name})"), task_cls.Params)
+    return parser
+
+
+def _with_task_options(parser: argparse.ArgumentParser, task_cls: type[Task]) -> argparse.ArgumentParser:
+    """Add the task's parameters last, so that one clashing with maker's own option becomes --task-NAME."""
+    _add_model_options(parser.add_argument_group(f"task parameters ({task_cls.name})"), task_cls.Params, parser)
     return parser
 
 
@@ -106,7 +111,7 @@ def _run_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     out.add_argument("--journal", type=Path, default=None, help="JSON Lines record of every decided step; resumes if it exists")
     out.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     out.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    return parser
+    return _with_task_options(parser, task_cls)
 
 
 def _estimate_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
@@ -114,7 +119,7 @@ def _estimate_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     est = parser.add_argument_group("estimate")
     est.add_argument("--samples", type=int, default=1000, help="random steps to sample (states from the oracle's trajectory)")
     est.add_argument("--per-state", type=int, default=2, help="samples per state (>= 2, to count collisions)")
-    est.add_argument("--target", type=float, default=0.95, help="wanted chance that the whole task is right")
+    est.add_argument("--target-success", type=float, default=0.95, help="wanted chance that the whole task is right")
     est.add_argument("--steps", type=int, default=None, help="steps of the full task (default: the task's own count)")
     est.add_argument("--temperature", type=float, default=0.1)
     est.add_argument("--max-tokens", type=int, default=750)
@@ -124,7 +129,7 @@ def _estimate_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     est.add_argument("--seed", type=int, default=0)
     est.add_argument("--json", action="store_true")
     _add_backend_options(parser)
-    return parser
+    return _with_task_options(parser, task_cls)
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -146,9 +151,11 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     backend.add_argument("--max-attempts", type=int, default=8, help="openai: tries per request (backoff with jitter)")
 
 
-def _add_model_options(group: argparse._ArgumentGroup, model: type[BaseModel]) -> None:
+def _add_model_options(group: argparse._ArgumentGroup, model: type[BaseModel], parser: argparse.ArgumentParser) -> None:
     for name, field in model.model_fields.items():
         flag = "--" + name.replace("_", "-")
+        if flag in parser._option_string_actions:  # e.g. a task parameter called "seed"
+            flag = "--task-" + name.replace("_", "-")
         annotation = field.annotation
         help_text = field.description or ""
         if field.default is not None and not field.is_required():
@@ -302,7 +309,7 @@ def _cmd_estimate(argv: list[str]) -> int:
         async with backend:
             return await estimate_async(
                 task, backend, samples=args.samples, per_state=args.per_state, temperature=args.temperature,
-                max_tokens=args.max_tokens, checks=args.checks, target=args.target, concurrency=args.concurrency,
+                max_tokens=args.max_tokens, checks=args.checks, target=args.target_success, concurrency=args.concurrency,
                 seed=args.seed, prices=args.price_per_million_tokens, steps=args.steps,
             )
 
@@ -351,13 +358,11 @@ def _cmd_plan(argv: list[str]) -> int:
     task_cls = load_task_class(argv[1]) if len(argv) > 1 and not argv[1].startswith("-") else None
     if task_cls is None:
         raise ConfigError("maker plan needs a task: maker plan TASK [task parameters] [--depth D] [--picture FILE.png]")
-    parser = argparse.ArgumentParser(prog=f"maker plan {task_cls.name}")
-    parser.add_argument("task")
-    _add_model_options(parser.add_argument_group(f"task parameters ({task_cls.name})"), task_cls.Params)
+    parser = _task_parser(task_cls, "plan")
     parser.add_argument("--depth", type=int, default=0)
     parser.add_argument("--picture", type=Path, default=None, help="write a PNG drawing of the plan graph")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv[1:])
+    args = _with_task_options(parser, task_cls).parse_args(argv[1:])
     task = task_cls(**_task_params(args))
     plan = plan_for(task, args.depth)
     described = {"task": task.name, "params": task.describe()["params"], "depth": args.depth, **plan.describe()}

@@ -165,7 +165,12 @@ def plan_for(task: Task, depth: int) -> Plan:
     make = getattr(task, "plan", None)
     if make is None:
         raise TaskError(f"task {task.name!r} has no planner (a plan(depth) method); use depth 0")
-    plan = make(depth)
+    try:
+        plan = make(depth)
+    except TaskError:
+        raise
+    except Exception as exc:
+        raise TaskError(f"task {task.name!r} cannot make a plan at depth {depth}: {exc}") from exc
     if not isinstance(plan, Plan):
         raise TaskError(f"task {task.name!r}.plan({depth}) returned {type(plan).__name__}, not a maker Plan")
     plan.validate()
