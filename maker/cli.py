@@ -99,8 +99,9 @@ def _run_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     voting.add_argument("--first-temperature", type=float, default=0.0, help="temperature of each step's first sample (default 0)")
     voting.add_argument("--max-tokens", type=int, default=750, help="red-flag limit on reply length in tokens (default 750)")
     voting.add_argument("--max-samples-per-step", type=int, default=100, help="fail a step that draws this many samples undecided")
-    voting.add_argument("--checks", action=argparse.BooleanOptionalAction, default=False,
-                        help="red-flag replies that break the task's answer-free rules (counted apart)")
+    voting.add_argument("--checks", action=argparse.BooleanOptionalAction, default=None,
+                        help="red-flag replies that break the task's answer-free rules, counted as 'invalid' "
+                             "(default: on for model backends, off for sim, which follows the paper)")
     voting.add_argument("--seed", type=int, default=0)
     voting.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (depth 0 only)")
     plan = parser.add_argument_group("plan")
@@ -192,11 +193,12 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     task.spec = head.task
     settings = dict(
         rule=args.rule, temperature=args.temperature, first_temperature=args.first_temperature,
-        max_tokens=args.max_tokens, max_samples_per_step=args.max_samples_per_step, checks=args.checks, seed=args.seed,
+        max_tokens=args.max_tokens, max_samples_per_step=args.max_samples_per_step, seed=args.seed,
     )
     make_config(k=args.k or 3, **settings)  # fail on bad settings before any work
     backend = _make_backend(args, task)
-    k = _choose_k(args, task, backend)
+    settings["checks"] = (not backend.simulated) if args.checks is None else args.checks
+    k = _choose_k(args, task, backend, checks=settings["checks"])
     config = make_config(k=k, **settings)
     progress = None if args.no_progress else _ProgressBar(task, backend)
 
@@ -228,7 +230,7 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     return 0 if result.solved else EXIT_UNSOLVED
 
 
-def _choose_k(args: argparse.Namespace, task: Task, backend: Backend) -> int:
+def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, *, checks: bool) -> int:
     """--k as given, or the paper's k_min for --target-success from --p or a quick estimate."""
     if args.target_success is None:
         if args.p is not None:
@@ -245,7 +247,7 @@ def _choose_k(args: argparse.Namespace, task: Task, backend: Backend) -> int:
     if p is None:
         print(f"maker: estimating p from {args.estimate_samples} random steps for --target-success ...", file=sys.stderr)
         report = estimate(task, backend, samples=args.estimate_samples, temperature=args.temperature,
-                          max_tokens=args.max_tokens, checks=args.checks, target=args.target_success, seed=args.seed)
+                          max_tokens=args.max_tokens, checks=checks, target=args.target_success, seed=args.seed)
         p = report.p_low  # the cautious end of the interval
         print(f"maker: p-hat {report.p:.5f}, using its lower bound {p:.5f}", file=sys.stderr)
     k, why = choose_k(p, steps, args.target_success)

@@ -76,6 +76,7 @@ class RunResult:
             "solved": self.solved,
             "k": self.config.k,
             "rule": self.config.rule,
+            "checks": self.config.checks,
             **stats,
             "resumed_steps": self.resumed_steps,
             "journal": self.journal,

@@ -1,0 +1,270 @@
+"""The in-process transformers backend: a local causal LM, sampled in shared batches.
+
+``sample()`` queues its request and awaits a future. One worker coroutine takes whatever is
+queued (whole requests, up to ``max_batch`` sequences), decodes that batch in a worker thread, so
+the event loop keeps collecting the next one, and resolves the futures. The requests of
+concurrent callers therefore share forward passes, and all samples of one prompt share a single
+prefill (``maker.backends.hf_decode``). Needs the ``hf`` extra (torch, transformers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from maker.backends.base import Backend, Sample, SampleRequest
+from maker.backends.hf_decode import Group, decode, make_decoder
+from maker.errors import BackendError, ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class HFStatistics:
+    """What the backend has done so far."""
+
+    batches: int = 0
+    requests: int = 0
+    sequences: int = 0
+    prefills: int = 0  # distinct prompts prefilled (one per prompt per batch, whatever its n)
+    forward_passes: int = 0
+    tokens: int = 0  # generated tokens, EOS excluded
+    busy_s: float = 0.0  # time spent decoding in the worker thread
+
+
+class HFBackend(Backend):
+    """Samples a local Hugging Face causal LM in-process, batching concurrent requests.
+
+    >>> async def demo():  # doctest: +SKIP
+    ...     async with HFBackend("models/hanoi/model", max_batch=256) as backend:
+    ...         return await backend.sample(SampleRequest("cw prev = none state = [[2, 1], [], []]\\n", n=3))
+
+    ``stop`` strings end a reply (the text is cut before the first one); ``ignore_eos`` makes
+    every reply run to ``max_tokens`` (for benchmarks); ``fast=False`` uses the model's own
+    forward instead of the hand-written GPT-2 one.
+    """
+
+    name = "hf"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        device: str = "cpu",
+        max_batch: int = 256,
+        num_threads: int | None = None,
+        stop: Sequence[str] = (),
+        ignore_eos: bool = False,
+        fast: bool = True,
+    ) -> None:
+        if max_batch < 1:
+            raise ConfigError(f"max_batch must be at least 1, got {max_batch}")
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
+        if any(not s for s in stop):
+            raise ConfigError("stop strings must not be empty")
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.path = Path(path)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True, dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot load a causal LM from {str(self.path)!r}: {exc}") from exc
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.max_batch = max_batch
+        self.stop = tuple(stop)
+        self.ignore_eos = ignore_eos
+        self.decoder = make_decoder(self.model, fast)
+        self.eos = frozenset() if ignore_eos else _eos_ids(self.tokenizer, self.model)
+        self._generator = torch.Generator(self.device)
+        self._generator.seed()  # unseeded requests draw from one nondeterministic stream
+        self._stats = HFStatistics()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="maker-hf")
+        self._abort = threading.Event()
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._pending: deque[tuple[SampleRequest, asyncio.Future[list[Sample]]]] = deque()
+        self._wake = asyncio.Event()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "simulated": False, "model": str(self.path), "device": str(self.device),
+            "dtype": "float32", "max_batch": self.max_batch, "decoder": self.decoder.kind,
+            "stop": list(self.stop), "ignore_eos": self.ignore_eos,
+        }
+
+    def statistics(self) -> HFStatistics:
+        return self._stats
+
+    async def sample(self, request: SampleRequest) -> list[Sample]:
+        if request.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {request.temperature}")
+        if request.n < 1:
+            return []
+        if self._closed:
+            raise BackendError("the hf backend is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop or self._worker is None or self._worker.done():
+            # First call, or a new event loop (each asyncio.run has its own): start a worker there.
+            self._loop, self._pending, self._wake = loop, deque(), asyncio.Event()
+            self._worker = loop.create_task(self._work(), name="maker-hf-worker")
+        future: asyncio.Future[list[Sample]] = loop.create_future()
+        self._pending.append((request, future))
+        self._wake.set()
+        return await future
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._abort.set()  # a batch in flight stops at its next step
+        worker, self._worker = self._worker, None
+        if worker is not None and not worker.done() and self._loop is asyncio.get_running_loop():
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            _, future = self._pending.popleft()
+            if not future.done() and future.get_loop() is loop:  # an old loop's futures are gone with it
+                future.set_exception(BackendError("the hf backend was closed"))
+        await loop.run_in_executor(None, lambda: self._executor.shutdown(wait=True, cancel_futures=True))
+
+    # --- the worker ---------------------------------------------------------------------------
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0)  # callers woken in this same tick get to queue first
+            while self._pending:
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                try:
+                    results = await loop.run_in_executor(self._executor, self._run_batch, [r for r, _ in batch])
+                except asyncio.CancelledError:
+                    for _, future in batch:
+                        future.cancel()
+                    raise
+                except Exception as exc:  # the whole batch failed: every caller hears why
+                    results = [_backend_error(exc)] * len(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if future.done():  # the caller was cancelled meanwhile
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+
+    def _take_batch(self) -> list[tuple[SampleRequest, asyncio.Future[list[Sample]]]]:
+        """Whole requests, oldest first, up to ``max_batch`` sequences (a larger request runs alone)."""
+        batch: list[tuple[SampleRequest, asyncio.Future[list[Sample]]]] = []
+        size = 0
+        while self._pending:
+            request, future = self._pending[0]
+            if future.done():
+                self._pending.popleft()
+                continue
+            if batch and size + request.n > self.max_batch:
+                break
+            batch.append(self._pending.popleft())
+            size += request.n
+        return batch
+
+    # --- in the worker thread -----------------------------------------------------------------
+    def _run_batch(self, requests: list[SampleRequest]) -> list[list[Sample] | BackendError]:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            results, passes, tokens = self._decode(requests)
+        s = self._stats
+        self._stats = HFStatistics(
+            s.batches + 1, s.requests + len(requests), s.sequences + sum(r.n for r in requests),
+            s.prefills + passes[1], s.forward_passes + passes[0], s.tokens + tokens,
+            s.busy_s + time.perf_counter() - started,
+        )
+        return results
+
+    def _decode(self, requests: list[SampleRequest]) -> tuple[list[list[Sample] | BackendError], tuple[int, int], int]:
+        results: list[list[Sample] | BackendError] = [[] for _ in requests]
+        prompt_index: dict[str, int] = {}
+        for r in requests:
+            prompt_index.setdefault(r.prompt, len(prompt_index))
+        encoded = self.tokenizer(list(prompt_index), add_special_tokens=True)["input_ids"]
+        limit = self.decoder.max_positions
+        prompts: list[list[int]] = []
+        used: dict[int, int] = {}  # prompt index -> index among the prompts actually decoded
+        groups: list[tuple[int, Group]] = []  # (request index, group)
+        for i, r in enumerate(requests):
+            ids = encoded[prompt_index[r.prompt]]
+            room = r.max_tokens if limit is None else min(r.max_tokens, limit - len(ids))
+            if not ids:
+                results[i] = BackendError("the prompt is empty after tokenization and the model has no BOS to start from")
+            elif limit is not None and len(ids) >= limit:
+                results[i] = BackendError(f"the prompt has {len(ids)} tokens; the model takes at most {limit} positions")
+            elif room < 1:
+                results[i] = [Sample("", 0, "length")] * r.n
+            else:
+                k = used.setdefault(prompt_index[r.prompt], len(prompts))
+                if k == len(prompts):
+                    prompts.append(ids)
+                gen = None
+                if r.temperature > 0 and r.seed is not None:
+                    gen = torch.Generator(self.device).manual_seed(r.seed)
+                groups.append((i, Group(k, r.n, r.temperature, room, gen)))
+        if not groups:
+            return results, (0, 0), 0
+        out, finish, passes = decode(
+            self.decoder, prompts, [g for _, g in groups], eos=self.eos, generator=self._generator,
+            hit_stop=self._hit_stop if self.stop else None, aborted=self._abort.is_set,
+        )
+        texts = self.tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        row = 0
+        for i, g in groups:
+            results[i] = [Sample(self._cut(texts[j]), len(out[j]), finish[j]) for j in range(row, row + g.n)]  # type: ignore[arg-type]
+            row += g.n
+        return results, (passes, len(prompts)), sum(map(len, out))
+
+    def _hit_stop(self, ids: list[int]) -> bool:
+        # A stop string of c characters spans at most c tokens that print something; the slack
+        # covers tokens that decode to nothing (special tokens, partial UTF-8 bytes).
+        tail = self.tokenizer.decode(ids[-2 * self._stop_chars - 2 :], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return any(s in tail for s in self.stop)
+
+    @property
+    def _stop_chars(self) -> int:
+        return max(map(len, self.stop))
+
+    def _cut(self, text: str) -> str:
+        cuts = [i for i in (text.find(s) for s in self.stop) if i >= 0]
+        return text[: min(cuts)] if cuts else text
+
+
+def _eos_ids(tokenizer: Any, model: Any) -> frozenset[int]:
+    """Every token that ends a reply: the tokenizer's EOS and the generation config's."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids.update(configured if isinstance(configured, list) else [] if configured is None else [configured])
+    return frozenset(ids)
+
+
+def _backend_error(exc: Exception) -> BackendError:
+    error = BackendError(f"hf backend failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
