@@ -107,6 +107,7 @@ class Engine:
         # Chains of one plan share one counter: statistics are for the whole run.
         self.stats = stats or StatsCounter(has_oracle=task.has_oracle and config.verify, has_check=task.has_check)
         self._apply_checks = config.checks and task.has_check
+        self._split_first = config.first_temperature != config.temperature  # greedy first vote: its own request
         self.rule_violations = 0
         self.steps = 0
         self.errors = 0  # this engine's share of stats.errors, so a voided chain can take its own back
@@ -117,63 +118,68 @@ class Engine:
     # --- one step -----------------------------------------------------------------------------
     async def decide(self, state: Any, step: int) -> StepDecision:
         """Sample, red-flag and vote until one candidate wins (or the cap is hit)."""
-        task, cfg, stats = self.task, self.config, self.stats
+        # This runs once per step, a million times per run: settings are read into locals.
+        cfg, stats, sample_many = self.config, self.stats, self.backend.sample_many
+        max_tokens, cap, later_temp = cfg.max_tokens, cfg.max_samples_per_step, cfg.temperature
         try:
-            prompt = task.prompt(state)
+            prompt = self.task.prompt(state)
         except Exception as exc:
             raise StepError(f"task.prompt raised {type(exc).__name__}: {exc}", step=step, state=state) from exc
         race = VoteRace(cfg.k, cfg.rule)
+        add = race.add
         verdicts: dict[str, Any] = {}  # reply text -> candidate or RedFlagReason (parse is pure)
-        drawn = red = rounds = 0
+        drawn = red = rounds = tokens = 0
         seed = (cfg.seed * 1_000_003 + step * 131) & 0x7FFFFFFF
-        while True:
-            need = min(race.votes_needed(), cfg.max_samples_per_step - drawn)
-            if need <= 0:
-                raise StepFailed(step=step, samples=drawn, counts=race.counts, red_flags=red)
-            if drawn == 0 and cfg.first_temperature != cfg.temperature:
-                requests = [SampleRequest(prompt, 1, cfg.first_temperature, cfg.max_tokens, seed, state)]
-                if need > 1:
-                    requests.append(SampleRequest(prompt, need - 1, cfg.temperature, cfg.max_tokens, seed + 1, state))
-            else:
-                temp = cfg.first_temperature if drawn == 0 else cfg.temperature
-                requests = [SampleRequest(prompt, need, temp, cfg.max_tokens, seed + rounds + 1, state)]
-            rounds += 1
-            batches = await self.backend.sample_many(requests)
-            got = 0
-            for batch in batches:
-                for sample in batch:
-                    got += 1
-                    stats.tokens += sample.tokens
-                    if sample.finish_reason == "length":
-                        verdict: Any = _TRUNCATED
-                    elif sample.tokens > cfg.max_tokens:
-                        verdict = _TOO_LONG
-                    else:
-                        text = sample.text
-                        verdict = verdicts.get(text, verdicts)
-                        if verdict is verdicts:  # not seen this step: parse it
-                            verdict = verdicts[text] = self._judge(state, text, step)
-                    if verdict.__class__ is RedFlagReason:
-                        red += 1
-                        stats.flag(verdict)
-                        continue
-                    try:
-                        winner = race.add(verdict)
-                    except TypeError as exc:
-                        raise StepError(f"task.parse returned an unhashable candidate {verdict!r}", step=step, state=state) from exc
-                    if winner is not None:
-                        drawn += got
-                        stats.samples += got
-                        stats.valid_votes += race.votes
-                        votes = sorted(race.counts.values(), reverse=True)
-                        if votes[0] != race.counts[winner]:  # first-to-k: the winner need not lead alone
-                            votes.remove(race.counts[winner])
-                            votes.insert(0, race.counts[winner])
-                        return StepDecision(winner, votes, drawn, rounds)
-            if got == 0:
-                raise BackendResponseError(f"step {step}: backend {self.backend.name!r} returned no samples for {need} requested")
-            drawn += got
-            stats.samples += got
+        try:
+            while True:
+                need = min(race.votes_needed(), cap - drawn)
+                if need <= 0:
+                    raise StepFailed(step=step, samples=drawn, counts=race.counts, red_flags=red)
+                if drawn == 0 and self._split_first:
+                    requests = [SampleRequest(prompt, 1, cfg.first_temperature, max_tokens, seed, state)]
+                    if need > 1:
+                        requests.append(SampleRequest(prompt, need - 1, later_temp, max_tokens, seed + 1, state))
+                else:
+                    temp = cfg.first_temperature if drawn == 0 else later_temp
+                    requests = [SampleRequest(prompt, need, temp, max_tokens, seed + rounds + 1, state)]
+                rounds += 1
+                got = 0
+                for batch in await sample_many(requests):
+                    for sample in batch:
+                        got += 1
+                        tokens += sample.tokens
+                        if sample.finish_reason == "length":
+                            verdict: Any = _TRUNCATED
+                        elif sample.tokens > max_tokens:
+                            verdict = _TOO_LONG
+                        else:
+                            text = sample.text
+                            verdict = verdicts.get(text, verdicts)
+                            if verdict is verdicts:  # not seen this step: parse it
+                                verdict = verdicts[text] = self._judge(state, text, step)
+                        if verdict.__class__ is RedFlagReason:
+                            red += 1
+                            stats.flag(verdict)
+                            continue
+                        try:
+                            winner = add(verdict)
+                        except TypeError as exc:
+                            raise StepError(f"task.parse returned an unhashable candidate {verdict!r}", step=step, state=state) from exc
+                        if winner is not None:
+                            drawn += got
+                            stats.valid_votes += race.votes
+                            won = race.counts[winner]
+                            votes = sorted(race.counts.values(), reverse=True)
+                            if votes[0] != won:  # first-to-k: the winner need not lead alone
+                                votes.remove(won)
+                                votes.insert(0, won)
+                            return StepDecision(winner, votes, drawn, rounds)
+                if got == 0:
+                    raise BackendResponseError(f"step {step}: backend {self.backend.name!r} returned no samples for {need} requested")
+                drawn += got
+        finally:
+            stats.samples += drawn
+            stats.tokens += tokens
 
     def _judge(self, state: Any, text: str, step: int) -> Any:
         """A reply's candidate, or the RedFlagReason it is discarded for."""
