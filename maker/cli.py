@@ -97,7 +97,8 @@ def _run_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     voting.add_argument("--rule", choices=["ahead-by-k", "first-to-k"], default="ahead-by-k")
     voting.add_argument("--temperature", type=float, default=0.1, help="temperature of samples after the first (default 0.1)")
     voting.add_argument("--first-temperature", type=float, default=0.0, help="temperature of each step's first sample (default 0)")
-    voting.add_argument("--max-tokens", type=int, default=750, help="red-flag limit on reply length in tokens (default 750)")
+    voting.add_argument("--max-tokens", type=int, default=None,
+                        help="red-flag limit on reply length in tokens (default: the task's, e.g. 750 as the paper)")
     voting.add_argument("--max-samples-per-step", type=int, default=100, help="fail a step that draws this many samples undecided")
     voting.add_argument("--checks", action=argparse.BooleanOptionalAction, default=None,
                         help="red-flag replies that break the task's answer-free rules, counted as 'invalid' "
@@ -123,7 +124,7 @@ def _estimate_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     est.add_argument("--target-success", type=float, default=0.95, help="wanted chance that the whole task is right")
     est.add_argument("--steps", type=int, default=None, help="steps of the full task (default: the task's own count)")
     est.add_argument("--temperature", type=float, default=0.1)
-    est.add_argument("--max-tokens", type=int, default=750)
+    est.add_argument("--max-tokens", type=int, default=None)
     est.add_argument("--checks", action=argparse.BooleanOptionalAction, default=False)
     est.add_argument("--price-per-million-tokens", type=float, default=None, help="for the projected cost")
     est.add_argument("--concurrency", type=int, default=64)
@@ -191,6 +192,8 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     args = _run_parser(task_cls).parse_args(argv[1:])
     task = task_cls(**_task_params(args))
     task.spec = head.task
+    if args.max_tokens is None:
+        args.max_tokens = task.reply_token_limit
     settings = dict(
         rule=args.rule, temperature=args.temperature, first_temperature=args.first_temperature,
         max_tokens=args.max_tokens, max_samples_per_step=args.max_samples_per_step, seed=args.seed,
@@ -305,6 +308,8 @@ def _cmd_estimate(argv: list[str]) -> int:
     task_cls = load_task_class(argv[1])
     args = _estimate_parser(task_cls).parse_args(argv[1:])
     task = task_cls(**_task_params(args))
+    if args.max_tokens is None:
+        args.max_tokens = task.reply_token_limit
     backend = _make_backend(args, task)
 
     async def go() -> Any:

@@ -91,6 +91,9 @@ class Task:
     def has_oracle(self) -> bool:
         return type(self).oracle is not Task.oracle
 
+    #: the default red-flag limit on reply length in tokens (the paper's 750 for general LLMs)
+    reply_token_limit: int = 750
+
     def total_steps(self) -> int | None:
         """Number of steps of a correct run, when known in advance."""
         return None

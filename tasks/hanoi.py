@@ -215,6 +215,8 @@ class HanoiTask(Task):
         p = self.params
         self.disks = p.disks
         self._compact = p.prompt_style == "compact"
+        if self._compact:  # our model's replies are a few dozen tokens; its context is 256
+            self.reply_token_limit = 4 * p.disks + 40
         self._paper_head = PAPER_PROMPT.split("Previous move:")[0].format(
             disks=p.disks, cycle=_CYCLE_WORDS[disk1_cycle(p.disks, p.source, p.target)]
         )

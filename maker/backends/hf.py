@@ -88,6 +88,9 @@ class HFBackend(Backend):
         self.device = torch.device(device)
         self.max_batch = max_batch
         self.stop = tuple(stop)
+        # A stop string of c characters spans at most c tokens that print something; the slack
+        # covers tokens that print nothing (special tokens, partial UTF-8 bytes).
+        self._stop_window = 2 * max(map(len, self.stop), default=0) + 2
         self.ignore_eos = ignore_eos
         self.decoder = make_decoder(self.model, fast)
         self.eos = frozenset() if ignore_eos else _eos_ids(self.tokenizer, self.model)
@@ -159,9 +162,10 @@ class HFBackend(Backend):
                     continue
                 try:
                     results = await loop.run_in_executor(self._executor, self._run_batch, [r for r, _ in batch])
-                except asyncio.CancelledError:
+                except asyncio.CancelledError:  # closing: callers in flight hear it as a BackendError
                     for _, future in batch:
-                        future.cancel()
+                        if not future.done():
+                            future.set_exception(BackendError("the hf backend was closed"))
                     raise
                 except Exception as exc:  # the whole batch failed: every caller hears why
                     results = [_backend_error(exc)] * len(batch)
@@ -215,7 +219,7 @@ class HFBackend(Backend):
             ids = encoded[prompt_index[r.prompt]]
             room = r.max_tokens if limit is None else min(r.max_tokens, limit - len(ids))
             if not ids:
-                results[i] = BackendError("the prompt is empty after tokenization and the model has no BOS to start from")
+                results[i] = BackendError("the prompt is empty after tokenization: there is nothing to continue")
             elif limit is not None and len(ids) >= limit:
                 results[i] = BackendError(f"the prompt has {len(ids)} tokens; the model takes at most {limit} positions")
             elif room < 1:
@@ -242,14 +246,8 @@ class HFBackend(Backend):
         return results, (passes, len(prompts)), sum(map(len, out))
 
     def _hit_stop(self, ids: list[int]) -> bool:
-        # A stop string of c characters spans at most c tokens that print something; the slack
-        # covers tokens that decode to nothing (special tokens, partial UTF-8 bytes).
-        tail = self.tokenizer.decode(ids[-2 * self._stop_chars - 2 :], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        tail = self.tokenizer.decode(ids[-self._stop_window :], skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return any(s in tail for s in self.stop)
-
-    @property
-    def _stop_chars(self) -> int:
-        return max(map(len, self.stop))
 
     def _cut(self, text: str) -> str:
         cuts = [i for i in (text.find(s) for s in self.stop) if i >= 0]

@@ -1,20 +1,21 @@
 """Lean batched decoding for the in-process transformers backend (``maker.backends.hf``).
 
-A decoder turns a list of distinct prompts into a *session*: one prefill of the left-padded
-prompts, then ``select`` (expand each prompt's cache to its samples, or drop finished rows) and
-``step`` (one new token per row). Two decoders share that interface:
+A decoder prefills a batch of distinct prompts once each and returns a *session* with a row per
+sample; ``select`` drops finished rows and ``step`` adds one token to every row. Two decoders:
 
-- ``GPT2Decoder`` runs GPT-2 weights by hand over one preallocated KV-cache tensor. At the size of
-  our microagents the cost of HF ``generate`` is its per-step Python machinery, not arithmetic,
-  so a short hand-written step is several times faster at small batches.
+- ``GPT2Decoder`` runs GPT-2 weights by hand. At the size of our microagents the cost of HF
+  ``generate`` is its per-step Python machinery and cache handling, not arithmetic; a short
+  hand-written step over a preallocated cache, with a prompt's cache shared by its samples, is
+  several times faster at small batches and about twice as fast at large ones.
 - ``HFDecoder`` drives any causal LM's own forward with a ``DynamicCache``: the fallback.
 
 ``decode`` is the sampling loop over a session: greedy or temperature sampling per request, a
-seeded random stream per request, stop at EOS, a stop string or the token cap.
+seeded random stream per request, and a stop at EOS, a stop string or the token cap.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-_CHUNK = 16  # cache columns added at a time: masked columns cost attention, growing costs a copy
+_CHUNK = 16  # generated-cache columns added at a time (at least): masked columns still cost attention
+_MERGE_BELOW = 1 << 20  # a full chunk smaller than this (in floats) is copied into the next one
+_GELU_2C = 2 * math.sqrt(2 / math.pi)
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # rows find their group by identity
@@ -109,7 +112,7 @@ def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
     if x.numel() < 32768:
         return F.gelu(x, approximate="tanh")
     y = x * x
-    return y.mul_(0.0713548162726).add_(1.5957691216057308).mul_(x).sigmoid_().mul_(x)
+    return y.mul_(_GELU_2C * 0.044715).add_(_GELU_2C).mul_(x).sigmoid_().mul_(x)
 
 
 class _GPT2Session(Session):
@@ -120,8 +123,9 @@ class _GPT2Session(Session):
       prompt once, left-padded, for all of its samples; ``pbias`` (owners, width) masks padding.
       Attention to it runs on a grid of (owner, j-th sample of that owner) slots, so a prompt's
       keys and values are read once per step however many samples share it;
-    - the generated block ``gkv`` (layers, 2, rows, heads, capacity, head_dim) holds each row's
-      new tokens. It grows by ``_CHUNK`` zeroed columns; ``gbias`` masks those not yet written.
+    - the generated block holds each row's new tokens in a list of chunks, each (layers, 2, rows,
+      heads, columns, head_dim). A new chunk is added when the last is full, so nothing is ever
+      copied to grow; chunks are zeroed, and ``gbias`` masks the columns not yet written.
 
     Masks are a very negative finite number and masked columns hold finite values: no NaN.
     """
@@ -130,8 +134,8 @@ class _GPT2Session(Session):
         self.dec, self.pkv, self.pbias, self.pos = dec, pkv, pbias, pos
         layers, _, _, heads, _, head_dim = pkv.shape
         self.neg = torch.finfo(pkv.dtype).min
-        self.gkv = pkv.new_zeros(layers, 2, len(owner), heads, _CHUNK, head_dim)
-        self.gbias = pkv.new_full((_CHUNK,), self.neg)
+        self.chunks: list[torch.Tensor] = []
+        self.gbias = pkv.new_empty(0)
         self.cur = 0  # generated columns written
         self._set_owners(owner)
 
@@ -178,8 +182,8 @@ class _GPT2Session(Session):
             qkv = torch.addmm(ab, F.layer_norm(h, (dim,), l1w, l1b, dec.eps), aw)
             qkv = qkv.index_select(0, to_grid).view(owners, width, 3, heads, -1).permute(2, 0, 3, 1, 4)
             pkv[i] = qkv[1:]
-            att = torch.softmax(torch.matmul(qkv[0], qkv[1].transpose(-1, -2)) * dec.scales[i] + mask, dim=-1)
-            a = torch.matmul(att, qkv[2]).transpose(1, 2).reshape(-1, dim).index_select(0, from_grid)
+            a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask, scale=dec.scales[i])
+            a = a.transpose(1, 2).reshape(-1, dim).index_select(0, from_grid)
             h = dec._mlp(torch.addmm(pb, a, pw).add_(h), layer)
         last = torch.tensor(starts[1:], device=device) - 1
         logits = F.layer_norm(h.index_select(0, last), (dim,), *dec.ln_f, dec.eps) @ dec.head.T
@@ -195,43 +199,59 @@ class _GPT2Session(Session):
         if len(owners) < self.pkv.shape[2]:  # some prompts have no sample left
             kept = torch.tensor(owners, device=index.device)
             self.pkv, self.pbias = self.pkv.index_select(2, kept), self.pbias.index_select(0, kept)
-        self.gkv = self.gkv.index_select(2, index)
+        self.chunks = [chunk.index_select(2, index) for chunk in self.chunks]
         self.pos = self.pos.index_select(0, index)
         renumber = {o: k for k, o in enumerate(owners)}
         self._set_owners([renumber[self.owner[r]] for r in keep])
 
+    def _grow(self, rows: int) -> None:
+        # 16 columns, or half the length so far: few chunks, and not too many masked columns.
+        size, pkv = max(_CHUNK, self.cur // 2), self.pkv
+        new = pkv.new_zeros(*pkv.shape[:2], rows, pkv.shape[3], size, pkv.shape[5])
+        if self.chunks and self.chunks[-1].numel() < _MERGE_BELOW:  # small batch: fewer ops beat fewer copies
+            new = torch.cat([self.chunks.pop(), new], dim=4)
+        self.chunks.append(new)
+        self.gbias = torch.cat([self.gbias, self.gbias.new_full((size,), self.neg)])
+
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        dec, c = self.dec, self.cur
-        if c == self.gkv.shape[4]:
-            g = self.gkv
-            self.gkv = torch.cat([g, g.new_zeros(*g.shape[:4], _CHUNK, g.shape[5])], dim=4)
-            self.gbias = torch.cat([self.gbias, self.gbias.new_full((_CHUNK,), self.neg)])
+        dec, c, rows, dim = self.dec, self.cur, len(tokens), self.dec.width
+        if c == len(self.gbias):
+            self._grow(rows)
         self.gbias[c] = 0.0
-        pkv, gkv, m, fill, slots = self.pkv, self.gkv, self.m, self.fill, self.slots
-        rows, heads, dim = tokens.shape[0], dec.heads, dec.width
-        owners, width = pkv.shape[2], pkv.shape[4]
+        last, col = self.chunks[-1], c - len(self.gbias) + self.chunks[-1].shape[4]
         bias = torch.cat([self.row_pbias, self.gbias.expand(rows, 1, -1)], dim=-1)  # (rows, 1, columns)
         h = dec.wte[tokens] + dec.wpe[self.pos]
         for i, layer in enumerate(dec.layers):
             l1w, l1b, aw, ab, pw, pb = layer[:6]
-            qkv = torch.addmm(ab, F.layer_norm(h, (dim,), l1w, l1b, dec.eps), aw).view(rows, 3, heads, -1)
-            gkv[i, :, :, :, c] = qkv[:, 1:].transpose(0, 1)
-            q = qkv[:, 0]
-            grid_q = (q if fill is None else q.index_select(0, fill)).view(owners, m, heads, -1).transpose(1, 2)
-            s_prompt = torch.matmul(grid_q, pkv[i, 0].transpose(-1, -2)).transpose(1, 2).reshape(-1, heads, width)
-            if slots is not None:
-                s_prompt = s_prompt.index_select(0, slots)
-            s_new = torch.matmul(q[:, :, None], gkv[i, 0].transpose(-1, -2))[:, :, 0]
-            att = torch.softmax(torch.cat([s_prompt, s_new], dim=-1).mul_(dec.scales[i]).add_(bias), dim=-1)
-            a_prompt = att[..., :width] if fill is None else att[..., :width].index_select(0, fill)
-            o = torch.matmul(a_prompt.reshape(owners, m, heads, width).transpose(1, 2), pkv[i, 1]).transpose(1, 2).reshape(-1, dim)
-            if slots is not None:
-                o = o.index_select(0, slots)
-            o = o + torch.matmul(att[..., width:, None].transpose(-1, -2), gkv[i, 1]).view(rows, dim)
-            h = dec._mlp(torch.addmm(pb, o, pw).add_(h), layer)
+            qkv = torch.addmm(ab, F.layer_norm(h, (dim,), l1w, l1b, dec.eps), aw).view(rows, 3, dec.heads, -1)
+            last[i, :, :, :, col] = qkv[:, 1:].transpose(0, 1)
+            h = dec._mlp(torch.addmm(pb, self._attend(i, qkv[:, 0], bias), pw).add_(h), layer)
         self.cur += 1
         self.pos = self.pos + 1
         return F.layer_norm(h, (dim,), *dec.ln_f, dec.eps) @ dec.head.T
+
+    def _attend(self, i: int, q: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """Layer ``i``'s attention output (rows, width) for one query per row (rows, heads, head_dim)."""
+        pkv, m, fill, slots = self.pkv, self.m, self.fill, self.slots
+        rows, heads, _ = q.shape
+        owners, width = pkv.shape[2], pkv.shape[4]
+        # Scores against the prompt on the (owner, sample) grid, then back to rows.
+        grid_q = (q if fill is None else q.index_select(0, fill)).view(owners, m, heads, -1).transpose(1, 2)
+        s_prompt = torch.matmul(grid_q, pkv[i, 0].transpose(-1, -2)).transpose(1, 2).reshape(-1, heads, width)
+        if slots is not None:
+            s_prompt = s_prompt.index_select(0, slots)
+        s_new = [torch.matmul(q[:, :, None], chunk[i, 0].transpose(-1, -2))[:, :, 0] for chunk in self.chunks]
+        att = torch.softmax(torch.cat([s_prompt, *s_new], dim=-1).mul_(self.dec.scales[i]).add_(bias), dim=-1)
+        a_prompt = att[..., :width] if fill is None else att[..., :width].index_select(0, fill)
+        o = torch.matmul(a_prompt.reshape(owners, m, heads, width).transpose(1, 2), pkv[i, 1]).transpose(1, 2).reshape(-1, self.dec.width)
+        if slots is not None:
+            o = o.index_select(0, slots)
+        start = width
+        for chunk in self.chunks:
+            end = start + chunk.shape[4]
+            o = o + torch.matmul(att[:, :, None, start:end], chunk[i, 1]).view(rows, -1)
+            start = end
+        return o
 
 
 class HFDecoder:
@@ -304,6 +324,8 @@ def decode(
     counts = [0] * len(prompts)
     for g in groups:
         counts[g.prompt] += g.n
+    if not all(counts):
+        raise ValueError("every prompt needs at least one row")
     caps = [g.max_tokens for g in row_group]
     out: list[list[int]] = [[] for _ in row_group]
     finish: list[str | None] = [None] * len(row_group)

@@ -128,6 +128,9 @@ class OpenAIBackend(Backend):
 
     # --- sampling -----------------------------------------------------------------------------
     async def sample(self, request: SampleRequest) -> list[Sample]:
+        if request.temperature == 0.0 and request.n > 1:
+            # Greedy decoding gives one answer; vLLM refuses n > 1 at temperature 0, so ask once.
+            return (await self.sample(SampleRequest(request.prompt, 1, 0.0, request.max_tokens, request.seed))) * request.n
         size = request.n if self.max_n is None else self.max_n
         chunks = [min(size, request.n - start) for start in range(0, request.n, size)]
         # The first chunk carries the request's own seed; the others need seeds of their own.
