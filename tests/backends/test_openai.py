@@ -127,13 +127,13 @@ async def test_each_fault_becomes_its_backend_error(
     ):
         server.set_faults([fault])
         with pytest.raises(error) as caught:
-            await backend.sample(SampleRequest("p", n=2))
+            await backend.sample(SampleRequest("p", temperature=0.7, n=2))
         assert type(caught.value) is error
         assert getattr(caught.value, "status", None) == status
         assert f"POST {server.base_url}/{'chat/' if api == 'chat' else ''}completions" in str(caught.value)
         assert_no_key(caught.value, caught.value.__cause__)
         await server.settle()
-        await backend.sample(SampleRequest("p", n=2))  # the next request is served
+        await backend.sample(SampleRequest("p", temperature=0.7, n=2))  # the next request is served
 
 
 async def test_connection_refused_is_a_connection_error() -> None:
@@ -187,7 +187,7 @@ async def test_fewer_choices_than_asked_are_requested_again() -> None:
 
 async def test_max_n_splits_a_request_up_front() -> None:
     async with fault_server() as server, OpenAIBackend(server.base_url, "m", max_n=2) as backend:
-        samples = await backend.sample(SampleRequest("p", n=5, seed=1))
+        samples = await backend.sample(SampleRequest("p", temperature=0.7, n=5, seed=1))
     assert len(samples) == 5
     assert sorted(seen.body["n"] for seen in server.requests_seen) == [1, 2, 2]
     assert len({seen.body["seed"] for seen in server.requests_seen}) == 3
@@ -198,12 +198,12 @@ async def test_token_counts_and_finish_reasons_from_the_server() -> None:
     reply = lambda seen: " ".join(["w"] * next(lengths))  # noqa: E731
     async with fault_server(reply=reply) as server, OpenAIBackend(server.base_url, "m") as backend:
         [one] = await backend.sample(SampleRequest("p", max_tokens=10))
-        exact = await backend.sample(SampleRequest("p", n=3, max_tokens=10))
+        exact = await backend.sample(SampleRequest("p", temperature=0.7, n=3, max_tokens=10))
     async with (
         fault_server(reply=reply) as server,
         OpenAIBackend(server.base_url, "m", extra={"logprobs": 0}) as backend,
     ):
-        listed = await backend.sample(SampleRequest("p", n=3, max_tokens=10))
+        listed = await backend.sample(SampleRequest("p", temperature=0.7, n=3, max_tokens=10))
     assert (one.tokens, one.finish_reason) == (3, "stop")  # one choice: usage is exact
     # several choices, usage only: the truncated one took max_tokens, the others share the rest
     assert [(s.tokens, s.finish_reason) for s in exact] == [(5, "stop"), (10, "length"), (3, "stop")]
@@ -286,3 +286,11 @@ def test_one_backend_serves_several_event_loops_without_leaking() -> None:
         del backend
         gc.collect()
     assert len(server.requests_seen) == 2
+
+
+async def test_greedy_with_several_samples_asks_the_server_once() -> None:
+    # vLLM refuses n > 1 at temperature 0; greedy decoding has one answer anyway.
+    async with fault_server() as server, OpenAIBackend(server.base_url, "m") as backend:
+        samples = await backend.sample(SampleRequest("p", n=3, temperature=0.0, seed=1))
+    assert len(samples) == 3 and len({s.text for s in samples}) == 1
+    assert [seen.body["n"] for seen in server.requests_seen] == [1]
