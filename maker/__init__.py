@@ -42,6 +42,15 @@ from maker.loading import load_task, load_task_class, registered_tasks
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    # The in-process model backend pulls in torch: imported on first use only.
+    if name == "HFBackend":
+        from maker.backends.hf import HFBackend
+
+        return HFBackend
+    raise AttributeError(f"module 'maker' has no attribute {name!r}")
+
 __all__ = [
     "Backend",
     "BackendConnectionError",
@@ -50,6 +59,7 @@ __all__ = [
     "BackendResponseError",
     "BackendTimeout",
     "ConfigError",
+    "HFBackend",
     "JournalError",
     "MakerError",
     "NoParams",

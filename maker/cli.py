@@ -146,6 +146,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     backend.add_argument("--model", default=None, help="hf: model folder (default: the task's shipped model); openai: model name")
     backend.add_argument("--device", default="cpu", help="hf: cpu or cuda")
     backend.add_argument("--max-batch", type=int, default=256, help="hf: most sequences in one forward batch")
+    backend.add_argument("--threads", type=int, default=None, help="hf: torch threads (default: torch's choice)")
     backend.add_argument("--base-url", default=None, help="openai: server URL, e.g. http://127.0.0.1:8000/v1")
     backend.add_argument("--api", choices=["completions", "chat"], default="completions", help="openai: endpoint")
     backend.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable holding the key")
@@ -288,7 +289,7 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
             raise ConfigError(f"--backend hf needs --model PATH (task {task.name!r} ships no model)")
         if not Path(model).is_dir():
             raise ConfigError(f"model folder {str(model)!r} does not exist")
-        return HFBackend(model, device=args.device, max_batch=args.max_batch)
+        return HFBackend(model, device=args.device, max_batch=args.max_batch, num_threads=args.threads)
     raise ConfigError(f"unknown backend {args.backend!r}")
 
 

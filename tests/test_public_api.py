@@ -6,13 +6,21 @@ import maker
 def test_all_is_pinned():
     assert sorted(maker.__all__) == sorted([
         "Backend", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError",
-        "BackendTimeout", "ConfigError", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag", "RedFlagReason", "RetryingBackend",
+        "BackendTimeout", "ConfigError", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag", "RedFlagReason", "RetryingBackend",
         "RunConfig", "RunResult", "RunStatistics", "Sample", "SampleRequest", "ScriptedBackend", "SimulatedBackend",
         "StepError", "StepFailed", "Subtask", "Task", "TaskError", "TaskParameterError", "VoteRace", "load_task",
         "load_task_class", "registered_tasks", "run", "run_async",
     ])
     for name in maker.__all__:
         assert getattr(maker, name) is not None
+
+
+def test_importing_maker_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, maker; assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_docstring_examples_run():

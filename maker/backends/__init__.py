@@ -6,4 +6,15 @@ from maker.backends.retry import RetryingBackend
 from maker.backends.scripted import ScriptedBackend
 from maker.backends.sim import SimulatedBackend
 
-__all__ = ["Backend", "OpenAIBackend", "RetryingBackend", "Sample", "SampleRequest", "ScriptedBackend", "SimulatedBackend"]
+
+
+def __getattr__(name: str) -> object:
+    # HFBackend imports torch and transformers: load it only when asked for.
+    if name == "HFBackend":
+        from maker.backends.hf import HFBackend
+
+        return HFBackend
+    raise AttributeError(f"module 'maker.backends' has no attribute {name!r}")
+
+
+__all__ = ["Backend", "HFBackend", "OpenAIBackend", "RetryingBackend", "Sample", "SampleRequest", "ScriptedBackend", "SimulatedBackend"]

@@ -48,9 +48,11 @@ class HFBackend(Backend):
     ...     async with HFBackend("models/hanoi/model", max_batch=256) as backend:
     ...         return await backend.sample(SampleRequest("cw prev = none state = [[2, 1], [], []]\\n", n=3))
 
-    ``stop`` strings end a reply (the text is cut before the first one); ``ignore_eos`` makes
-    every reply run to ``max_tokens`` (for benchmarks); ``fast=False`` uses the model's own
-    forward instead of the hand-written GPT-2 one.
+    The model runs in float32 on ``device`` ("cpu", "cuda" or "auto"). ``num_threads`` calls
+    ``torch.set_num_threads`` (process-wide; None keeps torch's choice). ``stop`` strings end a
+    reply (the text is cut before the first one); ``ignore_eos`` makes every reply run to
+    ``max_tokens`` (for benchmarks); ``fast=False`` uses the model's own forward instead of the
+    hand-written GPT-2 one. A request with more than ``max_batch`` samples runs as a batch alone.
     """
 
     name = "hf"

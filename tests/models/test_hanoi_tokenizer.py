@@ -136,4 +136,5 @@ def test_shipped_model_loads_offline_and_replies_parse(monkeypatch):
                                  do_sample=False, pad_token_id=tok.pad_token_id)
         reply = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
         candidate = parse_reply(reply, 10)  # a format red flag would raise
+        assert candidate == task.oracle(state), (compact_prompt(state), reply)
         state = task.apply(state, candidate)
