@@ -7,9 +7,17 @@
 (True, 7)
 """
 
-from maker.redflag import RedFlag, RedFlagReason
-from maker.task import NoParams, Task
-from maker.voting import VoteRace
+from maker.backends import (
+    Backend,
+    OpenAIBackend,
+    RetryingBackend,
+    Sample,
+    SampleRequest,
+    ScriptedBackend,
+    SimulatedBackend,
+)
+from maker.config import RunConfig
+from maker.engine import RunResult
 from maker.errors import (
     BackendConnectionError,
     BackendError,
@@ -24,21 +32,13 @@ from maker.errors import (
     TaskError,
     TaskParameterError,
 )
-from maker.backends import (
-    Backend,
-    OpenAIBackend,
-    RetryingBackend,
-    Sample,
-    SampleRequest,
-    ScriptedBackend,
-    SimulatedBackend,
-)
-from maker.config import RunConfig
-from maker.statistics import RunStatistics
-from maker.engine import RunResult
-from maker.scheduler import run, run_async
-from maker.planner import Plan, Subtask
 from maker.loading import load_task, load_task_class, registered_tasks
+from maker.planner import Plan, Subtask
+from maker.redflag import RedFlag, RedFlagReason
+from maker.scheduler import run, run_async
+from maker.statistics import RunStatistics
+from maker.task import NoParams, Task
+from maker.voting import VoteRace
 
 __version__ = "0.1.0"
 

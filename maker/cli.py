@@ -185,8 +185,8 @@ def _literal_choices(annotation: Any) -> list[str] | None:
 # --- commands -----------------------------------------------------------------------------------
 def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     from maker.config import make_config
-    from maker.scheduler import run_async
     from maker.loading import load_task_class
+    from maker.scheduler import run_async
 
     head, _ = parser.parse_known_args(argv)
     task_cls = load_task_class(head.task)

@@ -6,10 +6,10 @@ replies come from a confused model, and discarding them removes correlated error
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class RedFlagReason(str, Enum):
+class RedFlagReason(StrEnum):
     """Why a reply was discarded. Statistics count each reason separately."""
 
     TOO_LONG = "too_long"  # the reply used more tokens than the red-flag limit allows

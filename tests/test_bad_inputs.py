@@ -3,11 +3,11 @@
 import json
 
 import pytest
+from maker_tasks.hanoi import parse_reply
 
 import maker
 from maker import RedFlag, ScriptedBackend, SimulatedBackend, load_task
 from maker.cli import main
-from maker_tasks.hanoi import parse_reply
 
 CLI_CASES = [
     (["run", "hanoi", "--disks", "-3"], "--disks"),

@@ -7,7 +7,6 @@ from maker.backends.scripted import ScriptedBackend
 from maker.backends.sim import SimulatedBackend
 
 
-
 def __getattr__(name: str) -> object:
     # HFBackend imports torch and transformers: load it only when asked for.
     if name == "HFBackend":

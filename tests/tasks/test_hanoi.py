@@ -4,9 +4,9 @@ the answer-free check and the replay verifier."""
 import random
 
 import pytest
+from maker_tasks.hanoi import HanoiTask, apply_move, compact_prompt, disk1_cycle, parse_reply, replay
 
 from maker import RedFlag, RedFlagReason, TaskParameterError
-from maker_tasks.hanoi import HanoiTask, apply_move, compact_prompt, disk1_cycle, parse_reply, replay
 
 GOOD = ((1, 0, 2), ((3, 2), (), (1,)))
 
