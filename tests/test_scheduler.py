@@ -104,3 +104,29 @@ def test_max_steps_is_for_single_chains():
     task = load_task("hanoi", disks=5)
     with pytest.raises(maker.ConfigError, match="max_steps"):
         maker.run(task, SimulatedBackend(task), depth=2, max_steps=3)
+
+
+def test_a_failing_chain_cancels_the_requests_still_in_flight():
+    class Slow(Backend):
+        name, simulated = "slow", False
+
+        def __init__(self):
+            self.cancelled = 0
+
+        async def sample(self, request):
+            if "3" in request.prompt:  # chain "a" is answered at once, with nonsense
+                return [maker.Sample("nonsense", 1)] * request.n
+            try:
+                await asyncio.sleep(60)  # chain "b" waits on a slow server
+            except asyncio.CancelledError:
+                self.cancelled += 1
+                raise
+            return []
+
+    plan = Plan()
+    plan.add(Subtask("a", start=3, steps=3))
+    plan.add(Subtask("b", start=9, steps=9))
+    backend = Slow()
+    with pytest.raises(maker.StepFailed):
+        maker.run(Countdown(start=3), backend, k=1, plan=plan, max_samples_per_step=4, first_temperature=0.1)
+    assert backend.cancelled == 1  # b's request did not outlive the failed run
