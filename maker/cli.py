@@ -95,7 +95,8 @@ def _run_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     voting.add_argument("--estimate-samples", type=int, default=1000,
                         help="with --target-success and no --p: random steps sampled to estimate p first")
     voting.add_argument("--rule", choices=["ahead-by-k", "first-to-k"], default="ahead-by-k")
-    voting.add_argument("--temperature", type=float, default=0.1, help="temperature of samples after the first (default 0.1)")
+    voting.add_argument("--temperature", type=float, default=None,
+                        help="temperature of samples after the first (default: the task's, e.g. 0.1 as the paper)")
     voting.add_argument("--first-temperature", type=float, default=0.0, help="temperature of each step's first sample (default 0)")
     voting.add_argument("--max-tokens", type=int, default=None,
                         help="red-flag limit on reply length in tokens (default: the task's, e.g. 750 as the paper)")
@@ -123,7 +124,7 @@ def _estimate_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
     est.add_argument("--per-state", type=int, default=2, help="samples per state (>= 2, to count collisions)")
     est.add_argument("--target-success", type=float, default=0.95, help="wanted chance that the whole task is right")
     est.add_argument("--steps", type=int, default=None, help="steps of the full task (default: the task's own count)")
-    est.add_argument("--temperature", type=float, default=0.1)
+    est.add_argument("--temperature", type=float, default=None, help="default: the task's sampling temperature")
     est.add_argument("--max-tokens", type=int, default=None)
     est.add_argument("--checks", action=argparse.BooleanOptionalAction, default=False)
     est.add_argument("--price-per-million-tokens", type=float, default=None, help="for the projected cost")
@@ -195,6 +196,8 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     task.spec = head.task
     if args.max_tokens is None:
         args.max_tokens = task.reply_token_limit
+    if args.temperature is None:
+        args.temperature = task.sample_temperature
     settings = dict(
         rule=args.rule, temperature=args.temperature, first_temperature=args.first_temperature,
         max_tokens=args.max_tokens, max_samples_per_step=args.max_samples_per_step, seed=args.seed,
@@ -311,6 +314,8 @@ def _cmd_estimate(argv: list[str]) -> int:
     task = task_cls(**_task_params(args))
     if args.max_tokens is None:
         args.max_tokens = task.reply_token_limit
+    if args.temperature is None:
+        args.temperature = task.sample_temperature
     backend = _make_backend(args, task)
 
     async def go() -> Any:

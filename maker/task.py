@@ -93,6 +93,8 @@ class Task:
 
     #: the default red-flag limit on reply length in tokens (the paper's 750 for general LLMs)
     reply_token_limit: int = 750
+    #: the default temperature of the samples after each step's first (the paper's 0.1)
+    sample_temperature: float = 0.1
 
     def total_steps(self) -> int | None:
         """Number of steps of a correct run, when known in advance."""

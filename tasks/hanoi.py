@@ -217,6 +217,9 @@ class HanoiTask(Task):
         self._compact = p.prompt_style == "compact"
         if self._compact:  # our model's replies are a few dozen tokens; its context is 256
             self.reply_token_limit = 4 * p.disks + 40
+            # Our model's rare errors repeat at low temperature; at 1.0 the later votes differ and
+            # the red flags and the vote route around them (bench/results/model_voting_*.json).
+            self.sample_temperature = 1.0
         self._paper_head = PAPER_PROMPT.split("Previous move:")[0].format(
             disks=p.disks, cycle=_CYCLE_WORDS[disk1_cycle(p.disks, p.source, p.target)]
         )
