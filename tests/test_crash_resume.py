@@ -81,3 +81,5 @@ def test_twenty_sigkills_then_resume(tmp_path):
     # Extra samples exist only at steps that were in flight when a kill came.
     assert set(extra) <= set(in_flight_at_kill), (extra, in_flight_at_kill)
     assert all(n > 0 for n in extra.values())
+    print(f"\n{kills} SIGKILLs at steps {in_flight_at_kill}; {len(records)} steps journalled once each; "
+          f"extra samples {sum(extra.values())} at {len(extra)} in-flight steps; verified {report['valid']}")

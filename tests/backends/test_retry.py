@@ -259,3 +259,5 @@ def test_a_run_survives_a_faulty_restarting_server() -> None:
     assert server.restarts == 2 and faults >= 0.15 * len(server.requests_seen)
     assert backend.retries >= faults and result.statistics.backend_retries == backend.retries
     assert result.statistics.valid_votes == 3 * 63  # a fault never became a vote
+    print(f"\n{faults} faults in {len(server.requests_seen)} requests ({server.faults_injected}), "
+          f"{server.restarts} restarts, {backend.retries} retries; solved {result.solved}, errors {result.errors}")
