@@ -1,0 +1,148 @@
+"""Per-step error rate of the Hanoi microagent on random steps of the engine's own runs.
+
+    .venv/bin/python models/hanoi/evaluate.py                       # 10,000 steps, 10..20 disks, greedy + T=0.1
+    .venv/bin/python models/hanoi/evaluate.py --n 2000 --min-disks 20 --max-disks 20 --out models/hanoi/eval_20.json
+
+Each step is a uniformly random step t of the D-disk run from peg 0 to peg 2 (D uniform in
+[min, max], fixed seed), rendered with ``compact_prompt``. The model writes its reply greedily
+(``model.generate``, batched, no padding: a batch holds prompts of one token length), and once
+more sampled at ``--temperature``. A reply is wrong when its parsed (move, next_state) differs from
+the oracle's. Every wrong reply is listed with what would have caught it without the answer:
+``format`` (parse_reply raises RedFlag: the paper's red flag), ``check`` (HanoiTask.check raises
+RedFlag: illegal move or next_state not the move applied), or ``none`` (a valid, wrong vote).
+Results go to a JSON file (default models/hanoi/eval_results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import prepare  # noqa: E402
+from maker_tasks.hanoi import HanoiTask, compact_prompt, parse_reply  # noqa: E402
+
+from maker import RedFlag  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def judge(state, reply: str, disks: int) -> tuple[bool, str | None, str | None]:
+    """(correct, caught_by, reason): caught_by is 'format', 'check' or 'none' for a wrong reply."""
+    task = HanoiTask(disks=disks)
+    expected = task.oracle(state)
+    try:
+        cand = parse_reply(reply, disks)
+    except RedFlag as exc:
+        return False, "format", str(exc)
+    if cand == expected:
+        return True, None, None
+    try:
+        task.check(state, cand)
+    except RedFlag as exc:
+        return False, "check", str(exc)
+    return False, "none", "legal move, consistent next_state, but not the strategy's move"
+
+
+@torch.inference_mode()
+def generate(model, tok, states, *, temperature: float, batch_size: int, seed: int) -> list[str]:
+    """Replies for ``states`` (greedy if temperature == 0), batched by prompt length."""
+    prompts = [compact_prompt(s) for s in states]
+    ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    groups: dict[int, list[int]] = collections.defaultdict(list)
+    for i, x in enumerate(ids):
+        groups[len(x)].append(i)
+    out: list[str] = [""] * len(states)
+    torch.manual_seed(seed)
+    for length in sorted(groups):
+        idx = groups[length]
+        for j in range(0, len(idx), batch_size):
+            chunk = idx[j : j + batch_size]
+            inp = torch.tensor([ids[i] for i in chunk])
+            max_disks = max(sum(len(p) for p in states[i].pegs) for i in chunk)
+            kwargs = dict(do_sample=False) if temperature == 0 else dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+            gen = model.generate(
+                input_ids=inp, attention_mask=torch.ones_like(inp), max_new_tokens=max_disks + 16,
+                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **kwargs,
+            )
+            for i, row in zip(chunk, gen[:, length:].tolist()):
+                out[i] = tok.decode(row, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    return out
+
+
+def score(states, replies, label: str) -> dict:
+    wrong = []
+    per_disks: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
+    for i, (s, r) in enumerate(zip(states, replies)):
+        d = sum(len(p) for p in s.pegs)
+        ok, caught, reason = judge(s, r, d)
+        per_disks[d][1] += 1
+        if not ok:
+            per_disks[d][0] += 1
+            wrong.append({"index": i, "disks": d, "prompt": compact_prompt(s), "reply": r,
+                          "expected": prepare.answer(s)[1], "caught_by": caught, "reason": reason})
+    n = len(states)
+    caught = collections.Counter(w["caught_by"] for w in wrong)
+    res = {
+        "mode": label, "steps": n, "wrong": len(wrong), "error_rate": len(wrong) / n,
+        "caught_by_format": caught["format"], "caught_by_check": caught["check"], "uncaught": caught["none"],
+        "wrong_by_disks": {d: w for d, (w, _) in sorted(per_disks.items()) if w},
+        "wrong_replies": wrong,
+    }
+    print(f"{label}: {len(wrong)}/{n} wrong ({100 * len(wrong) / n:.3f} %); caught by format {caught['format']}, "
+          f"by check {caught['check']}, uncaught {caught['none']}; by disks {res['wrong_by_disks']}")
+    for w in wrong[:50]:
+        print(f"  [{w['caught_by']}] {w['prompt'].strip()}\n     got      {w['reply']!r}\n     expected {w['expected']!r}")
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=str(HERE / "model"))
+    ap.add_argument("--n", type=int, default=10000, help="random steps")
+    ap.add_argument("--seed", type=int, default=2025, help="seed of the steps (training validates on seed 1234)")
+    ap.add_argument("--min-disks", type=int, default=10)
+    ap.add_argument("--max-disks", type=int, default=20)
+    ap.add_argument("--temperature", type=float, default=0.1, help="the sampled pass (0: greedy only)")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--out", default=str(HERE / "eval_results.json"))
+    args = ap.parse_args()
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
+    states = prepare.eval_states(args.n, args.seed, args.min_disks, args.max_disks)
+    meta_path = Path(args.model) / "training_meta.json"
+    result = {
+        "model": args.model, "n": args.n, "seed": args.seed, "disks": [args.min_disks, args.max_disks],
+        "training": json.loads(meta_path.read_text()) if meta_path.exists() else None,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": [],
+    }
+    if result["training"]:
+        result["training"].pop("config", None)
+    passes = [0.0] + ([args.temperature] if args.temperature > 0 else [])
+    for temp in passes:
+        t0 = time.time()
+        replies = generate(model, tok, states, temperature=temp, batch_size=args.batch_size, seed=args.seed)
+        label = "greedy" if temp == 0 else f"sample T={temp}"
+        res = score(states, replies, label)
+        res["seconds"] = round(time.time() - t0, 1)
+        res["temperature"] = temp
+        result["runs"].append(res)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print("written", args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Training and evaluation data for the Hanoi microagent, straight from the oracle.
+
+A sample is one step: the state the engine would show the model (``HanoiState``), the prompt text
+(``compact_prompt``) and the correct reply (``format_reply`` of ``strategy_move``). Everything
+textual comes from ``maker_tasks.hanoi``; nothing here re-implements the format.
+
+States are those reachable on optimal solutions:
+
+* a whole tower of D disks moved between any two pegs (the engine's run is 0 -> 2), and
+* a sub-tower of m < D disks moved between any two pegs while the larger disks m+1..D sit at the
+  bottom of the pegs in any legal arrangement (the planner runs such chains; disk 1 cycles the way
+  ``disk1_cycle(m, a, b)`` says).
+
+The step index t is uniform over the 2^m - 1 moves; the state after t moves is computed directly
+in O(m) (no simulation). Generated on the fly; ``python models/hanoi/prepare.py`` prints samples
+and checks them against a brute-force replay.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from maker_tasks.hanoi import (
+    HanoiState,
+    apply_move,
+    compact_prompt,
+    disk1_cycle,
+    format_reply,
+    strategy_move,
+)
+
+
+def tower_positions(m: int, t: int, src: int, dst: int) -> list[int]:
+    """Peg of each disk 1..m (index d-1) after t moves of the optimal m-disk solution src -> dst."""
+    assert 0 <= t < 2**m
+    pos = [0] * m
+    for disk in range(m, 0, -1):
+        spare = 3 - src - dst
+        half = 1 << (disk - 1)
+        if t < half:  # disk still on src; the smaller tower is on its way src -> spare
+            pos[disk - 1] = src
+            dst = spare
+        else:  # disk on dst; the smaller tower is on its way spare -> dst
+            pos[disk - 1] = dst
+            t -= half
+            src = spare
+    return pos
+
+
+def tth_move(m: int, t: int, src: int, dst: int) -> tuple[int, int, int]:
+    """The t-th move (1-based) of the optimal m-disk solution src -> dst."""
+    disk = (t & -t).bit_length()  # disk k moves at the moves whose index has k-1 trailing zeros
+    before = tower_positions(m, t - 1, src, dst)[disk - 1]
+    after = tower_positions(m, t, src, dst)[disk - 1]
+    return (disk, before, after)
+
+
+def build_state(disks: int, m: int, t: int, src: int, dst: int, big: list[int], previous) -> HanoiState:
+    """State with disks m+1..D on pegs ``big`` (index d-m-1) and the m-tower after t moves."""
+    pos = tower_positions(m, t, src, dst)
+    pegs: list[list[int]] = [[], [], []]
+    for d in range(disks, m, -1):
+        pegs[big[d - m - 1]].append(d)
+    for d in range(m, 0, -1):
+        pegs[pos[d - 1]].append(d)
+    return HanoiState((tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2])), previous, disk1_cycle(m, src, dst))
+
+
+@dataclass
+class DataConfig:
+    min_disks: int = 1  # smallest disk count D in training
+    max_disks: int = 24  # largest; a few past 20 so that 20 is not the edge of the positions seen
+    weight_small: float = 1.0  # relative weight of each D below 10
+    weight_10: float = 2.0  # weight of D = 10, rising linearly to ...
+    weight_20: float = 6.0  # ... D = 20 (evaluation is 10..20 and errors grow with D)
+    weight_large: float = 1.5  # weight of each D above 20
+    subtower_share: float = 0.35  # share of samples where a sub-tower moves over larger disks
+    non_disk1_share: float = 0.6  # share of steps whose move is not disk 1's (the harder kind)
+    first_prev_none: float = 0.5  # at step 0 of a sub-tower chain: previous = none, else a big-disk move
+
+
+def disk_weights(cfg: DataConfig) -> dict[int, float]:
+    w = {}
+    for d in range(cfg.min_disks, cfg.max_disks + 1):
+        if d < 10:
+            w[d] = cfg.weight_small
+        elif d <= 20:
+            w[d] = cfg.weight_10 + (cfg.weight_20 - cfg.weight_10) * (d - 10) / 10
+        else:
+            w[d] = cfg.weight_large
+    return w
+
+
+def sample_state(rng: random.Random, disks: int, cfg: DataConfig) -> HanoiState:
+    """One random training state with ``disks`` disks in all."""
+    src, dst = rng.sample(range(3), 2)
+    if disks > 1 and rng.random() < cfg.subtower_share:
+        m = rng.randint(1, disks - 1)
+        big = [rng.randrange(3) for _ in range(disks - m)]
+    else:
+        m, big = disks, []
+    steps = 2**m - 1  # states t = 0 .. steps-1 have a next move
+    if m > 1 and rng.random() < cfg.non_disk1_share:  # t odd: the next move is not disk 1's
+        t = 2 * rng.randrange(steps // 2) + 1
+    elif m > 1:
+        t = 2 * rng.randrange((steps + 1) // 2)
+    else:
+        t = 0
+    if t > 0:
+        previous = tth_move(m, t, src, dst)
+    elif big and rng.random() >= cfg.first_prev_none:
+        state0 = build_state(disks, m, 0, src, dst, big, None)
+        tops = [(p[-1], i) for i, p in enumerate(state0.pegs) if p and p[-1] > m]
+        if tops:
+            disk, peg = rng.choice(tops)
+            previous = (disk, rng.choice([i for i in range(3) if i != peg]), peg)
+        else:
+            previous = None
+    else:
+        previous = None
+    return build_state(disks, m, t, src, dst, big, previous)
+
+
+def eval_state(rng: random.Random, disks: int) -> HanoiState:
+    """A random step of the engine's own run: D disks from peg 0 to peg 2, t uniform."""
+    t = rng.randrange(2**disks - 1)
+    previous = tth_move(disks, t, 0, 2) if t > 0 else None
+    return build_state(disks, disks, t, 0, 2, [], previous)
+
+
+def eval_states(n: int, seed: int, min_disks: int = 10, max_disks: int = 20) -> list[HanoiState]:
+    rng = random.Random(seed)
+    return [eval_state(rng, rng.randint(min_disks, max_disks)) for _ in range(n)]
+
+
+def answer(state: HanoiState) -> tuple[str, str]:
+    """(prompt, reply) exactly as the engine sends and expects them."""
+    move = strategy_move(state)
+    return compact_prompt(state), format_reply(move, apply_move(state.pegs, move))
+
+
+def _check(n: int = 3000) -> None:
+    """Direct states equal brute-force replay, and the strategy reproduces the optimal move."""
+    from maker_tasks.hanoi import HanoiTask
+
+    rng = random.Random(0)
+    for disks in range(1, 9):
+        for src in range(3):
+            for dst in range(3):
+                if src == dst:
+                    continue
+                task = HanoiTask(disks=disks, source=src, target=dst)
+                state = task.initial_state()
+                for t in range(2**disks - 1):
+                    direct = build_state(disks, disks, t, src, dst, [], tth_move(disks, t, src, dst) if t else None)
+                    assert direct == state, (disks, src, dst, t, direct, state)
+                    state = task.apply(state, task.oracle(state))
+    cfg = DataConfig()
+    for _ in range(n):
+        disks = rng.randint(2, 24)
+        s = sample_state(rng, disks, cfg)
+        move = strategy_move(s)
+        apply_move(s.pegs, move)  # legal
+        assert sorted(sum(s.pegs, ())) == list(range(1, disks + 1))
+    print("prepare: direct states match replay; strategy legal on", n, "random samples")
+
+
+if __name__ == "__main__":
+    _check()
+    rng = random.Random(1)
+    for _ in range(4):
+        p, r = answer(sample_state(rng, rng.randint(3, 8), DataConfig()))
+        print(repr(p), "->", repr(r))
