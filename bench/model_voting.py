@@ -42,13 +42,14 @@ def main() -> None:
     parser.add_argument("--disks", type=int, default=10)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--k", type=int, default=3)
-    parser.add_argument("--depth", type=int, default=0, help="0: one chain, so no end check can redo a wrong chain")
+    parser.add_argument("--depth", type=int, default=0, help="of the voted run (the model alone always runs one chain, "
+                        "so that no end check redoes a wrong chain with a larger k)")
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
     task = maker.load_task("hanoi", disks=args.disks)
     model = args.model or str(task.default_model)
     alone = one_run(task, model, k=1, temperature=args.temperature, first_temperature=args.temperature, checks=False,
-                    depth=args.depth)
+                    depth=0)
     print("alone:", json.dumps(alone))
     voted = one_run(task, model, k=args.k, temperature=args.temperature, first_temperature=0.0, checks=True,
                     depth=args.depth)

@@ -4,6 +4,7 @@
     nohup .venv/bin/python models/hanoi/train.py >> models/hanoi/train.log 2>&1 &   # in the background
     .venv/bin/python models/hanoi/train.py --budget-min 90  # a longer time budget (resumes too)
     .venv/bin/python models/hanoi/train.py --extra-min 20   # after the budget: 20 more minutes at the lowest lr
+    .venv/bin/python models/hanoi/train.py --extra-min 30 --extra-lr 4e-4   # ... on a second cosine from 4e-4
 
 Loss is on the reply tokens only (reply + EOS). Every ``eval_every_s`` seconds the model is
 scored on a fixed validation set of the engine's own steps (10..20 disks, 0 -> 2): greedy exact
@@ -58,7 +59,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     budget_min: float = 70.0  # wall-clock minutes of training; the cosine schedule spans them
     max_steps: int = 0  # stop after this many steps too (0: no limit)
-    extra_min: float = 0.0  # minutes to go on after the budget at the final (lowest) learning rate
+    extra_min: float = 0.0  # minutes to go on after the budget ...
+    extra_lr: float = 0.0  # ... at the lowest learning rate (0), or on a second cosine from this peak
     # hard-example replay
     replay_share: float = 0.125  # share of each batch drawn from steps the model got wrong
     replay_capacity: int = 4000  # per disk count
@@ -144,7 +146,12 @@ def validate(model, tok, val_batches) -> tuple[int, int, float, dict[int, int]]:
 def lr_at(cfg: TrainConfig, step: int, elapsed: float) -> float:
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    frac = min(1.0, elapsed / (cfg.budget_min * 60))
+    budget = cfg.budget_min * 60
+    low = cfg.lr * cfg.min_lr_ratio
+    if elapsed > budget and cfg.extra_lr > 0 and cfg.extra_min > 0:
+        frac = min(1.0, (elapsed - budget) / (cfg.extra_min * 60))
+        return low + (cfg.extra_lr - low) * 0.5 * (1 + math.cos(math.pi * frac))
+    frac = min(1.0, elapsed / budget)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
@@ -180,6 +187,7 @@ def main() -> None:
     ap.add_argument("--budget-min", type=float, help="override TrainConfig.budget_min (also on resume)")
     ap.add_argument("--max-steps", type=int, help="override TrainConfig.max_steps")
     ap.add_argument("--extra-min", type=float, help="train this many minutes past the budget at the lowest learning rate")
+    ap.add_argument("--extra-lr", type=float, help="peak lr of a second cosine over the extra minutes (default: lowest lr)")
     ap.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
     ap.add_argument("--set", nargs="*", default=[], help="override config fields: name=value (new runs only)")
     args = ap.parse_args()
@@ -206,6 +214,8 @@ def main() -> None:
         cfg.max_steps = args.max_steps
     if args.extra_min is not None:
         cfg.extra_min = args.extra_min
+    if args.extra_lr is not None:
+        cfg.extra_lr = args.extra_lr
     log("config " + json.dumps(dataclasses.asdict(cfg)))
 
     tok = htok.build_tokenizer()
@@ -278,6 +288,7 @@ def main() -> None:
     last_eval = last_ckpt = elapsed
     win_loss, win_exact, win_n, win_t0, win_tok = 0.0, 0, 0, time.time(), 0
     budget_s = (cfg.budget_min + cfg.extra_min) * 60
+    recent: collections.deque = collections.deque(maxlen=50)  # recent step times
     while elapsed < budget_s and (cfg.max_steps <= 0 or step < cfg.max_steps):
         t0 = time.time()
         disks = rng.choices(disk_list, disk_w)[0]
@@ -297,7 +308,12 @@ def main() -> None:
             if not ok:
                 replay[disks].append(s)
         step += 1
-        elapsed += time.time() - t0
+        # a step that took far longer than usual was paused (SIGSTOP, a suspended laptop): it
+        # counts as a typical step, so pauses do not eat the budget or advance the schedule
+        dt = time.time() - t0
+        typical = sorted(recent)[len(recent) // 2] if recent else dt
+        elapsed += min(dt, 10 * typical)
+        recent.append(dt)
         win_loss += float(loss.detach())
         win_exact += int(exact.sum())
         win_n += len(states)
