@@ -212,13 +212,7 @@ class Engine:
             decision = await self.decide(state, step)
             winner = decision.candidate
             if verify:
-                try:
-                    if task.oracle(state) != winner:
-                        stats.errors += 1
-                        self.errors += 1
-                except Exception:  # the oracle has no answer for a state a wrong step led to
-                    stats.errors += 1
-                    self.errors += 1
+                self._count_error(state, winner)
             if post_check:
                 try:
                     task.check(state, winner)
@@ -231,14 +225,9 @@ class Engine:
                 raise StepError(f"task.apply raised {type(exc).__name__}: {exc} for candidate {winner!r}", step=step, state=state) from exc
             if journal is not None:
                 journal.append(step, encode(winner), decision.votes, decision.samples, decision.rounds, chain)
+            stats.commit(step, sum(decision.votes), decision.rounds)
             step += 1
-            stats.steps += 1
             self.steps += 1
-            votes = sum(decision.votes)
-            stats.votes_per_step[votes] += 1
-            stats.rounds_per_step[decision.rounds] += 1
-            if votes > stats.max_votes:
-                stats.max_votes, stats.max_votes_step = votes, step - 1
             if self.progress is not None:
                 now = time.perf_counter()
                 if now - stats.last_progress >= _PROGRESS_EVERY:
@@ -264,20 +253,24 @@ class Engine:
         for record in records:
             winner = task.candidate_from_json(record["candidate"])
             if stats.has_oracle:
-                try:
-                    stats.errors += task.oracle(state) != winner
-                except Exception:
-                    stats.errors += 1
+                self._count_error(state, winner)
             try:
                 state = task.apply(state, winner)
             except Exception as exc:
                 raise StepError(f"replaying the journal: task.apply raised {type(exc).__name__}: {exc}", step=record["step"], state=state) from exc
             votes = sum(record.get("votes", ()))
-            stats.steps += 1
             stats.samples += record.get("samples", 0)
             stats.valid_votes += votes
-            stats.votes_per_step[votes] += 1
-            stats.rounds_per_step[record.get("rounds", 1)] += 1
-            if votes > stats.max_votes:
-                stats.max_votes, stats.max_votes_step = votes, record["step"]
+            stats.commit(record["step"], votes, record.get("rounds", 1))
+            self.steps += 1  # a redo of this chain voids the journalled steps as well
         return state
+
+    def _count_error(self, state: Any, winner: Any) -> None:
+        """After the fact: count a committed decision the oracle disagrees with."""
+        try:
+            wrong = self.task.oracle(state) != winner
+        except Exception:  # the oracle has no answer for a state a wrong step led to
+            wrong = True
+        if wrong:
+            self.stats.errors += 1
+            self.errors += 1

@@ -97,6 +97,14 @@ class StatsCounter:
     def flag(self, reason: RedFlagReason) -> None:
         self.red_flags[reason.value] += 1
 
+    def commit(self, step: int, votes: int, rounds: int) -> None:
+        """Count one committed step that took ``votes`` valid votes over ``rounds`` rounds."""
+        self.steps += 1
+        self.votes_per_step[votes] += 1
+        self.rounds_per_step[rounds] += 1
+        if votes > self.max_votes:
+            self.max_votes, self.max_votes_step = votes, step
+
     def snapshot(self) -> RunStatistics:
         return RunStatistics(
             steps=self.steps,
