@@ -78,7 +78,7 @@ class DataConfig:
     subtower_share: float = 0.35  # share of samples where a sub-tower moves over larger disks
     non_disk1_share: float = 0.6  # share of steps whose move is not disk 1's (the harder kind)
     first_prev_none: float = 0.5  # at step 0 of a sub-tower chain: previous = none, else a big-disk move
-    boundary_share: float = 0.25  # share of steps taken just before a move of disk k+1 (k uniform):
+    boundary_share: float = 0.25  # share of steps taken around a move of disk k+1 (k uniform):
     # a k-disk sub-tower has just been assembled on disk 1's peg. Under uniform t such states are
     # exponentially rare (about 2^-k), and they are where a 70-minute model still erred: it named a
     # buried disk in the move that does not move disk 1.
@@ -108,7 +108,8 @@ def sample_state(rng: random.Random, disks: int, cfg: DataConfig) -> HanoiState:
     if m > 2 and rng.random() < cfg.boundary_share:
         k = rng.randint(1, m - 1)  # move number j * 2^k moves disk k+1; j odd
         j = 2 * rng.randrange(2 ** (m - k - 1)) + 1
-        t = max(0, j * 2**k - 1 - rng.choice([0, 0, 0, 1, 2]))
+        # just before the big move (offset 0: it is the next move), or a little before or after it
+        t = min(steps - 1, max(0, j * 2**k - 1 + rng.choice([-2, -1, 0, 0, 0, 1, 1, 2])))
     elif m > 1 and rng.random() < cfg.non_disk1_share:  # t odd: the next move is not disk 1's
         t = 2 * rng.randrange(steps // 2) + 1
     elif m > 1:
