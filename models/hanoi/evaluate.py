@@ -69,12 +69,20 @@ def generate(model, tok, states, *, temperature: float, batch_size: int, seed: i
             chunk = idx[j : j + batch_size]
             inp = torch.tensor([ids[i] for i in chunk])
             max_disks = max(sum(len(p) for p in states[i].pegs) for i in chunk)
-            kwargs = dict(do_sample=False) if temperature == 0 else dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-            gen = model.generate(
-                input_ids=inp, attention_mask=torch.ones_like(inp), max_new_tokens=max_disks + 16,
-                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, **kwargs,
+            kwargs = (
+                dict(do_sample=False)
+                if temperature == 0
+                else dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
             )
-            for i, row in zip(chunk, gen[:, length:].tolist()):
+            gen = model.generate(
+                input_ids=inp,
+                attention_mask=torch.ones_like(inp),
+                max_new_tokens=max_disks + 16,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+                **kwargs,
+            )
+            for i, row in zip(chunk, gen[:, length:].tolist(), strict=True):
                 out[i] = tok.decode(row, skip_special_tokens=True, clean_up_tokenization_spaces=False)
     return out
 
@@ -82,26 +90,44 @@ def generate(model, tok, states, *, temperature: float, batch_size: int, seed: i
 def score(states, replies, label: str) -> dict:
     wrong = []
     per_disks: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
-    for i, (s, r) in enumerate(zip(states, replies)):
+    for i, (s, r) in enumerate(zip(states, replies, strict=True)):
         d = sum(len(p) for p in s.pegs)
         ok, caught, reason = judge(s, r, d)
         per_disks[d][1] += 1
         if not ok:
             per_disks[d][0] += 1
-            wrong.append({"index": i, "disks": d, "prompt": compact_prompt(s), "reply": r,
-                          "expected": prepare.answer(s)[1], "caught_by": caught, "reason": reason})
+            wrong.append(
+                {
+                    "index": i,
+                    "disks": d,
+                    "prompt": compact_prompt(s),
+                    "reply": r,
+                    "expected": prepare.answer(s)[1],
+                    "caught_by": caught,
+                    "reason": reason,
+                }
+            )
     n = len(states)
     caught = collections.Counter(w["caught_by"] for w in wrong)
     res = {
-        "mode": label, "steps": n, "wrong": len(wrong), "error_rate": len(wrong) / n,
-        "caught_by_format": caught["format"], "caught_by_check": caught["check"], "uncaught": caught["none"],
+        "mode": label,
+        "steps": n,
+        "wrong": len(wrong),
+        "error_rate": len(wrong) / n,
+        "caught_by_format": caught["format"],
+        "caught_by_check": caught["check"],
+        "uncaught": caught["none"],
         "wrong_by_disks": {d: w for d, (w, _) in sorted(per_disks.items()) if w},
         "wrong_replies": wrong,
     }
-    print(f"{label}: {len(wrong)}/{n} wrong ({100 * len(wrong) / n:.3f} %); caught by format {caught['format']}, "
-          f"by check {caught['check']}, uncaught {caught['none']}; by disks {res['wrong_by_disks']}")
+    print(
+        f"{label}: {len(wrong)}/{n} wrong ({100 * len(wrong) / n:.3f} %); caught by format {caught['format']}, "
+        f"by check {caught['check']}, uncaught {caught['none']}; by disks {res['wrong_by_disks']}"
+    )
     for w in wrong[:50]:
-        print(f"  [{w['caught_by']}] {w['prompt'].strip()}\n     got      {w['reply']!r}\n     expected {w['expected']!r}")
+        print(
+            f"  [{w['caught_by']}] {w['prompt'].strip()}\n     got      {w['reply']!r}\n     expected {w['expected']!r}"
+        )
     return res
 
 
@@ -125,9 +151,13 @@ def main() -> None:
     states = prepare.eval_states(args.n, args.seed, args.min_disks, args.max_disks)
     meta_path = Path(args.model) / "training_meta.json"
     result = {
-        "model": args.model, "n": args.n, "seed": args.seed, "disks": [args.min_disks, args.max_disks],
+        "model": args.model,
+        "n": args.n,
+        "seed": args.seed,
+        "disks": [args.min_disks, args.max_disks],
         "training": json.loads(meta_path.read_text()) if meta_path.exists() else None,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": [],
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "runs": [],
     }
     if result["training"]:
         result["training"].pop("config", None)

@@ -66,10 +66,7 @@ def _vocab() -> dict[str, int]:
 def build_tokenizer() -> PreTrainedTokenizerFast:
     tok = Tokenizer(models.WordLevel(vocab=_vocab(), unk_token=UNK))
     tok.normalizer = normalizers.Sequence(
-        [
-            normalizers.Replace(Regex(regex) if regex else text, char)
-            for char, text, regex in _PIECES
-        ]
+        [normalizers.Replace(Regex(regex) if regex else text, char) for char, text, regex in _PIECES]
     )
     # ", 12" | "12" | any single character; the pieces are contiguous and cover the text.
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(r", [0-9]+|[0-9]+|[\s\S]"), behavior="isolated")

@@ -105,12 +105,12 @@ def encode(tok, states) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     prompts = tok([p for p, _ in pairs], add_special_tokens=False)["input_ids"]
     replies = tok([r for _, r in pairs], add_special_tokens=False)["input_ids"]
     eos = tok.eos_token_id
-    seqs = [p + r + [eos] for p, r in zip(prompts, replies)]
+    seqs = [p + r + [eos] for p, r in zip(prompts, replies, strict=True)]
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), eos, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     labels = torch.full((len(seqs), width), -100, dtype=torch.long)
-    for i, (p, s) in enumerate(zip(prompts, seqs)):
+    for i, (p, s) in enumerate(zip(prompts, seqs, strict=True)):
         ids[i, : len(s)] = torch.tensor(s)
         mask[i, : len(s)] = 1
         labels[i, len(p) : len(s)] = ids[i, len(p) : len(s)]
@@ -160,8 +160,11 @@ def export(model, tok, path: str, meta: dict) -> None:
 
     tmp = Path(path + ".tmp")
     model.generation_config = GenerationConfig(
-        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=tok.eos_token_id,
-        do_sample=False, max_new_tokens=200,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.eos_token_id,
+        do_sample=False,
+        max_new_tokens=200,
     )
     model.save_pretrained(str(tmp), safe_serialization=True)
     htok.save_tokenizer(tmp)
@@ -186,8 +189,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget-min", type=float, help="override TrainConfig.budget_min (also on resume)")
     ap.add_argument("--max-steps", type=int, help="override TrainConfig.max_steps")
-    ap.add_argument("--extra-min", type=float, help="train this many minutes past the budget at the lowest learning rate")
-    ap.add_argument("--extra-lr", type=float, help="peak lr of a second cosine over the extra minutes (default: lowest lr)")
+    ap.add_argument(
+        "--extra-min", type=float, help="train this many minutes past the budget at the lowest learning rate"
+    )
+    ap.add_argument(
+        "--extra-lr", type=float, help="peak lr of a second cosine over the extra minutes (default: lowest lr)"
+    )
     ap.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
     ap.add_argument("--set", nargs="*", default=[], help="override config fields: name=value (new runs only)")
     args = ap.parse_args()
@@ -227,10 +234,13 @@ def main() -> None:
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=cfg.betas,
+        lr=cfg.lr,
+        betas=cfg.betas,
     )
     rng = random.Random(cfg.seed)
-    replay: dict[int, collections.deque] = collections.defaultdict(lambda: collections.deque(maxlen=cfg.replay_capacity))
+    replay: dict[int, collections.deque] = collections.defaultdict(
+        lambda: collections.deque(maxlen=cfg.replay_capacity)
+    )
     step, elapsed, best = 0, 0.0, (10**9, float("inf"))
     if state is not None:
         model.load_state_dict(state["model"])
@@ -258,10 +268,15 @@ def main() -> None:
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save(
             {
-                "config": dataclasses.asdict(cfg), "model": model.state_dict(), "opt": opt.state_dict(),
-                "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+                "config": dataclasses.asdict(cfg),
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "rng": rng.getstate(),
+                "torch_rng": torch.get_rng_state(),
                 "replay": {d: list(q) for d, q in replay.items()},
-                "step": step, "elapsed": elapsed, "best": list(best),
+                "step": step,
+                "elapsed": elapsed,
+                "best": list(best),
             },
             tmp,
         )
@@ -279,10 +294,19 @@ def main() -> None:
         )
         if improved:
             best = (wrong, vloss)
-            export(model, tok, cfg.export_dir, {
-                "step": step, "train_minutes": round(elapsed / 60, 2), "val_wrong": wrong, "val_total": total,
-                "val_loss": vloss, "config": dataclasses.asdict(cfg),
-            })
+            export(
+                model,
+                tok,
+                cfg.export_dir,
+                {
+                    "step": step,
+                    "train_minutes": round(elapsed / 60, 2),
+                    "val_wrong": wrong,
+                    "val_total": total,
+                    "val_loss": vloss,
+                    "config": dataclasses.asdict(cfg),
+                },
+            )
 
     model.train()
     last_eval = last_ckpt = elapsed
@@ -304,7 +328,7 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        for s, ok in zip(states, exact.tolist()):
+        for s, ok in zip(states, exact.tolist(), strict=True):
             if not ok:
                 replay[disks].append(s)
         step += 1

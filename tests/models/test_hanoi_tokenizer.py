@@ -132,9 +132,14 @@ def test_shipped_model_loads_offline_and_replies_parse(monkeypatch):
     for _ in range(3):
         ids = torch.tensor([tok(compact_prompt(state), add_special_tokens=False)["input_ids"]])
         with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=40,
-                                 do_sample=False, pad_token_id=tok.pad_token_id)
-        reply = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=40,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+            )
+        reply = tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         candidate = parse_reply(reply, 10)  # a format red flag would raise
         assert candidate == task.oracle(state), (compact_prompt(state), reply)
         state = task.apply(state, candidate)
