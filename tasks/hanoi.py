@@ -220,9 +220,10 @@ class HanoiTask(Task):
             # Our model's rare errors repeat at low temperature; at 1.0 the later votes differ and
             # the red flags and the vote route around them (bench/results/model_voting_*.json).
             self.sample_temperature = 1.0
-        self._paper_head = PAPER_PROMPT.split("Previous move:")[0].format(
-            disks=p.disks, cycle=_CYCLE_WORDS[disk1_cycle(p.disks, p.source, p.target)]
-        )
+        # The instructions before the state, for each direction disk 1 can cycle in (a chain of
+        # the planner carries its own); built once, not on every step.
+        head = PAPER_PROMPT.split("Previous move:")[0]
+        self._paper_heads = {cycle: head.format(disks=p.disks, cycle=words) for cycle, words in _CYCLE_WORDS.items()}
 
     # --- the Task protocol --------------------------------------------------------------------
     def initial_state(self) -> HanoiState:
@@ -236,11 +237,7 @@ class HanoiTask(Task):
             return compact_prompt(state)
         previous = "none" if state.previous is None else str(list(state.previous))
         pegs = str([list(p) for p in state.pegs])
-        if state.cycle == disk1_cycle(self.disks, self.params.source, self.params.target):
-            head = self._paper_head
-        else:  # a sub-tower chain from the planner, whose disk 1 cycles the other way
-            head = PAPER_PROMPT.split("Previous move:")[0].format(disks=self.disks, cycle=_CYCLE_WORDS[state.cycle])
-        return f"{head}Previous move: {previous}\nCurrent state: {pegs}\n\n{_PAPER_TAIL}"
+        return f"{self._paper_heads[state.cycle]}Previous move: {previous}\nCurrent state: {pegs}\n\n{_PAPER_TAIL}"
 
     def parse(self, state: HanoiState, reply: str) -> Candidate:
         return parse_reply(reply, self.disks)
