@@ -82,6 +82,9 @@ class DataConfig:
     # a k-disk sub-tower has just been assembled on disk 1's peg. Under uniform t such states are
     # exponentially rare (about 2^-k), and they are where a 70-minute model still erred: it named a
     # buried disk in the move that does not move disk 1.
+    boundary_top_share: float = 0.0  # share of those boundary steps whose k is drawn from the top
+    # half (m // 2 .. m - 1) instead of 1 .. m - 1: the moves of disks 11..20 of a 20-disk run,
+    # where the step-6010 model still erred (12 % greedy) while copying long pegs.
 
 
 def disk_weights(cfg: DataConfig) -> dict[int, float]:
@@ -106,7 +109,8 @@ def sample_state(rng: random.Random, disks: int, cfg: DataConfig) -> HanoiState:
         m, big = disks, []
     steps = 2**m - 1  # states t = 0 .. steps-1 have a next move
     if m > 2 and rng.random() < cfg.boundary_share:
-        k = rng.randint(1, m - 1)  # move number j * 2^k moves disk k+1; j odd
+        top = rng.random() < cfg.boundary_top_share
+        k = rng.randint(max(1, m // 2), m - 1) if top else rng.randint(1, m - 1)  # move j * 2^k moves disk k+1; j odd
         j = 2 * rng.randrange(2 ** (m - k - 1)) + 1
         # just before the big move (offset 0: it is the next move), or a little before or after it
         t = min(steps - 1, max(0, j * 2**k - 1 + rng.choice([-2, -1, 0, 0, 0, 1, 1, 2])))
@@ -141,6 +145,33 @@ def eval_state(rng: random.Random, disks: int) -> HanoiState:
 def eval_states(n: int, seed: int, min_disks: int = 10, max_disks: int = 20) -> list[HanoiState]:
     rng = random.Random(seed)
     return [eval_state(rng, rng.randint(min_disks, max_disks)) for _ in range(n)]
+
+
+def big_move_states(disks: int, min_disk: int) -> list[HanoiState]:
+    """Every state of the engine's own run (``disks`` from peg 0 to 2) whose next move is that of a
+    disk >= ``min_disk``: 2^(disks - min_disk + 1) - 1 states, in run order. A run meets each one
+    once; under uniform sampling they are exponentially rare."""
+    states = []
+    for disk in range(min_disk, disks + 1):
+        for j in range(1, 2 ** (disks - disk + 1), 2):  # move j * 2^(disk-1) moves ``disk``
+            t = j * 2 ** (disk - 1) - 1  # moves made before it
+            previous = tth_move(disks, t, 0, 2) if t > 0 else None
+            states.append((t, build_state(disks, disks, t, 0, 2, [], previous)))
+    return [s for _, s in sorted(states, key=lambda item: item[0])]
+
+
+def big_move_eval_states(n: int, seed: int, min_disks: int = 16, max_disks: int = 20) -> list[HanoiState]:
+    """``n`` random states of D-disk runs (D uniform in [min, max]) whose next move is a disk of the
+    top half (k+1 with k >= D // 2)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        d = rng.randint(min_disks, max_disks)
+        k = rng.randint(d // 2, d - 1)
+        j = 2 * rng.randrange(2 ** (d - k - 1)) + 1
+        t = j * 2**k - 1
+        out.append(build_state(d, d, t, 0, 2, [], tth_move(d, t, 0, 2) if t > 0 else None))
+    return out
 
 
 def answer(state: HanoiState) -> tuple[str, str]:

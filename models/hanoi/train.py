@@ -67,6 +67,7 @@ class TrainConfig:
     # evaluation, checkpoints, export
     val_size: int = 6000  # fixed validation steps (10..20 disks, 0 -> 2; evaluate.py uses another seed)
     val_seed: int = 1234
+    val_big_size: int = 0  # more validation steps: moves of the top-half disks of 16..20-disk runs
     eval_every_s: float = 240.0  # seconds of training between validations
     ckpt_every_s: float = 180.0  # seconds between checkpoints
     log_every: int = 50  # steps between loss lines
@@ -129,10 +130,10 @@ def forward(model, ids, mask, labels):
 
 
 @torch.inference_mode()
-def validate(model, tok, val_batches) -> tuple[int, int, float, dict[int, int]]:
+def validate(model, tok, val_batches) -> tuple[int, int, float, dict[str, int]]:
     model.eval()
     wrong, total, loss_sum = 0, 0, 0.0
-    by_disks: dict[int, int] = collections.Counter()
+    by_disks: dict[str, int] = collections.Counter()
     for disks, (ids, mask, labels) in val_batches:
         loss, exact = forward(model, ids, mask, labels)
         wrong += int((~exact).sum())
@@ -196,7 +197,13 @@ def main() -> None:
         "--extra-lr", type=float, help="peak lr of a second cosine over the extra minutes (default: lowest lr)"
     )
     ap.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
-    ap.add_argument("--set", nargs="*", default=[], help="override config fields: name=value (new runs only)")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        help="override config fields: name=value or data.name=value; on a resumed run this fine-tunes "
+        "the checkpoint with the new settings and forgets its best validation score",
+    )
     args = ap.parse_args()
 
     cfg = TrainConfig()
@@ -209,11 +216,13 @@ def main() -> None:
         saved["betas"] = tuple(saved["betas"])
         cfg = TrainConfig(**saved, data=data)
         log(f"resuming from {ckpt_path} at step {state['step']}, {state['elapsed'] / 60:.1f} min trained")
-    else:
-        for item in args.set:
-            name, value = item.split("=", 1)
-            cur = getattr(cfg, name)
-            setattr(cfg, name, type(cur)(value))
+    for item in args.set:
+        name, value = item.split("=", 1)
+        owner = cfg.data if name.startswith("data.") else cfg
+        field_name = name.removeprefix("data.")
+        cur = getattr(owner, field_name)
+        setattr(owner, field_name, type(cur)(value))
+    if state is None:
         ckpt_path = Path(cfg.ckpt_dir) / "last.pt"
     if args.budget_min is not None:
         cfg.budget_min = args.budget_min
@@ -250,6 +259,8 @@ def main() -> None:
         for d, items in state["replay"].items():
             replay[d].extend(items)
         step, elapsed, best = state["step"], state["elapsed"], tuple(state["best"])
+        if args.set:  # a fine-tune: its validation set or goal may differ, so old scores do not compare
+            best = (10**9, float("inf"))
 
     weights = prepare.disk_weights(cfg.data)
     disk_list, disk_w = list(weights), list(weights.values())
@@ -261,7 +272,13 @@ def main() -> None:
     val_batches = []
     for d in sorted(by_d):
         for i in range(0, len(by_d[d]), 512):
-            val_batches.append((d, encode(tok, by_d[d][i : i + 512])))
+            val_batches.append((str(d), encode(tok, by_d[d][i : i + 512])))
+    big: dict[int, list] = collections.defaultdict(list)
+    for s in prepare.big_move_eval_states(cfg.val_big_size, cfg.val_seed + 1):
+        big[sum(len(p) for p in s.pegs)].append(s)
+    for d in sorted(big):  # reported as "D*"
+        for i in range(0, len(big[d]), 512):
+            val_batches.append((f"{d}*", encode(tok, big[d][i : i + 512])))
 
     def checkpoint() -> None:
         Path(cfg.ckpt_dir).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,82 @@
+"""The million-step benchmark with our own model: 20-disk Hanoi (1,048,575 steps), every move
+and state written by the shipped microagent (in process, hf backend), voted, journalled, verified.
+
+Runs the CLI in a child process (its progress bar goes to this process's stderr), records wall
+time, steps/s, samples, red flags and the child's peak memory, then replays the journal with
+``maker verify``. The journal is kept where ``--journal`` says, so an interrupted benchmark
+resumes from it when run again (the record then says how many steps were resumed).
+
+    .venv/bin/python bench/model_million.py [--disks 20] [--depth 8] [--k 3] [--journal runs/model_d20.jsonl]
+Target (issue 4): 0 errors; at most 60 minutes on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import write_result  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--disks", type=int, default=20)
+    parser.add_argument("--depth", type=int, default=8, help="256 chains at once at depth 8")
+    parser.add_argument("--k", type=int, default=3)
+    parser.add_argument("--max-batch", type=int, default=512, help="sequences per forward batch (all chains' requests)")
+    parser.add_argument("--max-samples-per-step", type=int, default=3000,
+                        help="the rare hard states may need a few hundred samples at T = 1.0")
+    parser.add_argument("--journal", default="runs/model_d20.jsonl")
+    args = parser.parse_args()
+
+    journal = Path(args.journal)
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "maker.cli", "run", "hanoi", "--disks", str(args.disks), "--depth", str(args.depth),
+               "--k", str(args.k), "--max-batch", str(args.max_batch),
+               "--max-samples-per-step", str(args.max_samples_per_step), "--journal", str(journal), "--json"]
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # stderr (progress) passes through
+    wall = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        sys.exit(f"run failed ({done.returncode}); resume by running this again")
+    summary = json.loads(done.stdout)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    check = subprocess.run([sys.executable, "-m", "maker.cli", "verify", str(journal), "--json"], capture_output=True, text=True)
+    verified = json.loads(check.stdout)
+
+    numbers = {
+        "simulated": False,
+        "steps": summary["steps"],
+        "resumed_steps": summary.get("resumed_steps"),
+        "solved": summary["solved"],
+        "errors": summary["errors"],
+        "samples": summary["samples"],
+        "samples_per_step": summary["samples_per_step"],
+        "red_flags": summary["red_flags"],
+        "red_flags_by_reason": summary["red_flags_by_reason"],
+        "tokens": summary["tokens"],
+        "max_votes_in_one_step": summary["max_votes_in_one_step"],
+        "wall_seconds_incl_startup": round(wall, 1),
+        "wall_minutes": round(wall / 60, 2),
+        "engine_seconds": summary["seconds"],
+        "steps_per_second": round((summary["steps"] - (summary.get("resumed_steps") or 0)) / wall, 1),
+        "peak_rss_mb": round(peak_mb, 1),
+        "journal_mb": round(journal.stat().st_size / 1e6, 1),
+        "journal_verified": verified["valid"],
+        "journal_rule_violations": verified["rule_violations"],
+        "solution_sha256": verified.get("solution_sha256"),
+    }
+    settings = {"command": " ".join(command[1:]), **vars(args)}
+    path = write_result(f"model_million_d{args.disks}", settings, numbers)
+    print(json.dumps(numbers, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
