@@ -5,6 +5,9 @@
     .venv/bin/python models/hanoi/train.py --budget-min 90  # a longer time budget (resumes too)
     .venv/bin/python models/hanoi/train.py --extra-min 20   # after the budget: 20 more minutes at the lowest lr
     .venv/bin/python models/hanoi/train.py --extra-min 30 --extra-lr 4e-4   # ... on a second cosine from 4e-4
+    # fine-tune the checkpoint on another data mix (what the shipped weights had, after step 6150):
+    .venv/bin/python models/hanoi/train.py --budget-min 91 --extra-min 25 --extra-lr 5e-4 \
+        --set data.boundary_share=0.5 data.boundary_top_share=0.7 val_big_size=2000
 
 Loss is on the reply tokens only (reply + EOS). Every ``eval_every_s`` seconds the model is
 scored on a fixed validation set of the engine's own steps (10..20 disks, 0 -> 2): greedy exact

@@ -116,6 +116,27 @@ def test_training_states_are_reachable_and_the_strategy_follows_them():
         parse_reply(reply, sum(len(p) for p in state.pegs))
 
 
+def test_big_move_states_are_exactly_the_runs_big_disk_steps():
+    prepare = _load("prepare")
+    for disks, min_disk in ((10, 6), (7, 1), (12, 12)):
+        task = HanoiTask(disks=disks)
+        state, walked = task.initial_state(), []
+        for _ in range(2**disks - 1):
+            move = task.oracle(state)
+            if move[0][0] >= min_disk:
+                walked.append(state)
+            state = task.apply(state, move)
+        assert prepare.big_move_states(disks, min_disk) == walked
+    rng_states = prepare.big_move_eval_states(200, seed=3, min_disks=12, max_disks=16)
+    for state in rng_states:
+        disks = sum(len(p) for p in state.pegs)
+        assert HanoiTask(disks=disks).oracle(state)[0][0] > disks // 2  # a top-half disk moves next
+    cfg = prepare.DataConfig(boundary_share=1.0, boundary_top_share=1.0)
+    for _ in range(200):
+        state = prepare.sample_state(random.Random(_), 16, cfg)
+        parse_reply(prepare.answer(state)[1], 16)
+
+
 @pytest.mark.skipif(not (MODEL_DIR / "config.json").exists(), reason="models/hanoi/model not trained yet")
 def test_shipped_model_loads_offline_and_replies_parse(monkeypatch):
     torch = pytest.importorskip("torch")
