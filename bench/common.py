@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,3 +54,29 @@ def write_result(name: str, settings: dict[str, Any], numbers: dict[str, Any]) -
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
+
+
+def run_cli(args: list[str], *, journal: Path | None, stderr: int | None = subprocess.PIPE) -> dict[str, Any]:
+    """Run ``maker ARGS --json`` in a child process, then ``maker verify`` on its journal.
+
+    Returns the child's JSON summary plus ``wall_seconds`` (start-up included), ``peak_rss_mb``
+    (the run's child alone, taken before the verify child) and ``verified`` (verify's JSON, or
+    None without a journal). Exits with the child's stderr if the run crashed (exit code not 0/1).
+    """
+    command = [sys.executable, "-m", "maker.cli", *args, "--json"]
+    if journal is not None:
+        command += ["--journal", str(journal)]
+    start = time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        sys.exit(f"run failed ({done.returncode}):\n{done.stderr or ''}")
+    summary = json.loads(done.stdout)
+    summary["wall_seconds"] = wall
+    summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    summary["verified"] = None
+    if journal is not None:
+        check = subprocess.run([sys.executable, "-m", "maker.cli", "verify", str(journal), "--json"],
+                               capture_output=True, text=True)
+        summary["verified"] = json.loads(check.stdout)
+    return summary

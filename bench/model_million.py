@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import run_cli, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -37,18 +34,10 @@ def main() -> None:
 
     journal = Path(args.journal)
     journal.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "maker.cli", "run", "hanoi", "--disks", str(args.disks), "--depth", str(args.depth),
-               "--k", str(args.k), "--max-batch", str(args.max_batch),
-               "--max-samples-per-step", str(args.max_samples_per_step), "--journal", str(journal), "--json"]
-    start = time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True)  # stderr (progress) passes through
-    wall = time.perf_counter() - start
-    if done.returncode not in (0, 1):
-        sys.exit(f"run failed ({done.returncode}); resume by running this again")
-    summary = json.loads(done.stdout)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    check = subprocess.run([sys.executable, "-m", "maker.cli", "verify", str(journal), "--json"], capture_output=True, text=True)
-    verified = json.loads(check.stdout)
+    cli_args = ["run", "hanoi", "--disks", str(args.disks), "--depth", str(args.depth), "--k", str(args.k),
+             "--max-batch", str(args.max_batch), "--max-samples-per-step", str(args.max_samples_per_step)]
+    summary = run_cli(cli_args, journal=journal, stderr=None)  # the progress bar passes through
+    wall, verified = summary["wall_seconds"], summary["verified"]
 
     numbers = {
         "simulated": False,
@@ -66,13 +55,13 @@ def main() -> None:
         "wall_minutes": round(wall / 60, 2),
         "engine_seconds": summary["seconds"],
         "steps_per_second": round((summary["steps"] - (summary.get("resumed_steps") or 0)) / wall, 1),
-        "peak_rss_mb": round(peak_mb, 1),
+        "peak_rss_mb": round(summary["peak_rss_mb"], 1),
         "journal_mb": round(journal.stat().st_size / 1e6, 1),
         "journal_verified": verified["valid"],
         "journal_rule_violations": verified["rule_violations"],
         "solution_sha256": verified.get("solution_sha256"),
     }
-    settings = {"command": " ".join(command[1:]), **vars(args)}
+    settings = {"command": " ".join(["maker", *cli_args, "--json", "--journal", str(journal)]), **vars(args)}
     path = write_result(f"model_million_d{args.disks}", settings, numbers)
     print(json.dumps(numbers, indent=2))
     print(f"written to {path}")

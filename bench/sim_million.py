@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write_result  # noqa: E402
+from common import run_cli, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -32,24 +29,13 @@ def main() -> None:
     parser.add_argument("--no-journal", action="store_true")
     args = parser.parse_args()
 
+    cli_args = ["run", "hanoi", "--disks", str(args.disks), "--backend", "sim", "--error-rate", str(args.error_rate),
+             "--k", str(args.k), "--seed", str(args.seed), "--no-progress"]
     with tempfile.TemporaryDirectory() as tmp:
-        journal = Path(tmp) / "run.jsonl"
-        command = [sys.executable, "-m", "maker.cli", "run", "hanoi", "--disks", str(args.disks), "--backend", "sim",
-                   "--error-rate", str(args.error_rate), "--k", str(args.k), "--seed", str(args.seed), "--json", "--no-progress"]
-        if not args.no_journal:
-            command += ["--journal", str(journal)]
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if done.returncode not in (0, 1):
-            sys.exit(f"run failed ({done.returncode}):\n{done.stderr}")
-        summary = json.loads(done.stdout)
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the run alone, before verify
-        verified = None
-        if not args.no_journal:
-            check = subprocess.run([sys.executable, "-m", "maker.cli", "verify", str(journal), "--json"], capture_output=True, text=True)
-            verified = json.loads(check.stdout)
-            journal_mb = journal.stat().st_size / 1e6
+        journal = None if args.no_journal else Path(tmp) / "run.jsonl"
+        summary = run_cli(cli_args, journal=journal)
+        journal_mb = None if journal is None else journal.stat().st_size / 1e6
+    wall, verified = summary["wall_seconds"], summary["verified"]
 
     numbers = {
         "simulated": True,
@@ -62,12 +48,13 @@ def main() -> None:
         "wall_seconds_incl_startup": round(wall, 2),
         "engine_seconds": summary["seconds"],
         "steps_per_second": round(summary["steps"] / wall, 1),
-        "peak_rss_mb": round(peak_mb, 1),
-        "journal_mb": None if args.no_journal else round(journal_mb, 1),
+        "peak_rss_mb": round(summary["peak_rss_mb"], 1),
+        "journal_mb": None if journal_mb is None else round(journal_mb, 1),
         "journal_verified": None if verified is None else verified["valid"],
         "journal_rule_violations": None if verified is None else verified["rule_violations"],
     }
-    settings = {"command": " ".join(command[1:]).replace(str(journal), "JOURNAL"), **vars(args)}
+    command = " ".join(["maker", *cli_args, "--json"] + ([] if args.no_journal else ["--journal", "JOURNAL"]))
+    settings = {"command": command, **vars(args)}
     path = write_result(f"sim_million_d{args.disks}", settings, numbers)
     print(json.dumps(numbers, indent=2))
     print(f"written to {path}")

@@ -84,7 +84,7 @@ class DataConfig:
     # buried disk in the move that does not move disk 1.
     boundary_top_share: float = 0.0  # share of those boundary steps whose k is drawn from the top
     # half (m // 2 .. m - 1) instead of 1 .. m - 1: the moves of disks 11..20 of a 20-disk run,
-    # where the step-6010 model still erred (12 % greedy) while copying long pegs.
+    # where the step-6010 model still erred (6 % greedy) while copying long pegs.
 
 
 def disk_weights(cfg: DataConfig) -> dict[int, float]:
@@ -135,11 +135,14 @@ def sample_state(rng: random.Random, disks: int, cfg: DataConfig) -> HanoiState:
     return build_state(disks, m, t, src, dst, big, previous)
 
 
+def run_state(disks: int, t: int) -> HanoiState:
+    """The state after t moves of the engine's own run (D disks from peg 0 to peg 2), as shown."""
+    return build_state(disks, disks, t, 0, 2, [], tth_move(disks, t, 0, 2) if t > 0 else None)
+
+
 def eval_state(rng: random.Random, disks: int) -> HanoiState:
     """A random step of the engine's own run: D disks from peg 0 to peg 2, t uniform."""
-    t = rng.randrange(2**disks - 1)
-    previous = tth_move(disks, t, 0, 2) if t > 0 else None
-    return build_state(disks, disks, t, 0, 2, [], previous)
+    return run_state(disks, rng.randrange(2**disks - 1))
 
 
 def eval_states(n: int, seed: int, min_disks: int = 10, max_disks: int = 20) -> list[HanoiState]:
@@ -151,13 +154,11 @@ def big_move_states(disks: int, min_disk: int) -> list[HanoiState]:
     """Every state of the engine's own run (``disks`` from peg 0 to 2) whose next move is that of a
     disk >= ``min_disk``: 2^(disks - min_disk + 1) - 1 states, in run order. A run meets each one
     once; under uniform sampling they are exponentially rare."""
-    states = []
-    for disk in range(min_disk, disks + 1):
-        for j in range(1, 2 ** (disks - disk + 1), 2):  # move j * 2^(disk-1) moves ``disk``
-            t = j * 2 ** (disk - 1) - 1  # moves made before it
-            previous = tth_move(disks, t, 0, 2) if t > 0 else None
-            states.append((t, build_state(disks, disks, t, 0, 2, [], previous)))
-    return [s for _, s in sorted(states, key=lambda item: item[0])]
+    # move j * 2^(disk-1) (j odd) moves ``disk``; t counts the moves made before it
+    moves_before = sorted(
+        j * 2 ** (disk - 1) - 1 for disk in range(min_disk, disks + 1) for j in range(1, 2 ** (disks - disk + 1), 2)
+    )
+    return [run_state(disks, t) for t in moves_before]
 
 
 def big_move_eval_states(n: int, seed: int, min_disks: int = 16, max_disks: int = 20) -> list[HanoiState]:
@@ -169,8 +170,7 @@ def big_move_eval_states(n: int, seed: int, min_disks: int = 16, max_disks: int 
         d = rng.randint(min_disks, max_disks)
         k = rng.randint(d // 2, d - 1)
         j = 2 * rng.randrange(2 ** (d - k - 1)) + 1
-        t = j * 2**k - 1
-        out.append(build_state(d, d, t, 0, 2, [], tth_move(d, t, 0, 2) if t > 0 else None))
+        out.append(run_state(d, j * 2**k - 1))
     return out
 
 

@@ -132,8 +132,8 @@ def test_big_move_states_are_exactly_the_runs_big_disk_steps():
         disks = sum(len(p) for p in state.pegs)
         assert HanoiTask(disks=disks).oracle(state)[0][0] > disks // 2  # a top-half disk moves next
     cfg = prepare.DataConfig(boundary_share=1.0, boundary_top_share=1.0)
-    for _ in range(200):
-        state = prepare.sample_state(random.Random(_), 16, cfg)
+    for seed in range(200):
+        state = prepare.sample_state(random.Random(seed), 16, cfg)
         parse_reply(prepare.answer(state)[1], 16)
 
 
