@@ -5,6 +5,7 @@ Needs the vLLM environment (`scripts/setup --server` or `scripts/vllm_setup`, ab
 and 3.5 GB) and the shipped model; skipped without them. Deselect locally with -m "not server".
 """
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -58,7 +59,8 @@ def vllm_server(tmp_path_factory):
             time.sleep(2)
         yield url
     finally:
-        os.killpg(proc.pid, 15)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited already
+            os.killpg(proc.pid, 15)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -7,7 +7,8 @@ sample; ``select`` drops finished rows and ``step`` adds one token to every row.
   ``generate`` is its per-step Python machinery and cache handling, not arithmetic; a short
   hand-written step over a preallocated cache, with a prompt's cache shared by its samples, is
   several times faster at small batches and about twice as fast at large ones.
-- ``HFDecoder`` drives any causal LM's own forward with a ``DynamicCache``: the fallback.
+- ``HFDecoder`` drives any causal LM's own forward with a ``DynamicCache``: the fallback. It
+  passes the cache under the keyword the installed transformers declares (``cache_keyword``).
 
 ``decode`` is the sampling loop over a session: greedy or temperature sampling per request, a
 seeded random stream per request, and a stop at EOS, a stop string or the token cap.
@@ -15,6 +16,7 @@ seeded random stream per request, and a stop at EOS, a stop string or the token 
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -254,6 +256,16 @@ class _GPT2Session(Session):
         return o
 
 
+def cache_keyword(model: Any) -> str:
+    """The name under which this model's ``forward`` takes its KV cache.
+
+    transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name warns until 5.40);
+    earlier releases know only the old name. Asking the signature works on both sides.
+    """
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 class HFDecoder:
     """Any causal LM through its own forward and a ``DynamicCache`` (slower; the fallback)."""
 
@@ -263,6 +275,7 @@ class HFDecoder:
         self.model = model
         self.device = model.device
         self.max_positions: int | None = getattr(model.config, "max_position_embeddings", None)
+        self.cache_kwarg = cache_keyword(model)
 
     def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[_HFSession, torch.Tensor]:
         from transformers import DynamicCache
@@ -271,8 +284,8 @@ class HFDecoder:
         mask = mask.long()
         pos = (mask.cumsum(1) - 1).clamp_(min=0)
         cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
-        session = _HFSession(self.model, out.past_key_values, mask, pos[:, -1] + 1)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{self.cache_kwarg: cache})
+        session = _HFSession(self, cache, mask, pos[:, -1] + 1)
         owner = [p for p, count in enumerate(counts) for _ in range(count)]
         if owner != list(range(len(prompts))):
             session.select(owner)  # one prefill per prompt, copied to each of its samples
@@ -280,8 +293,12 @@ class HFDecoder:
 
 
 class _HFSession(Session):
-    def __init__(self, model: Any, cache: Any, mask: torch.Tensor, pos: torch.Tensor) -> None:
-        self.model, self.cache, self.mask, self.pos = model, cache, mask, pos
+    """The cache object is updated in place by every forward, so the session keeps its own
+    reference instead of reading it back from the output (whose field name also changed)."""
+
+    def __init__(self, dec: HFDecoder, cache: Any, mask: torch.Tensor, pos: torch.Tensor) -> None:
+        self.model, self.cache_kwarg = dec.model, dec.cache_kwarg
+        self.cache, self.mask, self.pos = cache, mask, pos
 
     def select(self, keep: Sequence[int]) -> None:
         index = torch.tensor(keep, device=self.pos.device)
@@ -293,9 +310,9 @@ class _HFSession(Session):
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
         out = self.model(
             input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.pos[:, None],
-            past_key_values=self.cache, use_cache=True,
+            use_cache=True, **{self.cache_kwarg: self.cache},
         )
-        self.cache, self.pos = out.past_key_values, self.pos + 1
+        self.pos = self.pos + 1
         return out.logits[:, -1].float()
 
 
