@@ -1,8 +1,9 @@
-"""The ``maker`` command line: ``maker run``, ``maker verify``, ``maker tasks``.
+"""The ``maker`` command line: ``run``, ``estimate``, ``plan``, ``plot``, ``verify`` and ``tasks``.
 
 Task parameters become options of their own (``maker run hanoi --disks 20``), generated from the
-task's pydantic ``Params`` model, so a user's task gets a CLI for free. One ``asyncio.run`` lives
-here, at the edge.
+task's pydantic ``Params`` model, so a user's task gets a CLI for free. Run settings resolve
+through ``maker.config.resolve_config``, as ``maker.run``'s do. Each command runs in one event
+loop (``asyncio.run`` at this edge).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import argparse
 import asyncio
 import json
 import sys
-import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,15 +96,19 @@ def _run_parser(task_cls: type[Task]) -> argparse.ArgumentParser:
                         help="with --target-success and no --p: random steps sampled to estimate p first")
     voting.add_argument("--rule", choices=["ahead-by-k", "first-to-k"], default="ahead-by-k")
     voting.add_argument("--temperature", type=float, default=None,
-                        help="temperature of samples after the first (default: the task's, e.g. 0.1 as the paper)")
-    voting.add_argument("--first-temperature", type=float, default=0.0, help="temperature of each step's first sample (default 0)")
+                        help="temperature of samples after the first (default: the model's manifest, else 0.1 as the paper)")
+    voting.add_argument("--first-temperature", type=float, default=None, help="temperature of each step's first sample (default 0)")
     voting.add_argument("--max-tokens", type=int, default=None,
-                        help="red-flag limit on reply length in tokens (default: the task's, e.g. 750 as the paper)")
-    voting.add_argument("--max-samples-per-step", type=int, default=100, help="fail a step that draws this many samples undecided")
+                        help="red-flag limit on reply length in tokens (default: the task's, else 750 as the paper)")
+    voting.add_argument("--generation-cap", type=int, default=None,
+                        help="tokens a backend may generate per reply (default: one past --max-tokens)")
+    voting.add_argument("--max-samples-per-step", type=int, default=None,
+                        help="fail a step that draws this many samples undecided (default 100)")
     voting.add_argument("--checks", action=argparse.BooleanOptionalAction, default=None,
                         help="red-flag replies that break the task's answer-free rules, counted as 'invalid' "
                              "(default: on for model backends, off for sim, which follows the paper)")
-    voting.add_argument("--seed", type=int, default=0)
+    voting.add_argument("--seed", type=int, default=None, help="base of the per-request seeds (default 0)")
+    voting.add_argument("--agent", default=None, help="the microagent for every chain (default: each task's own)")
     voting.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (depth 0 only)")
     plan = parser.add_argument_group("plan")
     plan.add_argument("--depth", type=int, default=0, help="split the task this many levels deep into concurrent chains (0: one chain, as the paper)")
@@ -178,14 +182,12 @@ def _add_model_options(group: argparse._ArgumentGroup, model: type[BaseModel], p
 def _literal_choices(annotation: Any) -> list[str] | None:
     if typing.get_origin(annotation) is typing.Literal:
         return [str(a) for a in typing.get_args(annotation)]
-    if isinstance(annotation, types.UnionType):
-        return None
     return None
 
 
 # --- commands -----------------------------------------------------------------------------------
 def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    from maker.config import make_config
+    from maker.config import make_config, resolve_config
     from maker.loading import load_task_class
     from maker.scheduler import run_async
 
@@ -194,24 +196,22 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     args = _run_parser(task_cls).parse_args(argv[1:])
     task = task_cls(**_task_params(args))
     task.spec = head.task
-    if args.max_tokens is None:
-        args.max_tokens = task.reply_token_limit
-    if args.temperature is None:
-        args.temperature = task.sample_temperature
-    settings = dict(
-        rule=args.rule, temperature=args.temperature, first_temperature=args.first_temperature,
-        max_tokens=args.max_tokens, max_samples_per_step=args.max_samples_per_step, seed=args.seed,
-    )
-    make_config(k=args.k or 3, **settings)  # fail on bad settings before any work
+    overrides = {key: getattr(args, key) for key in (
+        "k", "rule", "temperature", "first_temperature", "max_tokens", "generation_cap", "max_samples_per_step", "checks", "seed")}
+    make_config(**{key: value for key, value in overrides.items() if value is not None})  # bad values fail before any work
+    if args.target_success is None and args.p is not None:
+        raise ConfigError("--p is used only with --target-success")
+    if args.target_success is not None and args.k is not None:
+        raise ConfigError("give either --k or --target-success, not both")
     backend = _make_backend(args, task)
-    settings["checks"] = (not backend.simulated) if args.checks is None else args.checks
-    k = _choose_k(args, task, backend, checks=settings["checks"])
-    config = make_config(k=k, **settings)
     progress = None if args.no_progress else _ProgressBar(task, backend)
 
     async def go() -> Any:
         async with backend:
-            return await run_async(task, backend, config=config, journal=args.journal, progress=progress,
+            config = resolve_config(task, backend, agent=args.agent, **overrides)
+            if args.target_success is not None:
+                config = make_config(**{**config.model_dump(), "k": await _choose_k(args, task, backend, config)})
+            return await run_async(task, backend, config=config, journal=args.journal, progress=progress, agent=args.agent,
                                    max_steps=args.max_steps, depth=args.depth, max_concurrency=args.max_concurrency)
 
     try:
@@ -222,8 +222,7 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
         print(f"maker: run failed: {failure}", file=sys.stderr)
         if args.json and failure.statistics is not None:
             summary = {"task": task.name, "params": task.describe()["params"], "backend": backend.name,
-                       "simulated": backend.simulated, "solved": False, "k": config.k, "rule": config.rule,
-                       **failure.statistics.to_json(), "error": str(failure)}
+                       "simulated": backend.simulated, "solved": False, **failure.statistics.to_json(), "error": str(failure)}
             print(json.dumps(summary))
         return EXIT_UNSOLVED
     finally:
@@ -237,15 +236,9 @@ def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     return 0 if result.solved else EXIT_UNSOLVED
 
 
-def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, *, checks: bool) -> int:
-    """--k as given, or the paper's k_min for --target-success from --p or a quick estimate."""
-    if args.target_success is None:
-        if args.p is not None:
-            raise ConfigError("--p is used only with --target-success")
-        return 3 if args.k is None else args.k
-    if args.k is not None:
-        raise ConfigError("give either --k or --target-success, not both")
-    from maker.estimate import choose_k, estimate
+async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, config: Any) -> int:
+    """The paper's k_min for --target-success, from --p or a quick estimate with the run's settings."""
+    from maker.estimate import choose_k, estimate_async
 
     steps = task.total_steps()
     if steps is None:
@@ -253,8 +246,8 @@ def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, *, checks:
     p = args.p
     if p is None:
         print(f"maker: estimating p from {args.estimate_samples} random steps for --target-success ...", file=sys.stderr)
-        report = estimate(task, backend, samples=args.estimate_samples, temperature=args.temperature,
-                          max_tokens=args.max_tokens, checks=checks, target=args.target_success, seed=args.seed)
+        report = await estimate_async(task, backend, samples=args.estimate_samples, temperature=config.temperature,
+                                      max_tokens=config.max_tokens, checks=config.checks, target=args.target_success, seed=config.seed)
         p = report.p_low  # the cautious end of the interval
         print(f"maker: p-hat {report.p:.5f}, using its lower bound {p:.5f}", file=sys.stderr)
     k, why = choose_k(p, steps, args.target_success)
@@ -272,7 +265,8 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
         try:
             return SimulatedBackend(
                 task, error_rate=args.error_rate, malformed_rate=args.malformed_rate, too_long_rate=args.too_long_rate,
-                hard_fraction=args.hard_fraction, hard_error_rate=args.hard_error_rate, seed=args.seed,
+                hard_fraction=args.hard_fraction, hard_error_rate=args.hard_error_rate,
+                **({} if args.seed is None else {"seed": args.seed}),
             )
         except ValidationError as exc:
             raise ConfigError(f"invalid simulated-backend settings: {_pydantic_message(exc)}") from None
@@ -312,10 +306,6 @@ def _cmd_estimate(argv: list[str]) -> int:
     task_cls = load_task_class(argv[1])
     args = _estimate_parser(task_cls).parse_args(argv[1:])
     task = task_cls(**_task_params(args))
-    if args.max_tokens is None:
-        args.max_tokens = task.reply_token_limit
-    if args.temperature is None:
-        args.temperature = task.sample_temperature
     backend = _make_backend(args, task)
 
     async def go() -> Any:
@@ -429,6 +419,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ("red flags", f"{summary['red_flags']:,} {summary['red_flags_by_reason']}"),
         ("most votes", f"{summary['max_votes_in_one_step']} (step {summary['max_votes_step']})"),
         ("k", f"{summary['k']} ({summary['rule']})"),
+        ("sampling", "T {first_temperature:g} then {temperature:g}, red-flag limit {max_tokens} tokens, checks {on}".format(
+            **summary["config"], on="on" if summary["checks"] else "off")),
         ("time", f"{summary['seconds']:.1f} s ({summary['steps_per_second']:,.0f} steps/s)"),
     ]
     if summary.get("stopped_reason"):

@@ -1,12 +1,17 @@
-"""Run settings: everything about how steps are sampled and voted, validated at the edge."""
+"""Run settings: everything about how steps are sampled and voted, validated at the edge and
+resolved in one place (``resolve_config``) from the defaults, the microagent, the task and the user."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from maker.errors import ConfigError
+
+if TYPE_CHECKING:
+    from maker.backends.base import Backend
+    from maker.task import Task
 
 
 class RunConfig(BaseModel):
@@ -23,10 +28,17 @@ class RunConfig(BaseModel):
     first_temperature: float = Field(0.0, ge=0.0, description="temperature of each step's first sample (the paper: 0)")
     temperature: float = Field(0.1, ge=0.0, description="temperature of every later sample (the paper: 0.1)")
     max_tokens: int = Field(750, ge=1, description="red-flag limit: a longer reply is discarded (the paper: 750)")
+    generation_cap: int | None = Field(
+        None, ge=1, description="tokens a backend may generate; None: one past max_tokens, enough to see a reply is too long")
     max_samples_per_step: int = Field(100, ge=1, description="a step that draws this many samples undecided fails")
     checks: bool = Field(False, description="apply the task's answer-free validity checks as red flags")
     verify: bool = Field(True, description="count decisions that differ from the oracle (after the fact only)")
     seed: int = Field(0, description="base of the per-request seeds")
+
+    @property
+    def cap(self) -> int:
+        """The generation cap sent with every request."""
+        return self.max_tokens + 1 if self.generation_cap is None else self.generation_cap
 
     @model_validator(mode="after")
     def _cap_allows_k(self) -> RunConfig:
@@ -46,3 +58,18 @@ def make_config(**settings: object) -> RunConfig:
             for err in exc.errors()
         )
         raise ConfigError(f"invalid run settings: {problems}") from None
+
+
+def resolve_config(task: Task, backend: Backend, *, agent: str | None = None, **overrides: Any) -> RunConfig:
+    """The run's settings, resolved once, in one place, for ``maker.run`` and ``maker run`` alike.
+
+    Layers, later ones winning: ``RunConfig``'s defaults; ``checks`` on for real backends and off
+    for the simulated one (which follows the paper); the serving microagent's manifest
+    (``backend.agent_defaults``); the task's ``run_defaults()``; the user's ``overrides`` (None
+    values count as not given). ``agent`` defaults to the task's own.
+    """
+    settings: dict[str, Any] = {"checks": not backend.simulated}
+    settings.update(backend.agent_defaults(agent if agent is not None else task.agent))
+    settings.update(task.run_defaults())
+    settings.update({key: value for key, value in overrides.items() if value is not None})
+    return make_config(**settings)

@@ -1,8 +1,8 @@
 """Estimation before spending: measure p on random steps, choose k, project a run's cost.
 
 ``estimate`` draws random states from the oracle's trajectory, samples each of them at least
-twice, red-flags every reply exactly as the engine does and compares the survivors with the
-oracle (allowed here: this is measurement, not voting). From the counts it reports p-hat with a
+twice, red-flags every reply with the engine's own judge (``RedFlagJudge``) and compares the
+survivors with the oracle (allowed here: this is measurement, not voting). From the counts it reports p-hat with a
 Wilson interval, the valid share v, red flags by reason, collisions (states whose first two valid
 samples are both wrong) against the i.i.d. expectation, k_min for a target success, and the
 projected samples, tokens, wall time and cost of the whole run (``maker.scaling``).
@@ -22,10 +22,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from maker.backends.base import Backend, SampleRequest
-from maker.errors import ConfigError, StepError, TaskError
-from maker.redflag import RedFlag, RedFlagReason
+from maker.config import resolve_config
+from maker.errors import ConfigError, TaskError
+from maker.events import ChainInfo
+from maker.redflag import Flagged, RedFlagJudge
 from maker.scaling import collision_test, estimate_p, expected_collisions, expected_samples, k_min, p_full
-from maker.task import Task
+from maker.task import Task, oracle_disagrees
 
 __all__ = ["EstimateReport", "choose_k", "estimate", "estimate_async"]
 
@@ -219,9 +221,9 @@ async def estimate_async(
     *,
     samples: int,
     per_state: int = 2,
-    temperature: float = 0.1,
+    temperature: float | None = None,
     first_temperature: float | None = None,
-    max_tokens: int = 750,
+    max_tokens: int | None = None,
     checks: bool = False,
     target: float = 0.95,
     concurrency: int = 64,
@@ -232,7 +234,9 @@ async def estimate_async(
 ) -> EstimateReport:
     """Measure p on ``samples`` random steps, ``per_state`` samples each, and plan a run.
 
-    States come from the oracle's trajectory (or are drawn from ``states`` when given). ``steps``
+    ``temperature`` and ``max_tokens`` (the red-flag limit) default to what a run of this task on
+    this backend would use (``maker.config.resolve_config``). States come from the oracle's
+    trajectory (or are drawn from ``states`` when given). ``steps``
     is the task's length s; it defaults to ``task.total_steps()``. ``first_temperature``, when
     given, is used for each state's first sample (the engine's greedy first vote). ``prices`` is
     one price per million tokens, or a (prompt, output) pair; prompt tokens are estimated.
@@ -241,7 +245,8 @@ async def estimate_async(
     samples = _check_count(samples, "samples (the number of random steps)", 1)
     per_state = _check_count(per_state, "per_state (at least two samples a state, to see collisions)", 2)
     concurrency = _check_count(concurrency, "concurrency", 1)
-    max_tokens = _check_count(max_tokens, "max_tokens", 1)
+    config = resolve_config(task, backend, temperature=temperature, max_tokens=max_tokens, checks=checks)
+    temperature, max_tokens = config.temperature, config.max_tokens
     if not 0.0 < target < 1.0:
         raise ConfigError(f"target must be in (0, 1), got {target!r}")
     price_pair = _prices(prices)
@@ -267,47 +272,39 @@ async def estimate_async(
 
     semaphore = asyncio.Semaphore(concurrency)
     tally = [0, 0]  # output tokens, prompt characters, over all samples
-    use_checks = checks and task.has_check
+    judge = RedFlagJudge(task, max_tokens=max_tokens, checks=checks)
+    watcher = backend.observer()
+    chain = ChainInfo(None, "estimate", task, task.agent)
 
     async def one(index: int, state: Any, n: int) -> list[Any]:
-        """Verdicts of this state's samples in order: True/False (correct?) or a RedFlagReason."""
+        """Verdicts of this state's samples in order: (correct?, candidate) or a RedFlagReason."""
         prompt = task.prompt(state)
-        truth = task.oracle(state)
+        if watcher is not None:
+            watcher.step_started(chain, index, state, prompt)
         req_seed = (seed * 1_000_003 + index * 131 + n) & 0x7FFFFFFF
         if first_temperature is not None and first_temperature != temperature:
-            requests = [SampleRequest(prompt, 1, first_temperature, max_tokens, req_seed, state),
-                        SampleRequest(prompt, per_state - 1, temperature, max_tokens, req_seed + 1, state)]
+            requests = [SampleRequest(prompt, 1, first_temperature, config.cap, req_seed, task.agent),
+                        SampleRequest(prompt, per_state - 1, temperature, config.cap, req_seed + 1, task.agent)]
         else:
-            requests = [SampleRequest(prompt, per_state, temperature, max_tokens, req_seed, state)]
+            requests = [SampleRequest(prompt, per_state, temperature, config.cap, req_seed, task.agent)]
         async with semaphore:
             batches = await backend.sample_many(requests)
         out: list[Any] = []
         for sample in (x for batch in batches for x in batch):
             tally[0] += sample.tokens
             tally[1] += len(prompt)
-            if sample.finish_reason == "length":
-                out.append(RedFlagReason.TRUNCATED)
-            elif sample.tokens > max_tokens:
-                out.append(RedFlagReason.TOO_LONG)
-            else:
-                try:
-                    candidate = task.parse(state, sample.text)
-                    if use_checks:
-                        task.check(state, candidate)
-                except RedFlag as flag:
-                    out.append(flag.reason)
-                    continue
-                except Exception as exc:
-                    raise StepError(f"task code raised {type(exc).__name__}: {exc} (it must raise maker.RedFlag to "
-                                    f"reject a reply; reply: {sample.text[:200]!r})", step=index, state=state) from exc
-                out.append((candidate == truth, candidate))
+            verdict = judge.judge(state, sample, step=index)
+            if isinstance(verdict, Flagged):
+                out.append(verdict.reason)
+            else:  # measurement, not voting: the oracle may judge here
+                out.append((not oracle_disagrees(task, state, verdict), verdict))
         return out
 
     began = time.perf_counter()
     results = await asyncio.gather(*(one(i, st, n) for n, (i, st) in enumerate(chosen)))
     seconds = time.perf_counter() - began
     return _report(task, backend, results, distinct, s, target, per_state, seconds, tally, price_pair,
-                   concurrency, temperature, first_temperature, max_tokens, use_checks)
+                   concurrency, temperature, first_temperature, max_tokens, judge.checks)
 
 
 def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: int, s: int, target: float,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from maker.errors import JournalError
+from maker.events import ChainInfo, Observer, StepDecision
 
 FORMAT_VERSION = 1
 # Settings that must match for a journal to be resumed: anything that changes what is decided.
@@ -79,7 +80,7 @@ def check_compatible(header: dict[str, Any], expected: dict[str, Any], path: str
             )
 
 
-class JournalWriter:
+class JournalWriter(Observer):
     """Appends step records with one unbuffered write each.
 
     A record survives the process being killed once ``append`` returns. Surviving a power loss
@@ -123,6 +124,15 @@ class JournalWriter:
             os.fsync(self._fd)
             self._last_sync = now
 
+    # --- as an observer of the run: a decided step is committed here -------------------------
+    def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
+        if not decision.replayed:
+            self.append(step, chain.task.encode_candidate(decision.candidate), decision.votes, decision.samples,
+                        decision.rounds, chain.index)
+
+    def chain_reset(self, chain: ChainInfo, reason: str) -> None:
+        self.reset(chain.index, reason)
+
     def append(self, step: int, candidate_text: str, votes: list[int], samples: int, rounds: int, chain: int | None = None) -> None:
         """Commit one decided step. ``candidate_text`` is the candidate's JSON (Task.encode_candidate)."""
         chain_part = "" if chain is None else f'"chain":{chain},'
@@ -134,9 +144,6 @@ class JournalWriter:
     def reset(self, chain: int | None, reason: str) -> None:
         """Mark a chain's records void: it is being redone from its start."""
         self._write_line(json.dumps({"chain": chain, "reset": reason}))
-
-    def sync(self) -> None:
-        os.fsync(self._fd)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -157,3 +164,16 @@ def records_by_chain(contents: JournalContents) -> dict[int | None, list[dict[st
             if rec["step"] != expected:
                 raise JournalError(f"journal chain {chain}: record {expected + 1} is step {rec['step']}, expected {expected}")
     return grouped
+
+
+def open_journal(path: str | os.PathLike[str] | None, header: dict[str, Any]) -> tuple[JournalWriter | None, dict[int | None, list[dict[str, Any]]]]:
+    """The writer for a run, and the records it resumes from, by chain. An existing journal is
+    resumed only if it was written by the same task and settings (``check_compatible``)."""
+    if path is None:
+        return None, {}
+    contents = None
+    if Path(path).exists() and Path(path).stat().st_size > 0:
+        contents = read_journal(path)
+        check_compatible(contents.header, header, path)
+    writer = JournalWriter(path, header, resume_from=contents)
+    return writer, records_by_chain(contents) if contents is not None else {}

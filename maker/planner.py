@@ -19,7 +19,7 @@ from typing import Any
 
 import networkx as nx
 
-from maker.errors import TaskError
+from maker.errors import StepError, TaskError
 from maker.task import Task
 
 
@@ -114,6 +114,16 @@ class Plan:
             "critical_path_steps": length,
             "nodes": [self.subtask(n).describe() for n in self.order()],
         }
+
+
+def start_of(subtask: Subtask, results: Mapping[str, Any]) -> Any:
+    """A subtask's start state: given, or built from its dependencies' final states."""
+    if subtask.start_from is None:
+        return subtask.start
+    try:
+        return subtask.start_from({name: results[name] for name in subtask.after})
+    except Exception as exc:
+        raise StepError(f"subtask {subtask.name!r}: building its start state raised {type(exc).__name__}: {exc}", step=0) from exc
 
 
 def draw_plan(plan: Plan, path: str | Path, *, title: str = "plan") -> Path:

@@ -1,26 +1,31 @@
 """Running a plan: subtasks whose dependencies are done run concurrently, each a voted chain.
 
-All chains share one backend, so a batching backend serves their requests together, and one
-statistics counter. A chain whose end state fails its declared check is redone once with a larger
-k; if it fails again the run stops with a clear error. Every decided step goes to the journal
-(tagged with its chain in multi-chain plans), and a rerun with the same journal resumes each
-chain where its records end.
+All chains share one backend, so a batching backend serves their requests together. Each chain
+names its microagent (its task's ``agent``, or the run's override) and gets the settings resolved
+for it. A chain whose end state fails its declared check is redone once with a larger k; if it
+fails again the run stops with a clear error. The run's observers (statistics, journal, progress,
+the user's own) hear every event; a rerun with the same journal resumes each chain where its
+records end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from maker.backends.base import Backend
-from maker.config import RunConfig, make_config
+from maker.config import RunConfig, resolve_config
 from maker.engine import Engine, ProgressCallback, RunResult
 from maker.errors import ConfigError, MakerError, StepError
-from maker.journal import JournalWriter, check_compatible, read_journal, records_by_chain
-from maker.planner import Plan, plan_for
-from maker.statistics import StatsCounter
+from maker.events import ChainInfo, Emitter, Observer, StepDecision
+from maker.journal import open_journal
+from maker.planner import Plan, Subtask, plan_for, start_of
+from maker.replay import replay_chain
+from maker.statistics import ProgressReporter, StatisticsRecorder
 from maker.task import Task
 
 RERUN_K_FACTOR = 2  # a chain that fails its end check is redone with k times this
@@ -31,6 +36,77 @@ def journal_header(task: Task, backend: Backend, config: RunConfig, depth: int) 
     if depth:
         header["config"]["depth"] = depth  # part of "config": a journal resumes only the same plan
     return header
+
+
+@dataclass
+class _PlanRun:
+    """What the chains of one run share."""
+
+    plan: Plan
+    backend: Backend
+    config: RunConfig
+    settings: dict[str, Any]  # the user's overrides, resolved again for chains of another agent
+    agent: str | None
+    emit: Emitter
+    journalled: dict[int | None, list[dict[str, Any]]]
+    max_steps: int | None
+    limiter: asyncio.Semaphore
+    results: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resumed: int = 0
+
+    def config_for(self, task: Task, agent: str | None) -> RunConfig:
+        if not self.settings or agent == self.agent:
+            return self.config
+        return resolve_config(task, self.backend, agent=agent, **self.settings)
+
+    async def run_node(self, index: int, name: str, finished: dict[str, asyncio.Event], main: Task) -> None:
+        sub = self.plan.subtask(name)
+        for dep in sub.after:
+            await finished[dep].wait()
+        task = sub.task or main
+        agent = self.agent if self.agent is not None else task.agent
+        chain = ChainInfo(None if len(finished) == 1 else index, name, task, agent)
+        start = start_of(sub, self.results)
+        began = time.perf_counter()
+        async with self.limiter:
+            state, reruns = await self.run_chain(sub, chain, start, self.config_for(task, agent))
+        self.results[name] = state
+        self.nodes[name] = {"name": name, "steps": sub.steps, "seconds": round(time.perf_counter() - began, 3), "reruns": reruns}
+        finished[name].set()
+
+    async def run_chain(self, sub: Subtask, chain: ChainInfo, start: Any, config: RunConfig) -> tuple[Any, int]:
+        """Resume the chain from its journalled records, run it to its end, and redo it once with
+        a larger k if its end state fails the plan's check. Returns the end state and reruns."""
+        records = self.journalled.get(chain.index, [])
+        for hook in self.emit.chain_started:
+            hook(chain, start)
+        state = replay_chain(chain.task, start, records, visit=lambda record, before, candidate: self._replayed(chain, record, before, candidate))
+        self.resumed += len(records)
+        bounded = self.max_steps is not None
+        limit = self.max_steps if bounded else sub.steps
+        remaining = None if limit is None else max(0, limit - len(records))
+        state, _ = await Engine(chain, self.backend, config, self.emit).run_chain(state, first_step=len(records), max_steps=remaining)
+        reruns = 0
+        if sub.expect is not None and not sub.expect(state) and not bounded:
+            # The chain ended somewhere the decomposition says it cannot: redo it with a larger k.
+            reruns = 1
+            for hook in self.emit.chain_reset:
+                hook(chain, "end state failed its check")
+            strict = config.model_copy(update={"k": config.k * RERUN_K_FACTOR})
+            chain = ChainInfo(chain.index, chain.name, chain.task, chain.agent, attempt=1)
+            state, _ = await Engine(chain, self.backend, strict, self.emit).run_chain(start, max_steps=sub.steps)
+            if not sub.expect(state):
+                raise StepError(f"subtask {sub.name!r} ended in a state that fails its check, twice (k = {config.k}, then {strict.k})",
+                                step=(sub.steps or 1) - 1, state=state)
+        for hook in self.emit.chain_finished:
+            hook(chain, state)
+        return state, reruns
+
+    def _replayed(self, chain: ChainInfo, record: dict[str, Any], state: Any, candidate: Any) -> None:
+        decision = StepDecision(candidate, list(record.get("votes", ())), record.get("samples", 0), record.get("rounds", 1), replayed=True)
+        for hook in self.emit.step_decided:
+            hook(chain, record["step"], state, decision)
 
 
 async def run_async(
@@ -44,106 +120,62 @@ async def run_async(
     max_concurrency: int = 256,
     plan: Plan | None = None,
     config: RunConfig | None = None,
+    agent: str | None = None,
+    observers: Iterable[Observer] = (),
     **settings: Any,
 ) -> RunResult:
     """Carry out ``task`` with ``backend``; see ``maker.run``."""
-    config = config or make_config(**settings)
+    if config is not None and settings:
+        raise ConfigError(f"give either config or settings ({', '.join(sorted(settings))}), not both")
+    config = config or resolve_config(task, backend, agent=agent, **settings)
     if max_concurrency < 1:
         raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
     plan = plan or plan_for(task, depth)
     order = plan.order()
-    single = len(order) == 1
-    if max_steps is not None and not single:
+    if max_steps is not None and len(order) > 1:
         raise ConfigError("max_steps applies to single-chain runs (depth 0) only")
-
-    header = journal_header(task, backend, config, depth)
-    contents = None
-    if journal is not None and Path(journal).exists() and Path(journal).stat().st_size > 0:
-        contents = read_journal(journal)
-        check_compatible(contents.header, header, journal)
-    journalled = records_by_chain(contents) if contents is not None else {}
-    writer = JournalWriter(journal, header, resume_from=contents) if journal is not None else None
-
-    stats = StatsCounter(has_oracle=task.has_oracle and config.verify, has_check=task.has_check)
-    results: dict[str, Any] = {}
+    writer, journalled = open_journal(journal, journal_header(task, backend, config, depth))
+    recorder = StatisticsRecorder(oracle=task.has_oracle, check=task.has_check, verify=config.verify, checks=config.checks)
+    watchers: list[Observer] = [o for o in (writer, recorder, backend.observer()) if o is not None]
+    if progress is not None:
+        watchers.append(ProgressReporter(progress, recorder))
+    run = _PlanRun(plan, backend, config, settings, agent, Emitter([*watchers, *observers]), journalled, max_steps,
+                   asyncio.Semaphore(max_concurrency))
     finished = {name: asyncio.Event() for name in order}
-    nodes: dict[str, dict[str, Any]] = {}
-    resumed = 0
-    limiter = asyncio.Semaphore(max_concurrency)
-
-    async def run_node(index: int, name: str) -> None:
-        nonlocal resumed
-        sub = plan.subtask(name)
-        for dep in sub.after:
-            await finished[dep].wait()
-        node_task = sub.task or task
-        chain = None if single else index
-        try:
-            start = sub.start if sub.start_from is None else sub.start_from({d: results[d] for d in sub.after})
-        except Exception as exc:
-            raise StepError(f"subtask {name!r}: building its start state raised {type(exc).__name__}: {exc}", step=0) from exc
-        engine = Engine(node_task, backend, config, journal=writer, progress=progress, stats=stats)
-        records = journalled.get(chain, [])
-        state = engine.replay(start, records)
-        resumed += len(records)
-        limit = max_steps if single and max_steps is not None else sub.steps
-        began, samples_before, reruns = time.perf_counter(), stats.samples, 0
-        async with limiter:
-            remaining = None if limit is None else max(0, limit - len(records))
-            state, _ = await engine.run_chain(state, first_step=len(records), max_steps=remaining, chain=chain)
-            if sub.expect is not None and not sub.expect(state) and not (single and max_steps is not None):
-                # The chain ended somewhere the decomposition says it cannot: redo it with a larger k.
-                reruns = 1
-                engine.void()
-                if writer is not None:
-                    writer.reset(chain, "end state failed its check")
-                strict = config.model_copy(update={"k": config.k * RERUN_K_FACTOR})
-                engine = Engine(node_task, backend, strict, journal=writer, progress=progress, stats=stats)
-                state, _ = await engine.run_chain(start, first_step=0, max_steps=sub.steps, chain=chain)
-                if not sub.expect(state):
-                    raise StepError(
-                        f"subtask {name!r} ended in a state that fails its check, twice (k = {config.k}, then {strict.k})",
-                        step=(sub.steps or 1) - 1, state=state,
-                    )
-        results[name] = state
-        nodes[name] = {"name": name, "steps": sub.steps, "samples": stats.samples - samples_before,
-                       "seconds": round(time.perf_counter() - began, 3), "reruns": reruns}
-        finished[name].set()
-
-    stats.started = time.perf_counter()
     try:
         async with asyncio.TaskGroup() as group:
             for index, name in enumerate(order):
-                group.create_task(run_node(index, name))
+                group.create_task(run.run_node(index, name, finished, task))
     except BaseExceptionGroup as failure:
         error = failure.exceptions[0]
         if isinstance(error, MakerError):
-            error.statistics = stats.snapshot()
+            error.statistics = _final_statistics(recorder, backend)
         raise error from None
     finally:
         if writer is not None:
             writer.close()
+    return _result(task, backend, config, run, recorder, journal, depth, progress)
 
-    final_state = plan.finish(results) if plan.finish is not None else results[order[-1]]
-    stats.backend_retries = getattr(backend, "retries", 0)
-    snapshot = stats.snapshot()
+
+def _final_statistics(recorder: StatisticsRecorder, backend: Backend) -> Any:
+    counters = backend.statistics()
+    return recorder.snapshot(backend=counters, backend_retries=int(counters.get("retries", 0)))
+
+
+def _result(task: Task, backend: Backend, config: RunConfig, run: _PlanRun, recorder: StatisticsRecorder,
+            journal: str | Path | None, depth: int, progress: ProgressCallback | None) -> RunResult:
+    order = run.plan.order()
+    final_state = run.plan.finish(run.results) if run.plan.finish is not None else run.results[order[-1]]
+    snapshot = _final_statistics(recorder, backend)
     done = task.is_done(final_state)
     if progress is not None:
         progress(snapshot)
     return RunResult(
-        task=task.name,
-        params=task.describe()["params"],
-        backend=backend.name,
-        simulated=backend.simulated,
-        config=config,
-        solved=done and not snapshot.rule_violations,
-        final_state=final_state,
-        statistics=snapshot,
-        resumed_steps=resumed,
-        journal=None if journal is None else str(journal),
+        task=task.name, params=task.describe()["params"], backend=backend.name, simulated=backend.simulated,
+        config=config, solved=done and not snapshot.rule_violations, final_state=final_state, statistics=snapshot,
+        resumed_steps=run.resumed, journal=None if journal is None else str(journal),
         stopped_reason=None if done else f"stopped after {snapshot.steps} steps without finishing",
-        depth=depth,
-        nodes=[nodes[n] for n in order],
+        depth=depth, nodes=[run.nodes[n] for n in order],
     )
 
 
@@ -151,14 +183,22 @@ def run(task: Task, backend: Backend, **settings: Any) -> RunResult:
     """Carry out ``task`` with ``backend``, voting on every step.
 
     Settings are those of ``RunConfig`` (k, rule, temperature, first_temperature, max_tokens,
-    max_samples_per_step, checks, verify, seed) plus ``journal`` (a path to write and resume
-    from), ``progress`` (called with statistics about ten times a second), ``max_steps``,
-    ``depth`` (how deep the task's planner splits it; 0 = one chain, as the paper) and
-    ``max_concurrency`` (chains in flight at once).
+    generation_cap, max_samples_per_step, checks, verify, seed), resolved with the microagent's
+    and the task's defaults by ``maker.config.resolve_config``, plus ``journal`` (a path to write
+    and resume from), ``progress`` (called with statistics about ten times a second),
+    ``observers`` (``maker.events.Observer`` instances that hear every event), ``agent`` (the
+    microagent for every chain, instead of each task's own), ``max_steps``, ``depth`` (how deep
+    the task's planner splits it; 0 = one chain, as the paper) and ``max_concurrency`` (chains in
+    flight at once). Inside a running event loop, ``await maker.run_async(...)`` instead.
 
     >>> from maker import load_task, SimulatedBackend
     >>> task = load_task("hanoi", disks=5)
     >>> run(task, SimulatedBackend(task, error_rate=0.05), k=3).solved
     True
     """
-    return asyncio.run(run_async(task, backend, **settings))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_async(task, backend, **settings))
+    raise ConfigError("maker.run was called inside a running event loop (a notebook or an async framework): "
+                      "use `await maker.run_async(task, backend, ...)` there")

@@ -1,39 +1,59 @@
-"""Run statistics: one mutable counter the engine updates, one frozen record everyone reads.
+"""Run statistics: a recorder that observes the engine's events, and the frozen, mergeable
+record everyone reads (the CLI summary, the progress bar, benchmarks and tests).
 
-The CLI summary, the progress bar, benchmarks and tests all read ``RunStatistics``.
+The recorder keeps one tally per chain attempt. A chain voided to be redone keeps its tally, now
+counted as redone: its samples stay spent, its steps become ``redone_steps`` and its wrong
+decisions ``caught_errors``. Nothing is ever subtracted; records of separate runs, processes or
+machines add up with ``RunStatistics.merge``.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from maker.redflag import RedFlagReason
+from maker.backends.base import Sample
+from maker.events import ChainInfo, Observer, StepDecision
+from maker.redflag import Flagged, RedFlagReason, rule_violation
+from maker.task import oracle_disagrees
+
+_EMPTY: Mapping[Any, int] = MappingProxyType({})
+
+
+def _added(a: Mapping[Any, int], b: Mapping[Any, int]) -> Mapping[Any, int]:
+    total = Counter(a)
+    total.update(b)
+    return MappingProxyType(dict(total))
+
+
+def _plus(a: int | None, b: int | None) -> int | None:
+    return None if a is None and b is None else (a or 0) + (b or 0)
 
 
 @dataclass(frozen=True)
 class RunStatistics:
     """A snapshot of a run's counters."""
 
-    steps: int  # decided and committed steps
-    samples: int  # replies drawn, red-flagged ones included
-    valid_votes: int  # replies that passed the red flags and voted
-    red_flags: Mapping[str, int]  # by RedFlagReason value
-    votes_per_step: Mapping[int, int]  # histogram: valid votes a step needed -> number of steps
-    rounds_per_step: Mapping[int, int]  # histogram: sampling rounds a step needed -> steps
-    max_votes: int  # most valid votes any one step needed
-    max_votes_step: int | None  # which step that was
-    tokens: int  # output tokens of all samples, as the backend reported them
-    seconds: float  # wall time so far
-    errors: int | None  # decisions that differ from the oracle (None: task has no oracle)
-    rule_violations: int | None  # committed steps failing the task's answer-free check (None: no check)
+    steps: int = 0  # decided and committed steps
+    samples: int = 0  # replies drawn, red-flagged ones included
+    valid_votes: int = 0  # replies that passed the red flags and voted
+    red_flags: Mapping[str, int] = field(default_factory=lambda: _EMPTY)  # by RedFlagReason value
+    votes_per_step: Mapping[int, int] = field(default_factory=lambda: _EMPTY)  # histogram: valid votes a step needed -> number of steps
+    rounds_per_step: Mapping[int, int] = field(default_factory=lambda: _EMPTY)  # histogram: sampling rounds a step needed -> steps
+    max_votes: int = 0  # most valid votes any one step needed
+    max_votes_step: int | None = None  # which step that was
+    tokens: int = 0  # output tokens of all samples, as the backend reported them
+    seconds: float = 0.0  # wall time so far
+    errors: int | None = None  # decisions that differ from the oracle (None: task has no oracle)
+    rule_violations: int | None = None  # committed steps failing the task's answer-free check (None: no check)
     backend_retries: int = 0
     redone_steps: int = 0  # steps of chains that failed their end check and were redone
     caught_errors: int | None = None  # wrong decisions in those redone chains (caught by the check)
+    backend: Mapping[str, int | float] = field(default_factory=lambda: _EMPTY)  # Backend.statistics() at the end
 
     @property
     def red_flag_total(self) -> int:
@@ -47,13 +67,29 @@ class RunStatistics:
     def samples_per_step(self) -> float:
         return self.samples / self.steps if self.steps else 0.0
 
+    def merge(self, other: RunStatistics) -> RunStatistics:
+        """Both records' work as one: counts add, the longer wall time counts (they ran at once)."""
+        mine = self.max_votes >= other.max_votes
+        return RunStatistics(
+            steps=self.steps + other.steps, samples=self.samples + other.samples,
+            valid_votes=self.valid_votes + other.valid_votes, red_flags=_added(self.red_flags, other.red_flags),
+            votes_per_step=_added(self.votes_per_step, other.votes_per_step),
+            rounds_per_step=_added(self.rounds_per_step, other.rounds_per_step),
+            max_votes=max(self.max_votes, other.max_votes),
+            max_votes_step=self.max_votes_step if mine else other.max_votes_step,
+            tokens=self.tokens + other.tokens, seconds=max(self.seconds, other.seconds),
+            errors=_plus(self.errors, other.errors), rule_violations=_plus(self.rule_violations, other.rule_violations),
+            backend_retries=self.backend_retries + other.backend_retries, redone_steps=self.redone_steps + other.redone_steps,
+            caught_errors=_plus(self.caught_errors, other.caught_errors), backend=_added(self.backend, other.backend),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "steps": self.steps,
             "samples": self.samples,
             "valid_votes": self.valid_votes,
             "red_flags": self.red_flag_total,
-            "red_flags_by_reason": dict(self.red_flags),
+            "red_flags_by_reason": {r.value: self.red_flags.get(r.value, 0) for r in RedFlagReason},
             "votes_per_step": {str(k): v for k, v in sorted(self.votes_per_step.items())},
             "rounds_per_step": {str(k): v for k, v in sorted(self.rounds_per_step.items())},
             "max_votes_in_one_step": self.max_votes,
@@ -67,59 +103,107 @@ class RunStatistics:
             "backend_retries": self.backend_retries,
             "redone_steps": self.redone_steps,
             "caught_errors": self.caught_errors,
+            "backend_statistics": dict(self.backend),
         }
 
 
 @dataclass
-class StatsCounter:
-    """The engine's live counters. Not thread-safe: one event loop owns it."""
+class _Tally:
+    """One chain attempt's counters. Not thread-safe: one event loop owns it."""
 
-    has_oracle: bool = False
-    has_check: bool = False
     steps: int = 0
     samples: int = 0
     valid_votes: int = 0
     tokens: int = 0
     errors: int = 0
-    rule_violations: int = 0
+    violations: int = 0
     max_votes: int = 0
     max_votes_step: int | None = None
     red_flags: Counter[str] = field(default_factory=Counter)
     votes_per_step: Counter[int] = field(default_factory=Counter)
     rounds_per_step: Counter[int] = field(default_factory=Counter)
-    started: float = field(default_factory=time.perf_counter)
-    elapsed_before: float = 0.0  # wall time of earlier sessions of a resumed run
-    backend_retries: int = 0
-    last_progress: float = 0.0  # when a progress callback last ran (shared by all chains)
-    redone_steps: int = 0
-    caught_errors: int = 0
+    voided: bool = False
 
-    def flag(self, reason: RedFlagReason) -> None:
-        self.red_flags[reason.value] += 1
-
-    def commit(self, step: int, votes: int, rounds: int) -> None:
-        """Count one committed step that took ``votes`` valid votes over ``rounds`` rounds."""
-        self.steps += 1
-        self.votes_per_step[votes] += 1
-        self.rounds_per_step[rounds] += 1
-        if votes > self.max_votes:
-            self.max_votes, self.max_votes_step = votes, step
-
-    def snapshot(self) -> RunStatistics:
-        return RunStatistics(
-            steps=self.steps,
-            samples=self.samples,
-            valid_votes=self.valid_votes,
-            red_flags=MappingProxyType({r.value: self.red_flags.get(r.value, 0) for r in RedFlagReason}),
-            votes_per_step=MappingProxyType(dict(self.votes_per_step)),
-            rounds_per_step=MappingProxyType(dict(self.rounds_per_step)),
-            max_votes=self.max_votes,
-            max_votes_step=self.max_votes_step,
-            tokens=self.tokens,
-            seconds=self.elapsed_before + time.perf_counter() - self.started,
-            errors=self.errors if self.has_oracle else None,
-            rule_violations=self.rule_violations if self.has_check else None,
-            backend_retries=self.backend_retries,
-            redone_steps=self.redone_steps,
-            caught_errors=self.caught_errors if self.has_oracle else None,
+    def freeze(self, oracle: bool, check: bool) -> RunStatistics:
+        record = RunStatistics(
+            steps=self.steps, samples=self.samples, valid_votes=self.valid_votes,
+            red_flags=MappingProxyType(dict(self.red_flags)), votes_per_step=MappingProxyType(dict(self.votes_per_step)),
+            rounds_per_step=MappingProxyType(dict(self.rounds_per_step)), max_votes=self.max_votes,
+            max_votes_step=self.max_votes_step, tokens=self.tokens, errors=self.errors if oracle else None,
+            rule_violations=self.violations if check else None, caught_errors=0 if oracle else None,
         )
+        if not self.voided:
+            return record
+        # A voided attempt's decisions are not the solution's: they count as redone, and its
+        # wrong ones as caught. Its samples, votes and red flags were spent and stay counted.
+        return replace(record, steps=0, redone_steps=self.steps, votes_per_step=_EMPTY, rounds_per_step=_EMPTY,
+                       max_votes=0, max_votes_step=None, errors=0 if oracle else None,
+                       rule_violations=0 if check else None, caught_errors=self.errors if oracle else None)
+
+
+class StatisticsRecorder(Observer):
+    """Counts what the engine reports. ``verify``: compare each committed decision with the
+    oracle, after the fact; ``checks``: the run applies the task's check as a red flag (when it
+    does not, committed steps that break the check are counted as rule violations)."""
+
+    def __init__(self, *, oracle: bool, check: bool, verify: bool = True, checks: bool = False) -> None:
+        self.oracle, self.check = oracle and verify, check
+        self._checks = checks
+        self._tallies: dict[ChainInfo, _Tally] = {}
+        self.started = time.perf_counter()
+
+    def _tally(self, chain: ChainInfo) -> _Tally:
+        tally = self._tallies.get(chain)
+        if tally is None:
+            tally = self._tallies[chain] = _Tally()
+        return tally
+
+    def sampled(self, chain: ChainInfo, step: int, samples: Sequence[Sample]) -> None:
+        tally = self._tally(chain)
+        tally.samples += len(samples)
+        tally.tokens += sum(s.tokens for s in samples)
+
+    def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None:
+        self._tally(chain).red_flags[flagged.reason.value] += 1
+
+    def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
+        tally = self._tally(chain)
+        votes = sum(decision.votes)
+        tally.steps += 1
+        tally.valid_votes += votes
+        tally.votes_per_step[votes] += 1
+        tally.rounds_per_step[decision.rounds] += 1
+        if votes > tally.max_votes:
+            tally.max_votes, tally.max_votes_step = votes, step
+        if decision.replayed:
+            tally.samples += decision.samples
+        task = chain.task
+        if self.oracle and task.has_oracle and oracle_disagrees(task, state, decision.candidate):
+            tally.errors += 1
+        if self.check and not self._checks and task.has_check and rule_violation(task, state, decision.candidate):
+            tally.violations += 1
+
+    def chain_reset(self, chain: ChainInfo, reason: str) -> None:
+        self._tally(chain).voided = True
+
+    def snapshot(self, **extra: Any) -> RunStatistics:
+        total = RunStatistics(errors=0 if self.oracle else None, rule_violations=0 if self.check else None,
+                              caught_errors=0 if self.oracle else None)
+        for tally in list(self._tallies.values()):
+            total = total.merge(tally.freeze(self.oracle, self.check))
+        flags = MappingProxyType({r.value: total.red_flags.get(r.value, 0) for r in RedFlagReason})
+        return replace(total, red_flags=flags, seconds=time.perf_counter() - self.started, **extra)
+
+
+class ProgressReporter(Observer):
+    """Calls ``callback`` with a statistics snapshot at most every ``every`` seconds."""
+
+    def __init__(self, callback: Callable[[RunStatistics], None], recorder: StatisticsRecorder, every: float = 0.1) -> None:
+        self.callback, self.recorder, self.every = callback, recorder, every
+        self._last = 0.0
+
+    def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
+        now = time.perf_counter()
+        if now - self._last >= self.every:
+            self._last = now
+            self.callback(self.recorder.snapshot())

@@ -8,7 +8,8 @@ Required: ``initial_state``, ``prompt``, ``parse``, ``apply``, ``is_done``.
 Optional: ``check`` (answer-free validity rules), ``oracle`` (ground truth: only for the simulated
 backend, estimation and after-the-fact verification, never voting), ``total_steps``,
 ``format_reply`` and ``plausible_mistake`` (let the simulated backend impersonate a model),
-``candidate_to_json`` / ``candidate_from_json`` (journal form).
+``candidate_to_json`` / ``candidate_from_json`` (journal form), ``agent`` (which microagent
+serves the steps) and ``run_defaults`` (settings its replies call for).
 """
 
 from __future__ import annotations
@@ -91,10 +92,14 @@ class Task:
     def has_oracle(self) -> bool:
         return type(self).oracle is not Task.oracle
 
-    #: the default red-flag limit on reply length in tokens (the paper's 750 for general LLMs)
-    reply_token_limit: int = 750
-    #: the default temperature of the samples after each step's first (the paper's 0.1)
-    sample_temperature: float = 0.1
+    #: the microagent that serves this task's steps (a model, adapter or served-model name in the
+    #: backend's table); None: the backend's default. A run can override it.
+    agent: str | None = None
+
+    def run_defaults(self) -> dict[str, Any]:
+        """Run settings this task's replies call for, e.g. ``{"max_tokens": 120}`` for a
+        red-flag limit that suits their length. Layered by ``maker.config.resolve_config``."""
+        return {}
 
     def total_steps(self) -> int | None:
         """Number of steps of a correct run, when known in advance."""
@@ -124,6 +129,16 @@ class Task:
         if spec is not None and spec != self.name:
             described["spec"] = spec
         return described
+
+
+def oracle_disagrees(task: Task, state: Any, candidate: Any) -> bool:
+    """Whether the oracle's answer for ``state`` differs from ``candidate``: the one comparison
+    behind every error count (statistics, ``maker verify``, estimation). After the fact only.
+    An oracle that raises (a wrong step led where it has no answer) counts as disagreeing."""
+    try:
+        return task.oracle(state) != candidate
+    except Exception:
+        return True
 
 
 def validate_params(model: type[BaseModel], params: dict[str, Any], *, task: str) -> BaseModel:

@@ -14,8 +14,10 @@ from typing import Any
 
 from maker.journal import read_journal, records_by_chain
 from maker.loading import load_task
-from maker.planner import plan_for
-from maker.redflag import RedFlag
+from maker.planner import plan_for, start_of
+from maker.redflag import rule_violation
+from maker.replay import replay_chain
+from maker.task import oracle_disagrees
 
 
 def verify_journal(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -28,48 +30,41 @@ def verify_journal(path: str | os.PathLike[str]) -> dict[str, Any]:
     plan = plan_for(task, depth)
     order = plan.order()
     grouped = records_by_chain(contents)
-    violations = errors = bad_ends = 0
-    first_violation: str | None = None
     digest = hashlib.sha256()  # of the decided candidates in plan order: equal runs, equal digests
+    found = {"violations": 0, "errors": 0, "bad_ends": 0, "steps": 0}
+    first_violation: list[str] = []
     results: dict[str, Any] = {}
-    steps = 0
     for index, name in enumerate(order):
         sub = plan.subtask(name)
         chain_task = sub.task or task
-        state = sub.start if sub.start_from is None else sub.start_from({d: results[d] for d in sub.after})
-        records = grouped.get(None if len(order) == 1 else index, [])
-        for record in records:
-            candidate = chain_task.candidate_from_json(record["candidate"])
+
+        def judge(record: dict[str, Any], state: Any, candidate: Any, chain_task: Any = chain_task, name: str = name) -> None:
             digest.update(json.dumps(record["candidate"], sort_keys=True).encode())
-            if chain_task.has_check:
-                try:
-                    chain_task.check(state, candidate)
-                except RedFlag as flag:
-                    violations += 1
-                    if first_violation is None:
-                        first_violation = f"{name} step {record['step']}: {flag.detail}"
-            if chain_task.has_oracle:
-                try:
-                    errors += chain_task.oracle(state) != candidate
-                except Exception:
-                    errors += 1
-            state = chain_task.apply(state, candidate)
-        steps += len(records)
+            found["steps"] += 1
+            broken = rule_violation(chain_task, state, candidate) if chain_task.has_check else None
+            if broken is not None:
+                found["violations"] += 1
+                first_violation.append(f"{name} step {record['step']}: {broken}")
+            found["errors"] += chain_task.has_oracle and oracle_disagrees(chain_task, state, candidate)
+
+        records = grouped.get(None if len(order) == 1 else index, [])
+        state = replay_chain(chain_task, start_of(sub, results), records, visit=judge)
         if sub.expect is not None and not sub.expect(state):
-            bad_ends += 1
+            found["bad_ends"] += 1
         results[name] = state
     final = plan.finish(results) if plan.finish is not None else results[order[-1]]
     done = task.is_done(final)
+    violations, errors, bad_ends = found["violations"], found["errors"], found["bad_ends"]
     return {
         "journal": str(path),
         "task": task.name,
         "params": header.get("params", {}),
         "depth": depth,
         "subtasks": len(order),
-        "steps": steps,
+        "steps": found["steps"],
         "complete": done,
         "rule_violations": violations if task.has_check else None,
-        "first_violation": first_violation,
+        "first_violation": first_violation[0] if first_violation else None,
         "failed_end_checks": bad_ends,
         "errors": errors if task.has_oracle else None,
         "torn_tail": contents.torn_tail,

@@ -208,18 +208,19 @@ class HanoiTask(Task):
     #: our own microagent, trained on the compact prompt (models/hanoi/); the default backend
     default_model = Path(__file__).resolve().parent.parent / "models" / "hanoi" / "model"
     has_check = True
+    agent = "hanoi"
     params: HanoiParams
+
+    def run_defaults(self) -> dict[str, object]:
+        # Our model's replies are a few dozen tokens (its context is 256); the paper's prompt asks
+        # a general LLM, for which the paper's 750-token limit stands.
+        return {"max_tokens": 4 * self.disks + 40} if self._compact else {}
 
     def __init__(self, **params: object) -> None:
         super().__init__(**params)
         p = self.params
         self.disks = p.disks
         self._compact = p.prompt_style == "compact"
-        if self._compact:  # our model's replies are a few dozen tokens; its context is 256
-            self.reply_token_limit = 4 * p.disks + 40
-            # Our model's rare errors repeat at low temperature; at 1.0 the later votes differ and
-            # the red flags and the vote route around them (bench/results/model_voting_*.json).
-            self.sample_temperature = 1.0
         # The instructions before the state, for each direction disk 1 can cycle in (a chain of
         # the planner carries its own); built once, not on every step.
         head = PAPER_PROMPT.split("Previous move:")[0]
@@ -341,7 +342,7 @@ def _segments(n: int, src: int, dst: int, depth: int) -> list[tuple[Move | None,
     aux = 3 - src - dst
     left = _segments(n - 1, src, aux, depth - 1)
     right = _segments(n - 1, aux, dst, depth - 1)
-    first_big, m, s, t = right[0]
+    _, m, s, t = right[0]
     return left + [((n, src, dst), m, s, t)] + right[1:]
 
 

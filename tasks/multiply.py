@@ -180,6 +180,7 @@ class ProductStep(Task):
     """One microstep of a partial product: (digit of a) x d + carry -> (digit, carry)."""
 
     name = "multiply-product"
+    agent = "multiply-product"
     has_check = True
 
     def prompt(self, state: ProductState) -> str:
@@ -215,6 +216,7 @@ class SumStep(Task):
     """One microstep of a sum: digit + digit + carry -> (digit, carry)."""
 
     name = "multiply-sum"
+    agent = "multiply-sum"
     has_check = True
 
     def prompt(self, state: SumState) -> str:
@@ -303,6 +305,7 @@ class MultiplyTask(Task):
     name = "multiply"
     Params = MultiplyParams
     has_check = True
+    agent = "multiply"
     params: MultiplyParams
 
     def __init__(self, **params: Any) -> None:
@@ -327,12 +330,11 @@ class MultiplyTask(Task):
         """The digit of b that a partial-product stage multiplies by."""
         return int(self.b[len(self.b) - 1 - stage.digit])  # type: ignore[operator]
 
-    def _inner(self, state: Any) -> tuple[Task, Any]:
-        """The microstep task and state behind ``state``: a single chain's, or a plan chain's own
-        (the simulated backend asks the top-level task about every chain's states)."""
-        if isinstance(state, MultiplyState):
-            state = state.current
-        return (self.product_step if isinstance(state, ProductState) else self.sum_step), state
+    def _inner(self, state: MultiplyState) -> tuple[Task, Any]:
+        """The microstep task and state of the chain in progress (a depth-0 run does every stage
+        in one chain; a plan's chains run ``ProductStep`` and ``SumStep`` themselves)."""
+        inner = state.current
+        return (self.product_step if isinstance(inner, ProductState) else self.sum_step), inner
 
     # --- the Task protocol --------------------------------------------------------------------
     def initial_state(self) -> MultiplyState:

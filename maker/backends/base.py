@@ -9,23 +9,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+if TYPE_CHECKING:
+    from maker.events import Observer
 
 FinishReason = Literal["stop", "length"]
 
 
 @dataclass(frozen=True, slots=True)
 class SampleRequest:
-    """What to sample: one prompt, how many replies, and the generation settings."""
+    """What to sample: one prompt, how many replies, the generation settings, and which
+    microagent (a model, an adapter or a served-model name in the backend's table) writes them."""
 
     prompt: str
     n: int = 1
     temperature: float = 0.0
     max_tokens: int = 750  # generation cap; a reply that hits it comes back with finish "length"
     seed: int | None = None
-    # What the prompt was rendered from. Real backends ignore it; the simulated backend reads it
-    # to consult the task's oracle. It never reaches voting.
-    state: Any = None
+    agent: str | None = None  # None: the backend's default microagent
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,8 @@ class Backend:
     name: str = "backend"
     #: True only for backends whose replies are made up from the task's oracle
     simulated: bool = False
+    #: True when ``sample_many`` serves its requests as one batch (not one call each)
+    batches: bool = False
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         raise NotImplementedError
@@ -67,6 +71,22 @@ class Backend:
     def describe(self) -> dict[str, Any]:
         """Settings worth recording in a journal header (never secrets)."""
         return {"name": self.name, "simulated": self.simulated}
+
+    def agent_defaults(self, agent: str | None) -> dict[str, Any]:
+        """Run settings the microagent serving ``agent`` asks for (its model folder's manifest),
+        e.g. ``{"temperature": 1.0}``; ``maker.config.resolve_config`` layers them."""
+        return {}
+
+    def statistics(self) -> dict[str, int | float]:
+        """Counters of what the backend has done (JSON-able). A wrapper adds its own keys to its
+        inner backend's (``RetryingBackend``: ``retries``)."""
+        return {}
+
+    def observer(self) -> Observer | None:
+        """An observer of the run, for a backend that must see it. Only the simulated backend
+        does: it answers from the task's oracle, so it learns each prompt's state from events.
+        A real backend sees nothing but its requests."""
+        return None
 
     async def aclose(self) -> None:
         """Release sessions, processes or models. Safe to call twice."""

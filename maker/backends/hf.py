@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +42,29 @@ class HFStatistics:
     busy_s: float = 0.0  # time spent decoding in the worker thread
 
 
+@dataclass(frozen=True)
+class Microagent:
+    """One model the backend serves: its tokenizer, weights, decoder, end tokens and the run
+    settings its folder's manifest (``maker.json``: ``{"defaults": {...}}``) asks for."""
+
+    path: Path
+    tokenizer: Any
+    model: Any
+    decoder: Any
+    eos: frozenset[int]
+    defaults: dict[str, Any]
+
+
 class HFBackend(Backend):
-    """Samples a local Hugging Face causal LM in-process, batching concurrent requests.
+    """Samples local Hugging Face causal LMs in-process, batching concurrent requests.
 
     >>> async def demo():  # doctest: +SKIP
     ...     async with HFBackend("models/hanoi/model", max_batch=256) as backend:
     ...         return await backend.sample(SampleRequest("cw prev = none state = [[2, 1], [], []]\\n", n=3))
 
-    The model runs in float32 on ``device`` ("cpu", "cuda" or "auto"). ``num_threads`` calls
+    ``path`` is one model folder, which serves every request, or a table ``{agent: folder}``, which
+    serves each request by its ``agent``. A batch holds one agent's requests. The models run in
+    float32 on ``device`` ("cpu", "cuda" or "auto"). ``num_threads`` calls
     ``torch.set_num_threads`` (process-wide; None keeps torch's choice). ``stop`` strings end a
     reply (the text is cut before the first one); ``ignore_eos`` makes every reply run to
     ``max_tokens`` (for benchmarks); ``fast=False`` uses the model's own forward instead of the
@@ -59,7 +75,7 @@ class HFBackend(Backend):
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]],
         *,
         device: str = "cpu",
         max_batch: int = 256,
@@ -76,26 +92,22 @@ class HFBackend(Backend):
             raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
         if any(not s for s in stop):
             raise ConfigError("stop strings must not be empty")
+        if isinstance(path, Mapping) and not path:
+            raise ConfigError("the agent table is empty: give at least one {agent: model folder}")
         if num_threads is not None:
             torch.set_num_threads(num_threads)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        self.path = Path(path)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(self.path, local_files_only=True, dtype=torch.float32)
-        except (OSError, ValueError) as exc:
-            raise BackendError(f"cannot load a causal LM from {str(self.path)!r}: {exc}") from exc
-        self.model = model.to(device).eval()
         self.device = torch.device(device)
+        self.ignore_eos, self.fast = ignore_eos, fast
+        # One folder serves every agent (the table's None entry); a table serves agents by name.
+        table = dict(path) if isinstance(path, Mapping) else {None: path}
+        self.agents: dict[str | None, Microagent] = {agent: self._load(Path(folder)) for agent, folder in table.items()}
+        first = next(iter(self.agents.values()))
+        self.path, self.tokenizer, self.model, self.decoder = first.path, first.tokenizer, first.model, first.decoder
         self.max_batch = max_batch
         self.stop = tuple(stop)
         # A stop string of c characters spans at most c tokens that print something; the slack
         # covers tokens that print nothing (special tokens, partial UTF-8 bytes).
         self._stop_window = 2 * max(map(len, self.stop), default=0) + 2
-        self.ignore_eos = ignore_eos
-        self.decoder = make_decoder(self.model, fast)
-        self.eos = frozenset() if ignore_eos else _eos_ids(self.tokenizer, self.model)
         self._generator = torch.Generator(self.device)
         self._generator.seed()  # unseeded requests draw from one nondeterministic stream
         self._stats = HFStatistics()
@@ -107,15 +119,46 @@ class HFBackend(Backend):
         self._pending: deque[tuple[SampleRequest, asyncio.Future[list[Sample]]]] = deque()
         self._wake = asyncio.Event()
 
+    def _load(self, path: Path) -> Microagent:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise BackendError(f"cannot load a causal LM from {str(path)!r}: {exc}") from exc
+        model = model.to(self.device).eval()
+        manifest = path / "maker.json"
+        try:
+            defaults = json.loads(manifest.read_text()).get("defaults", {}) if manifest.exists() else {}
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{str(manifest)!r} is not a JSON object with a 'defaults' object: {exc}") from None
+        eos = frozenset() if self.ignore_eos else _eos_ids(tokenizer, model)
+        return Microagent(path, tokenizer, model, make_decoder(model, self.fast), eos, dict(defaults))
+
+    def serving(self, agent: str | None) -> Microagent:
+        """The model that serves ``agent``: its own in a table, else the one folder given."""
+        served = self.agents.get(agent) or self.agents.get(None)
+        if served is None:
+            known = ", ".join(sorted(str(a) for a in self.agents))
+            raise ConfigError(f"the hf backend has no microagent {agent!r}; it serves: {known}")
+        return served
+
+    def agent_defaults(self, agent: str | None) -> dict[str, Any]:
+        return dict(self.serving(agent).defaults)
+
     def describe(self) -> dict[str, Any]:
-        return {
+        described = {
             "name": self.name, "simulated": False, "model": str(self.path), "device": str(self.device),
             "dtype": "float32", "max_batch": self.max_batch, "decoder": self.decoder.kind,
             "stop": list(self.stop), "ignore_eos": self.ignore_eos,
         }
+        if None not in self.agents:
+            described["agents"] = {agent: str(served.path) for agent, served in self.agents.items()}
+        return described
 
-    def statistics(self) -> HFStatistics:
-        return self._stats
+    def statistics(self) -> dict[str, int | float]:
+        return asdict(self._stats)
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         if request.temperature < 0:
@@ -124,6 +167,7 @@ class HFBackend(Backend):
             return []
         if self._closed:
             raise BackendError("the hf backend is closed")
+        self.serving(request.agent)  # an unknown agent fails here, in the caller, not in the worker
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._worker is None or self._worker.done():
             # First call, or a new event loop (each asyncio.run has its own): start a worker there.
@@ -182,23 +226,28 @@ class HFBackend(Backend):
     def _take_batch(self) -> list[tuple[SampleRequest, asyncio.Future[list[Sample]]]]:
         """Whole requests, oldest first, up to ``max_batch`` sequences (a larger request runs alone)."""
         batch: list[tuple[SampleRequest, asyncio.Future[list[Sample]]]] = []
+        later: deque[tuple[SampleRequest, asyncio.Future[list[Sample]]]] = deque()  # other agents' requests
         size = 0
         while self._pending:
             request, future = self._pending[0]
             if future.done():
                 self._pending.popleft()
                 continue
+            if batch and self.serving(request.agent) is not self.serving(batch[0][0].agent):
+                later.append(self._pending.popleft())
+                continue
             if batch and size + request.n > self.max_batch:
                 break
             batch.append(self._pending.popleft())
             size += request.n
+        self._pending.extendleft(reversed(later))
         return batch
 
     # --- in the worker thread -----------------------------------------------------------------
     def _run_batch(self, requests: list[SampleRequest]) -> list[list[Sample] | BackendError]:
         started = time.perf_counter()
         with torch.inference_mode():
-            results, passes, tokens = self._decode(requests)
+            results, passes, tokens = self._decode(self.serving(requests[0].agent), requests)
         s = self._stats
         self._stats = HFStatistics(
             s.batches + 1, s.requests + len(requests), s.sequences + sum(r.n for r in requests),
@@ -207,13 +256,14 @@ class HFBackend(Backend):
         )
         return results
 
-    def _decode(self, requests: list[SampleRequest]) -> tuple[list[list[Sample] | BackendError], tuple[int, int], int]:
+    def _decode(self, agent: Microagent, requests: list[SampleRequest]) -> tuple[list[list[Sample] | BackendError], tuple[int, int], int]:
         results: list[list[Sample] | BackendError] = [[] for _ in requests]
         prompt_index: dict[str, int] = {}
         for r in requests:
             prompt_index.setdefault(r.prompt, len(prompt_index))
-        encoded = self.tokenizer(list(prompt_index), add_special_tokens=True)["input_ids"]
-        limit = self.decoder.max_positions
+        tokenizer = agent.tokenizer
+        encoded = tokenizer(list(prompt_index), add_special_tokens=True)["input_ids"]
+        limit = agent.decoder.max_positions
         prompts: list[list[int]] = []
         used: dict[int, int] = {}  # prompt index -> index among the prompts actually decoded
         groups: list[tuple[int, Group]] = []  # (request index, group)
@@ -236,19 +286,20 @@ class HFBackend(Backend):
                 groups.append((i, Group(k, r.n, r.temperature, room, gen)))
         if not groups:
             return results, (0, 0), 0
+        hit_stop = None if not self.stop else lambda ids: self._hit_stop(tokenizer, ids)
         out, finish, passes = decode(
-            self.decoder, prompts, [g for _, g in groups], eos=self.eos, generator=self._generator,
-            hit_stop=self._hit_stop if self.stop else None, aborted=self._abort.is_set,
+            agent.decoder, prompts, [g for _, g in groups], eos=agent.eos, generator=self._generator,
+            hit_stop=hit_stop, aborted=self._abort.is_set,
         )
-        texts = self.tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        texts = tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         row = 0
         for i, g in groups:
             results[i] = [Sample(self._cut(texts[j]), len(out[j]), finish[j]) for j in range(row, row + g.n)]  # type: ignore[arg-type]
             row += g.n
         return results, (passes, len(prompts)), sum(map(len, out))
 
-    def _hit_stop(self, ids: list[int]) -> bool:
-        tail = self.tokenizer.decode(ids[-self._stop_window :], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    def _hit_stop(self, tokenizer: Any, ids: list[int]) -> bool:
+        tail = tokenizer.decode(ids[-self._stop_window :], skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return any(s in tail for s in self.stop)
 
     def _cut(self, text: str) -> str:

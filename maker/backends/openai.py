@@ -78,6 +78,7 @@ class OpenAIBackend(Backend):
         max_connections: int = 64,
         max_n: int | None = None,
         extra: Mapping[str, Any] | None = None,
+        agents: Mapping[str, str] | None = None,
     ) -> None:
         url = URL(base_url.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.host:
@@ -93,6 +94,8 @@ class OpenAIBackend(Backend):
         if clash:
             raise ConfigError(f"extra request fields may not set {clash}: the backend sets them itself")
         self.model = model
+        # agent -> served model name (vLLM picks a LoRA adapter by it); other agents get `model`
+        self.agents = dict(agents or {})
         self.api: Api = api
         self.timeout = float(timeout)
         self.max_connections = max_connections
@@ -120,6 +123,7 @@ class OpenAIBackend(Backend):
             "simulated": False,
             "base_url": self.base_url,
             "model": self.model,
+            "agents": self.agents,
             "api": self.api,
             "timeout": self.timeout,
             "max_n": self.max_n,
@@ -130,7 +134,7 @@ class OpenAIBackend(Backend):
     async def sample(self, request: SampleRequest) -> list[Sample]:
         if request.temperature == 0.0 and request.n > 1:
             # Greedy decoding gives one answer; vLLM refuses n > 1 at temperature 0, so ask once.
-            return (await self.sample(SampleRequest(request.prompt, 1, 0.0, request.max_tokens, request.seed))) * request.n
+            return (await self.sample(SampleRequest(request.prompt, 1, 0.0, request.max_tokens, request.seed, request.agent))) * request.n
         size = request.n if self.max_n is None else self.max_n
         chunks = [min(size, request.n - start) for start in range(0, request.n, size)]
         # The first chunk carries the request's own seed; the others need seeds of their own.
@@ -164,7 +168,7 @@ class OpenAIBackend(Backend):
         return [Sample(t, k, f) for t, k, f in zip(texts, tokens, finishes, strict=True)]
 
     def _payload(self, request: SampleRequest, n: int, seed: int | None) -> dict[str, Any]:
-        payload: dict[str, Any] = {"model": self.model, **self.extra}
+        payload: dict[str, Any] = {"model": self.agents.get(request.agent or "", self.model), **self.extra}
         if self.api == "chat":
             payload["messages"] = [{"role": "user", "content": request.prompt}]
         else:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from maker.backends.base import Backend, Sample, SampleRequest
+from maker.events import Observer
 from maker.errors import (
     BackendConnectionError,
     BackendError,
@@ -70,6 +71,7 @@ class RetryingBackend(Backend):
         # Summaries and journals name the backend that makes the samples, not the wrapper.
         self.name = inner.name
         self.simulated = inner.simulated
+        self.batches = inner.batches
         self.max_attempts = max_attempts
         self.max_total_s = max_total_s
         self.base_delay = base_delay
@@ -93,12 +95,21 @@ class RetryingBackend(Backend):
         return await self._retry(lambda: self.inner.sample(request))
 
     async def sample_many(self, requests: Sequence[SampleRequest]) -> list[list[Sample]]:
-        if type(self.inner).sample_many is Backend.sample_many:
-            # The inner backend does not batch (each request is its own call, as over HTTP): retry
-            # each request on its own, so one failure does not throw away the others' samples.
+        if not self.inner.batches:
+            # Each request is its own call (as over HTTP): retry each on its own, so one failure
+            # does not throw away the others' samples.
             return await super().sample_many(requests)
         # A batching backend gets the batch whole; a failure retries the whole batch.
         return await self._retry(lambda: self.inner.sample_many(requests))
+
+    def agent_defaults(self, agent: str | None) -> dict[str, Any]:
+        return self.inner.agent_defaults(agent)
+
+    def statistics(self) -> dict[str, int | float]:
+        return {**self.inner.statistics(), "retries": self.retries}
+
+    def observer(self) -> Observer | None:
+        return self.inner.observer()
 
     async def aclose(self) -> None:
         await self.inner.aclose()

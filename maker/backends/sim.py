@@ -14,6 +14,10 @@ first sample, as with a real model.
 Correlated errors: a ``hard_fraction`` of prompts (chosen by hashing the prompt) are hard; on a
 hard prompt one specific wrong answer, the same for every sample, appears with probability
 ``hard_error_rate``. This is the failure mode voting alone cannot fix.
+
+Requests carry only a prompt, as for a real model. The simulator learns which state (and which
+chain's task) a prompt was rendered from by observing the run (``step_started``), and keeps that
+to itself: the oracle access is its own business.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from maker.backends.base import Backend, Sample, SampleRequest
 from maker.errors import ConfigError
+from maker.events import ChainInfo, Observer
 from maker.task import Task
 
 _CHARS_PER_TOKEN = 4  # a rough token count for made-up text; real backends report exact counts
+_REMEMBERED = 1 << 16  # prompts whose state is kept: far more than steps in flight at once
 
 
 class SimulatedConfig(BaseModel):
@@ -43,7 +49,7 @@ class SimulatedConfig(BaseModel):
     seed: int = 0
 
 
-class SimulatedBackend(Backend):
+class SimulatedBackend(Backend, Observer):
     """A noisy oracle posing as a microagent (SIMULATED).
 
     >>> from maker import load_task, run
@@ -55,12 +61,14 @@ class SimulatedBackend(Backend):
 
     name = "sim"
     simulated = True
+    batches = True
 
     def __init__(self, task: Task, **settings: Any) -> None:
         missing = [m for m in ("oracle", "format_reply", "plausible_mistake") if getattr(type(task), m) is getattr(Task, m)]
         if missing:
             raise ConfigError(f"the simulated backend needs the task to implement {', '.join(missing)}; {task.name!r} does not")
         self.task = task
+        self._states: dict[str, tuple[Task, Any]] = {}  # prompt -> (the chain's task, the state)
         self.config = SimulatedConfig(**settings)
         self._rng = random.Random(self.config.seed)
         self._salt = self.config.seed & 0xFFFFFFFF
@@ -78,18 +86,36 @@ class SimulatedBackend(Backend):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "simulated": True, **self.config.model_dump()}
 
+    def observer(self) -> Observer:
+        return self
+
+    def step_started(self, chain: ChainInfo, step: int, state: Any, prompt: str) -> None:
+        states = self._states
+        states[prompt] = (chain.task, state)
+        if len(states) > _REMEMBERED:
+            del states[next(iter(states))]  # the oldest: its step was decided long ago
+
     async def sample(self, request: SampleRequest) -> list[Sample]:
         return self._sample(request)
 
     async def sample_many(self, requests: Sequence[SampleRequest]) -> list[list[Sample]]:
         return [self._sample(r) for r in requests]
 
+    def _source(self, prompt: str) -> tuple[Task, Any]:
+        """The task and state the prompt was rendered from, as observed."""
+        try:
+            return self._states[prompt]
+        except KeyError:
+            raise ConfigError("the simulated backend answers only prompts of a run that it observes "
+                              "(maker.run, or run_async; a backend that wraps this one must forward observer()): this prompt was never rendered") from None
+
     def _truth(self, request: SampleRequest) -> tuple[Any, Sample]:
         """The correct candidate and reply for the request's state, computed once per prompt."""
         if request.prompt is not self._last_prompt:
+            task, state = self._source(request.prompt)
             try:
-                candidate = self.task.oracle(request.state)
-                reply = self._reply(self.task.format_reply(request.state, candidate))
+                candidate = task.oracle(state)
+                reply = self._reply(task.format_reply(state, candidate))
             except Exception:  # an earlier wrong step led somewhere the oracle has no answer for
                 candidate, reply = None, self._reply("I am not sure what the rules allow here.")
             self._last_truth = (candidate, reply)
@@ -118,8 +144,9 @@ class SimulatedBackend(Backend):
             return self._reply(self._shared_mistake(request), request.max_tokens)
         candidate, truth = self._truth(request)
         if u < cfg.error_rate and candidate is not None:
-            wrong = self.task.plausible_mistake(request.state, candidate, get_rng())
-            return self._reply(self.task.format_reply(request.state, wrong), request.max_tokens)
+            task, state = self._source(request.prompt)
+            wrong = task.plausible_mistake(state, candidate, get_rng())
+            return self._reply(task.format_reply(state, wrong), request.max_tokens)
         return truth
 
     @staticmethod
@@ -138,5 +165,5 @@ class SimulatedBackend(Backend):
         if candidate is None:
             return self._truth(request)[1].text
         rng = random.Random(zlib.crc32(request.prompt.encode(), 0x85EBCA6B ^ self._salt))
-        wrong = self.task.plausible_mistake(request.state, candidate, rng)
-        return self.task.format_reply(request.state, wrong)
+        task, state = self._source(request.prompt)
+        return task.format_reply(state, task.plausible_mistake(state, candidate, rng))

@@ -114,8 +114,8 @@ async def test_concurrent_greedy_requests_share_one_batch_and_match_generate(mod
     async with backend(model_dir) as hf:
         replies = await asyncio.gather(*(hf.sample(SampleRequest(p, max_tokens=MAX_NEW)) for p in PROMPTS))
         stats = hf.statistics()
-    assert (stats.batches, stats.requests, stats.prefills) == (1, len(PROMPTS), len(PROMPTS))
-    assert stats.forward_passes == MAX_NEW  # one prefill, then one step per token for all rows
+    assert (stats["batches"], stats["requests"], stats["prefills"]) == (1, len(PROMPTS), len(PROMPTS))
+    assert stats["forward_passes"] == MAX_NEW  # one prefill, then one step per token for all rows
     for (sample,), ids in zip(replies, reference["ids"], strict=True):
         assert sample.text == tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         assert sample.tokens == len(ids)
@@ -139,7 +139,7 @@ async def test_n_samples_of_one_prompt_share_one_prefill(model_dir, reference):
         stats = hf.statistics()
     assert len(greedy) == 1 and len(sampled) == 6
     assert greedy[0].tokens == len(reference["ids"][0])
-    assert (stats.batches, stats.sequences, stats.prefills) == (1, 7, 1)
+    assert (stats["batches"], stats["sequences"], stats["prefills"]) == (1, 7, 1)
     assert len({s.text for s in sampled}) > 1  # temperature 1 on a random model: the samples differ
 
 
@@ -151,7 +151,7 @@ async def test_seeded_sampling_is_reproducible(model_dir):
         other_seed = await hf.sample(SampleRequest(PROMPTS[1], 8, 1.0, MAX_NEW, seed=124))
         # Sharing a batch with other requests leaves a seeded request's samples unchanged.
         crowded, _ = await asyncio.gather(hf.sample(request), hf.sample(SampleRequest(PROMPTS[3], 5, 0.7, 4)))
-        assert hf.statistics().batches == 4
+        assert hf.statistics()["batches"] == 4
     assert first == again == crowded
     assert first != other_seed
 
@@ -161,7 +161,7 @@ async def test_max_batch_splits_queued_requests(model_dir):
         await asyncio.gather(*(hf.sample(SampleRequest(p, max_tokens=4)) for p in PROMPTS))
         big = await hf.sample(SampleRequest(PROMPTS[0], 5, 0.0, 4))  # larger than max_batch: runs alone
         stats = hf.statistics()
-    assert stats.batches == len(PROMPTS) // 2 + 1
+    assert stats["batches"] == len(PROMPTS) // 2 + 1
     assert len(big) == 5
 
 

@@ -94,6 +94,7 @@ async def test_key_is_not_in_describe_or_repr() -> None:
         "simulated": False,
         "base_url": "http://127.0.0.1:9/v1",
         "model": "m",
+        "agents": {},
         "api": "chat",
         "timeout": 300.0,
         "max_n": None,

@@ -29,11 +29,12 @@ class FlakyBackend(Backend):
     """Fails with the scripted errors in order, then answers "ok"."""
 
     name = "flaky"
+    batches = True  # it overrides sample_many: a batch is one call
 
     def __init__(self, errors: Sequence[BaseException] = ()) -> None:
         self.errors = list(errors)
         self.calls: list[str] = []
-        self.batches: list[int] = []
+        self.batch_sizes: list[int] = []
         self.closed = 0
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
@@ -44,7 +45,7 @@ class FlakyBackend(Backend):
 
     async def sample_many(self, requests: Sequence[SampleRequest]) -> list[list[Sample]]:
         self.calls.append("sample_many")
-        self.batches.append(len(requests))
+        self.batch_sizes.append(len(requests))
         if self.errors:
             raise self.errors.pop(0)
         return [OK for _ in requests]
@@ -170,7 +171,7 @@ async def test_sample_many_is_forwarded_whole() -> None:
     backend = retrying(inner, FakeTime())
     requests = [SampleRequest("p", 1), SampleRequest("p", 2)]
     assert await backend.sample_many(requests) == [OK, OK]
-    assert inner.calls == ["sample_many", "sample_many"] and inner.batches == [2, 2]
+    assert inner.calls == ["sample_many", "sample_many"] and inner.batch_sizes == [2, 2]
 
 
 async def test_sample_many_retries_only_the_failed_request_of_a_non_batching_backend() -> None:

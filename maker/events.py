@@ -1,0 +1,91 @@
+"""What a run tells the world: the engine emits events, observers subscribe.
+
+The engine keeps no counters of its own. Statistics (``maker.statistics.StatisticsRecorder``),
+the journal (``maker.journal.JournalWriter``), the progress bar and the simulated backend are
+observers: each overrides the hooks it needs and ignores the rest. Only overridden hooks are
+called (``hooks``), so an event nobody listens to costs nothing in the hot loop.
+
+Events, in the order a chain sees them: ``chain_started``, then per step ``step_started`` (the
+prompt is rendered), ``sampled`` (a round of replies came back), ``red_flag`` (one reply was
+discarded) and ``step_decided`` (the step is committed; also for steps replayed from a journal);
+``chain_reset`` when a chain is voided to be redone; ``chain_finished`` at its end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from maker.backends.base import Sample
+    from maker.redflag import Flagged
+    from maker.task import Task
+
+
+@dataclass(frozen=True, eq=False)  # one per attempt of a chain: observers key on identity
+class ChainInfo:
+    """Which chain an event belongs to: its journal index (None in a one-chain run), its plan
+    name, the task whose steps it runs and the microagent that serves it."""
+
+    index: int | None
+    name: str
+    task: Task
+    agent: str | None
+    attempt: int = 0  # 1 for a chain redone after its end check failed
+
+
+@dataclass(frozen=True, slots=True)
+class StepDecision:
+    """How one step was decided."""
+
+    candidate: Any
+    votes: list[int]  # the winner's votes first, then the others' in descending order
+    samples: int
+    rounds: int
+    replayed: bool = False  # rebuilt from a journal: nothing was drawn for it in this session
+
+
+class Observer:
+    """Base class of observers: every hook does nothing; override the ones you need."""
+
+    def chain_started(self, chain: ChainInfo, state: Any) -> None: ...
+
+    def step_started(self, chain: ChainInfo, step: int, state: Any, prompt: str) -> None: ...
+
+    def sampled(self, chain: ChainInfo, step: int, samples: Sequence[Sample]) -> None: ...
+
+    def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None: ...
+
+    def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
+        """``state`` is the state the step was decided in (before the candidate is applied)."""
+
+    def chain_reset(self, chain: ChainInfo, reason: str) -> None: ...
+
+    def chain_finished(self, chain: ChainInfo, state: Any) -> None: ...
+
+
+EVENTS = ("chain_started", "step_started", "sampled", "red_flag", "step_decided", "chain_reset", "chain_finished")
+
+
+def hooks(observers: Iterable[Observer], event: str) -> tuple[Callable[..., None], ...]:
+    """The bound ``event`` hooks of the observers that override it, in order."""
+    base = getattr(Observer, event)
+    return tuple(getattr(o, event) for o in observers if getattr(type(o), event) is not base)
+
+
+class Emitter:
+    """The hooks of a set of observers, one tuple per event, looked up once."""
+
+    def __init__(self, observers: Iterable[Observer]) -> None:
+        observers = list(observers)
+        for event in EVENTS:
+            setattr(self, event, hooks(observers, event))
+
+    chain_started: tuple[Callable[..., None], ...]
+    step_started: tuple[Callable[..., None], ...]
+    sampled: tuple[Callable[..., None], ...]
+    red_flag: tuple[Callable[..., None], ...]
+    step_decided: tuple[Callable[..., None], ...]
+    chain_reset: tuple[Callable[..., None], ...]
+    chain_finished: tuple[Callable[..., None], ...]
