@@ -36,7 +36,7 @@ def main() -> None:
 
     async def sample_all() -> list:
         replies = await asyncio.gather(*(
-            backend.sample(SampleRequest(task.prompt(s), args.samples, args.temperature, task.reply_token_limit, i, s))
+            backend.sample(SampleRequest(task.prompt(s), args.samples, args.temperature, task.run_defaults()["max_tokens"] + 1, i))
             for i, s in enumerate(starts)
         ))
         await backend.aclose()

@@ -133,3 +133,28 @@ def test_a_failing_chain_cancels_the_requests_still_in_flight():
     with pytest.raises(maker.StepFailed):
         maker.run(Countdown(start=3), backend, k=1, plan=plan, max_samples_per_step=4, first_temperature=0.1)
     assert backend.cancelled == 1  # b's request did not outlive the failed run
+
+
+def test_one_backend_serves_two_agents_in_one_run():
+    """Multiplication's plan runs partial products and sums as chains of their own step types;
+    each request names the chain's microagent, and the simulator answers each from its own task."""
+
+    class Recording(Backend):
+        def __init__(self, inner):
+            self.inner, self.name, self.simulated, self.agents = inner, inner.name, inner.simulated, []
+
+        def observer(self):
+            return self.inner.observer()
+
+        async def sample(self, request):
+            self.agents.append(request.agent)
+            return await self.inner.sample(request)
+
+    task = maker.load_task("multiply", a="4096", b="379")
+    backend = Recording(maker.SimulatedBackend(task, error_rate=0.1, seed=3))
+    result = maker.run(task, backend, k=3, depth=1)
+    assert result.solved and result.errors == 0
+    assert set(backend.agents) == {"multiply-product", "multiply-sum"}
+    overridden = Recording(maker.SimulatedBackend(task))
+    assert maker.run(task, overridden, k=1, agent="one-for-all", depth=1).solved  # a run may override every chain's
+    assert set(overridden.agents) == {"one-for-all"}

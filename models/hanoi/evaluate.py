@@ -34,27 +34,31 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import prepare  # noqa: E402
-from maker_tasks.hanoi import HanoiTask, compact_prompt, parse_reply  # noqa: E402
+from maker_tasks.hanoi import HanoiTask, compact_prompt  # noqa: E402
 
-from maker import RedFlag  # noqa: E402
+from maker import Sample  # noqa: E402
+from maker.redflag import Flagged, RedFlagJudge  # noqa: E402
+from maker.task import oracle_disagrees  # noqa: E402
 
 torch.set_num_threads(1)
 
 
 def judge(state, reply: str, disks: int) -> tuple[bool, str | None, str | None]:
-    """(correct, caught_by, reason): caught_by is 'format', 'check' or 'none' for a wrong reply."""
+    """(correct, caught_by, reason): caught_by is 'format', 'check' or 'none' for a wrong reply.
+
+    The engine's own red-flag judge decides, once without the task's check (the paper's format
+    rule) and once with it; length is not judged here (generation stops at disks + 16 tokens).
+    """
     task = HanoiTask(disks=disks)
-    expected = task.oracle(state)
-    try:
-        cand = parse_reply(reply, disks)
-    except RedFlag as exc:
-        return False, "format", str(exc)
-    if cand == expected:
+    sample = Sample(reply, 0)
+    verdict = RedFlagJudge(task, max_tokens=1 << 30, checks=False).judge(state, sample)
+    if isinstance(verdict, Flagged):
+        return False, "format", verdict.detail
+    if not oracle_disagrees(task, state, verdict):
         return True, None, None
-    try:
-        task.check(state, cand)
-    except RedFlag as exc:
-        return False, "check", str(exc)
+    checked = RedFlagJudge(task, max_tokens=1 << 30, checks=True).judge(state, sample)
+    if isinstance(checked, Flagged):
+        return False, "check", checked.detail
     return False, "none", "legal move, consistent next_state, but not the strategy's move"
 
 

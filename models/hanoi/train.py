@@ -173,6 +173,10 @@ def export(model, tok, path: str, meta: dict) -> None:
     model.save_pretrained(str(tmp), safe_serialization=True)
     htok.save_tokenizer(tmp)
     (tmp / "training_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    # The manifest maker reads: the run settings this model asks for (maker.config.resolve_config).
+    manifest = Path(path) / "maker.json"
+    if manifest.exists():
+        (tmp / "maker.json").write_text(manifest.read_text())
     final = Path(path)
     if final.exists():
         old = Path(path + ".old")

@@ -14,7 +14,7 @@ tokenizers = pytest.importorskip("tokenizers")
 from maker.backends.base import Sample, SampleRequest  # noqa: E402
 from maker.backends.hf import HFBackend  # noqa: E402
 from maker.backends.hf_decode import Group, decode, make_decoder  # noqa: E402
-from maker.errors import BackendError  # noqa: E402
+from maker.errors import BackendError, ConfigError  # noqa: E402
 
 EOS, PAD = 1, 0
 PROMPTS = [  # different lengths, so the batch is left-padded
@@ -212,3 +212,34 @@ async def test_closing_fails_requests_in_flight(model_dir):
     await hf.aclose()
     with pytest.raises(BackendError, match="closed"):
         await pending
+
+
+@pytest.fixture(scope="module")
+def other_model_dir(model_dir, tmp_path_factory):
+    """The fixture model with other weights (another seed) and a manifest asking for T = 1.0."""
+    torch.manual_seed(2)
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+    with torch.no_grad():
+        for weight in model.parameters():
+            weight.add_(torch.randn_like(weight) * 0.2)
+    path = tmp_path_factory.mktemp("tiny-gpt2-other")
+    model.save_pretrained(path)
+    transformers.AutoTokenizer.from_pretrained(model_dir, local_files_only=True).save_pretrained(path)
+    (path / "maker.json").write_text('{"defaults": {"temperature": 1.0}}')
+    return path
+
+
+async def test_one_backend_serves_two_agents_each_by_its_own_model(model_dir, other_model_dir):
+    requests = [SampleRequest(p, max_tokens=MAX_NEW, agent=agent) for agent in ("a", "b") for p in PROMPTS]
+    async with HFBackend({"a": model_dir, "b": other_model_dir}, num_threads=1) as both:
+        mixed = await asyncio.gather(*(both.sample(r) for r in requests))  # queued together, batched per agent
+        assert both.statistics()["batches"] == 2
+        assert both.agent_defaults("b") == {"temperature": 1.0} and both.agent_defaults("a") == {}
+        with pytest.raises(ConfigError, match="no microagent 'c'"):
+            await both.sample(SampleRequest("ab", agent="c"))
+    alone = {}
+    for agent, path in (("a", model_dir), ("b", other_model_dir)):
+        async with backend(path) as single:  # a one-model backend serves every agent with that model
+            alone[agent] = await asyncio.gather(*(single.sample(r) for r in requests if r.agent == agent))
+    assert mixed == alone["a"] + alone["b"]
+    assert alone["a"] != alone["b"]  # the two models really answer differently
