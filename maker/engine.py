@@ -52,24 +52,12 @@ class RunResult:
         return self.statistics.errors
 
     def summary(self) -> dict[str, Any]:
-        stats = self.statistics.to_json()
-        return {
-            "task": self.task,
-            "params": self.params,
-            "backend": self.backend,
-            "simulated": self.simulated,
-            "solved": self.solved,
-            "k": self.config.k,
-            "rule": self.config.rule,
-            "checks": self.config.checks,
-            "config": self.config.model_dump(mode="json"),
-            **stats,
-            "resumed_steps": self.resumed_steps,
-            "journal": self.journal,
-            "stopped_reason": self.stopped_reason,
-            "depth": self.depth,
-            "subtasks": len(self.nodes),
-        }
+        config = self.config
+        return {"task": self.task, "params": self.params, "backend": self.backend, "simulated": self.simulated,
+                "solved": self.solved, "k": config.k, "rule": config.rule, "checks": config.checks,
+                "config": config.model_dump(mode="json"), **self.statistics.to_json(), "resumed_steps": self.resumed_steps,
+                "journal": self.journal, "stopped_reason": self.stopped_reason, "depth": self.depth,
+                "subtasks": len(self.nodes)}
 
 
 class Engine:

@@ -24,10 +24,8 @@ from typing import Any
 
 
 class MakerError(Exception):
-    """Base class of every error maker raises on purpose.
-
-    An error that ends a run carries ``statistics``: the run's counters when it stopped.
-    """
+    """Base class of every error maker raises on purpose; one that ends a run carries ``statistics``
+    (the run's counters when it stopped)."""
 
     statistics: Any = None
 

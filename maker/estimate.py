@@ -2,7 +2,7 @@
 
 ``estimate`` draws random states from the oracle's trajectory, samples each of them at least
 twice, red-flags every reply with the engine's own judge (``RedFlagJudge``) and compares the
-survivors with the oracle (allowed here: this is measurement, not voting). From the counts it reports p-hat with a
+survivors with the oracle (allowed here: this is measurement, not voting). It reports p-hat with a
 Wilson interval, the valid share v, red flags by reason, collisions (states whose first two valid
 samples are both wrong) against the i.i.d. expectation, k_min for a target success, and the
 projected samples, tokens, wall time and cost of the whole run (``maker.scaling``).
@@ -26,7 +26,7 @@ from maker.config import resolve_config
 from maker.errors import ConfigError, TaskError
 from maker.events import ChainInfo
 from maker.redflag import Flagged, RedFlagJudge
-from maker.scaling import collision_test, estimate_p, expected_collisions, expected_samples, k_min, p_full
+from maker.scaling import _count, collision_test, estimate_p, expected_collisions, expected_samples, k_min, p_full
 from maker.task import Task, oracle_disagrees
 
 __all__ = ["EstimateReport", "choose_k", "estimate", "estimate_async"]
@@ -93,11 +93,8 @@ class EstimateReport:
         return "\n".join(self.warnings) or None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["warnings"] = list(self.warnings)
-        data["prices"] = None if self.prices is None else list(self.prices)
-        data["warning"] = self.warning
-        return data
+        prices = None if self.prices is None else list(self.prices)
+        return {**asdict(self), "warnings": list(self.warnings), "prices": prices, "warning": self.warning}
 
     def to_table(self) -> str:
         """A readable report; says SIMULATED first when the backend made its replies up."""
@@ -148,12 +145,9 @@ class EstimateReport:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
+    for limit, size, unit in ((120, 1, "s"), (7200, 60, "min"), (172800, 3600, "h")):
+        if seconds < limit:
+            return f"{seconds / size:.1f} {unit}"
     return f"{seconds / 86400:.1f} days"
 
 
@@ -175,12 +169,6 @@ def _no_voting(p: float) -> str:
             "MAKER needs p > 0.5: use a stronger model, a smaller step or better red flags")
 
 
-def _check_count(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-    return value
-
-
 def _prices(prices: object) -> tuple[float, float] | None:
     """None, one price for every token, or (prompt, output) prices per million tokens."""
     if prices is None:
@@ -197,11 +185,9 @@ def trajectory_states(task: Task, indices: Sequence[int]) -> list[Any]:
     Walks the task once and keeps only the wanted states, so a million-step task costs a few
     seconds and no memory beyond them.
     """
-    wanted = sorted(indices)
     out: list[Any] = []
-    state = task.initial_state()
-    step = 0
-    for index in wanted:
+    state, step = task.initial_state(), 0
+    for index in sorted(indices):
         while step < index:
             try:
                 state = task.apply(state, task.oracle(state))
@@ -216,35 +202,23 @@ def trajectory_states(task: Task, indices: Sequence[int]) -> list[Any]:
 
 
 async def estimate_async(
-    task: Task,
-    backend: Backend,
-    *,
-    samples: int,
-    per_state: int = 2,
-    temperature: float | None = None,
-    first_temperature: float | None = None,
-    max_tokens: int | None = None,
-    checks: bool = False,
-    target: float = 0.95,
-    concurrency: int = 64,
-    seed: int = 0,
-    prices: float | tuple[float, float] | None = None,
-    states: Sequence[Any] | None = None,
-    steps: int | None = None,
+    task: Task, backend: Backend, *, samples: int, per_state: int = 2, temperature: float | None = None,
+    first_temperature: float | None = None, max_tokens: int | None = None, checks: bool = False,
+    target: float = 0.95, concurrency: int = 64, seed: int = 0, prices: float | tuple[float, float] | None = None,
+    states: Sequence[Any] | None = None, steps: int | None = None,
 ) -> EstimateReport:
     """Measure p on ``samples`` random steps, ``per_state`` samples each, and plan a run.
 
     ``temperature`` and ``max_tokens`` (the red-flag limit) default to what a run of this task on
     this backend would use (``maker.config.resolve_config``). States come from the oracle's
-    trajectory (or are drawn from ``states`` when given). ``steps``
-    is the task's length s; it defaults to ``task.total_steps()``. ``first_temperature``, when
-    given, is used for each state's first sample (the engine's greedy first vote). ``prices`` is
-    one price per million tokens, or a (prompt, output) pair; prompt tokens are estimated.
-    ``concurrency`` bounds the states in flight; each state is one ``sample_many`` call.
+    trajectory (or are drawn from ``states`` when given); ``steps`` (s) defaults to ``task.total_steps()``.
+    ``first_temperature``, when given, is used for each state's first sample (the engine's greedy first
+    vote). ``prices`` is one price per million tokens, or a (prompt, output) pair; prompt tokens are
+    estimated. ``concurrency`` bounds the states in flight; each state is one ``sample_many`` call.
     """
-    samples = _check_count(samples, "samples (the number of random steps)", 1)
-    per_state = _check_count(per_state, "per_state (at least two samples a state, to see collisions)", 2)
-    concurrency = _check_count(concurrency, "concurrency", 1)
+    samples = _count(samples, "samples (the number of random steps)")
+    per_state = _count(per_state, "per_state (at least two samples a state, to see collisions)", low=2)
+    concurrency = _count(concurrency, "concurrency")
     config = resolve_config(task, backend, temperature=temperature, max_tokens=max_tokens, checks=checks)
     temperature, max_tokens = config.temperature, config.max_tokens
     if not 0.0 < target < 1.0:
@@ -255,18 +229,20 @@ async def estimate_async(
     s = steps if steps is not None else task.total_steps()
     if s is None:
         raise ConfigError(f"task {task.name!r} does not know how many steps it has: give the run's length with --steps")
-    s = _check_count(s, "steps", 1)
+    s = _count(s, "steps")
 
     rng = random.Random(seed)
+
+    def pick(n: int) -> list[int]:  # distinct where there are enough, otherwise some are drawn twice
+        return rng.sample(range(n), samples) if samples <= n else [rng.randrange(n) for _ in range(samples)]
+
     if states is not None:
         pool = list(states)
         if not pool:
             raise ConfigError("states is empty")
-        picks = rng.sample(range(len(pool)), samples) if samples <= len(pool) else [rng.randrange(len(pool)) for _ in range(samples)]
-        chosen = [(i, pool[i]) for i in picks]
+        chosen = [(i, pool[i]) for i in pick(len(pool))]
     else:
-        # Distinct steps where the task has enough; otherwise some steps are drawn twice.
-        indices = sorted(rng.sample(range(s), samples) if samples <= s else [rng.randrange(s) for _ in range(samples)])
+        indices = sorted(pick(s))
         chosen = list(zip(indices, trajectory_states(task, indices), strict=True))
     distinct = len({i for i, _ in chosen})
 
@@ -316,9 +292,7 @@ def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: in
     for verdicts in results:
         drawn += len(verdicts)
         good = [v for v in verdicts if isinstance(v, tuple)]
-        for v in verdicts:
-            if not isinstance(v, tuple):
-                flags[v.value] += 1
+        flags.update(v.value for v in verdicts if not isinstance(v, tuple))
         valid += len(good)
         correct += sum(ok for ok, _ in good)
         first, second = verdicts[0], verdicts[1]
@@ -334,9 +308,8 @@ def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: in
     v = valid / drawn
     out_tokens, prompt_tokens = tokens[0] / drawn, tokens[1] / drawn / _CHARS_PER_TOKEN
     warnings: list[str] = []
-    p = low = high = None
+    p = low = high = expected = p_value = None
     confidence = 0.95
-    expected = p_value = None
     kmin = k_low = full = per_step = proj = proj_out = proj_prompt = proj_sec = cost = None
     if valid == 0:
         warnings.append("no sample passed the red flags: p cannot be estimated (check the prompt, parser and max_tokens)")
@@ -359,8 +332,7 @@ def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: in
             full = p_full(p, kmin, s)
             per_step = expected_samples(p, kmin, v)
             proj = s * per_step
-            proj_out, proj_prompt = proj * out_tokens, proj * prompt_tokens
-            proj_sec = proj * seconds / drawn
+            proj_out, proj_prompt, proj_sec = proj * out_tokens, proj * prompt_tokens, proj * seconds / drawn
             if prices is not None:
                 cost = (proj_prompt * prices[0] + proj_out * prices[1]) / 1e6
     return EstimateReport(

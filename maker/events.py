@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from maker.backends.base import Sample
@@ -65,27 +65,27 @@ class Observer:
     def chain_finished(self, chain: ChainInfo, state: Any) -> None: ...
 
 
-EVENTS = ("chain_started", "step_started", "sampled", "red_flag", "step_decided", "chain_reset", "chain_finished")
+Hooks = tuple[Callable[..., None], ...]
 
 
-def hooks(observers: Iterable[Observer], event: str) -> tuple[Callable[..., None], ...]:
+def hooks(observers: Iterable[Observer], event: str) -> Hooks:
     """The bound ``event`` hooks of the observers that override it, in order."""
     base = getattr(Observer, event)
     return tuple(getattr(o, event) for o in observers if getattr(type(o), event) is not base)
 
 
-class Emitter:
-    """The hooks of a set of observers, one tuple per event, looked up once."""
+class Emitter(NamedTuple):
+    """The hooks of a set of observers, one tuple per event, looked up once (``emitter``)."""
 
-    def __init__(self, observers: Iterable[Observer]) -> None:
-        observers = list(observers)
-        for event in EVENTS:
-            setattr(self, event, hooks(observers, event))
+    chain_started: Hooks
+    step_started: Hooks
+    sampled: Hooks
+    red_flag: Hooks
+    step_decided: Hooks
+    chain_reset: Hooks
+    chain_finished: Hooks
 
-    chain_started: tuple[Callable[..., None], ...]
-    step_started: tuple[Callable[..., None], ...]
-    sampled: tuple[Callable[..., None], ...]
-    red_flag: tuple[Callable[..., None], ...]
-    step_decided: tuple[Callable[..., None], ...]
-    chain_reset: tuple[Callable[..., None], ...]
-    chain_finished: tuple[Callable[..., None], ...]
+
+def emitter(observers: Iterable[Observer]) -> Emitter:
+    listening = list(observers)
+    return Emitter(*(hooks(listening, event) for event in Emitter._fields))

@@ -22,6 +22,7 @@ from maker.errors import JournalError
 from maker.events import ChainInfo, Observer, StepDecision
 
 FORMAT_VERSION = 1
+Records = dict[int | None, list[dict[str, Any]]]  # step records by chain (see records_by_chain)
 # Settings that must match for a journal to be resumed: anything that changes what is decided.
 _MUST_MATCH = ("task", "params", "config")
 
@@ -73,11 +74,9 @@ def check_compatible(header: dict[str, Any], expected: dict[str, Any], path: str
     """Refuse to resume a journal written by another task or with other settings."""
     for key in _MUST_MATCH:
         if header.get(key) != expected.get(key):
-            raise JournalError(
-                f"journal {str(path)!r} was written with a different {key}: "
-                f"{json.dumps(header.get(key), sort_keys=True)} (journal) vs "
-                f"{json.dumps(expected.get(key), sort_keys=True)} (this run); use another journal file"
-            )
+            theirs, ours = (json.dumps(h.get(key), sort_keys=True) for h in (header, expected))
+            raise JournalError(f"journal {str(path)!r} was written with a different {key}: {theirs} (journal) vs "
+                               f"{ours} (this run); use another journal file")
 
 
 class JournalWriter(Observer):
@@ -88,14 +87,8 @@ class JournalWriter(Observer):
     (0: after every record, which costs milliseconds per step) and when it closes.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        header: dict[str, Any],
-        *,
-        resume_from: JournalContents | None = None,
-        fsync_every: float = 1.0,
-    ) -> None:
+    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], *,
+                 resume_from: JournalContents | None = None, fsync_every: float = 1.0) -> None:
         self.path = Path(path)
         self.fsync_every = fsync_every
         self._last_sync = time.monotonic()
@@ -137,9 +130,8 @@ class JournalWriter(Observer):
         """Commit one decided step. ``candidate_text`` is the candidate's JSON (Task.encode_candidate)."""
         chain_part = "" if chain is None else f'"chain":{chain},'
         # str() of a list of ints is valid JSON and much cheaper than json.dumps.
-        self._write(
-            f'{{{chain_part}"step":{step},"candidate":{candidate_text},"votes":{votes},"samples":{samples},"rounds":{rounds}}}\n'.encode()
-        )
+        self._write((f'{{{chain_part}"step":{step},"candidate":{candidate_text},"votes":{votes},'
+                     f'"samples":{samples},"rounds":{rounds}}}\n').encode())
 
     def reset(self, chain: int | None, reason: str) -> None:
         """Mark a chain's records void: it is being redone from its start."""
@@ -154,9 +146,9 @@ class JournalWriter(Observer):
                 self._fd = -1
 
 
-def records_by_chain(contents: JournalContents) -> dict[int | None, list[dict[str, Any]]]:
+def records_by_chain(contents: JournalContents) -> Records:
     """Step records grouped by chain (None: the single chain of a depth-0 run), in step order."""
-    grouped: dict[int | None, list[dict[str, Any]]] = {}
+    grouped: Records = {}
     for rec in contents.records:
         grouped.setdefault(rec.get("chain"), []).append(rec)
     for chain, recs in grouped.items():
@@ -166,14 +158,13 @@ def records_by_chain(contents: JournalContents) -> dict[int | None, list[dict[st
     return grouped
 
 
-def open_journal(path: str | os.PathLike[str] | None, header: dict[str, Any]) -> tuple[JournalWriter | None, dict[int | None, list[dict[str, Any]]]]:
+def open_journal(path: str | os.PathLike[str] | None, header: dict[str, Any]) -> tuple[JournalWriter | None, Records]:
     """The writer for a run, and the records it resumes from, by chain. An existing journal is
     resumed only if it was written by the same task and settings (``check_compatible``)."""
     if path is None:
         return None, {}
-    contents = None
-    if Path(path).exists() and Path(path).stat().st_size > 0:
-        contents = read_journal(path)
-        check_compatible(contents.header, header, path)
-    writer = JournalWriter(path, header, resume_from=contents)
-    return writer, records_by_chain(contents) if contents is not None else {}
+    if not (Path(path).exists() and Path(path).stat().st_size > 0):
+        return JournalWriter(path, header), {}
+    contents = read_journal(path)
+    check_compatible(contents.header, header, path)
+    return JournalWriter(path, header, resume_from=contents), records_by_chain(contents)

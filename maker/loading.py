@@ -23,10 +23,7 @@ _BUILTIN = {"hanoi": "maker_tasks.hanoi:HanoiTask", "multiply": "maker_tasks.mul
 
 def registered_tasks() -> dict[str, str]:
     """Task names available by name, mapped to their ``module:Class`` targets."""
-    found = dict(_BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = ep.value
-    return found
+    return _BUILTIN | {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def load_task_class(spec: str) -> type[Task]:

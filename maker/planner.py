@@ -1,13 +1,10 @@
 """Plans: a task decomposed into a graph of subtasks, each a chain of voted microsteps.
 
-A plan is a networkx DiGraph whose nodes are ``Subtask`` chains and whose edges are dependencies
-that pass results: a subtask whose start state is known in advance can run at once; one that
-needs other subtasks' results builds its start state from their final states (``start_from``).
-A million microsteps are a loop inside nodes, never a million graph nodes.
-
-A subtask may declare what its end state must be (``expect``): a free error detector, checked
-when the chain finishes. The planner derives it from the decomposition itself, never from the
-oracle.
+A plan is a networkx DiGraph whose nodes are ``Subtask`` chains and whose edges are dependencies that
+pass results: a subtask with a known start state can run at once; one that needs other subtasks' results
+builds its start state from their final states (``start_from``). A million microsteps are a loop inside
+nodes, never a million graph nodes. A subtask may declare what its end state must be (``expect``): a free
+error detector, derived from the decomposition itself (never from the oracle), checked when the chain ends.
 """
 
 from __future__ import annotations
@@ -73,10 +70,9 @@ class Plan:
 
     def validate(self) -> None:
         """Raise TaskError for a dependency on an unknown subtask or a cycle."""
-        dangling = [(u, v) for u, v in self.graph.edges if "subtask" not in self.graph.nodes[u]]
-        if dangling:
-            u, v = dangling[0]
-            raise TaskError(f"subtask {v!r} depends on {u!r}, which is not in the plan")
+        for u, v in self.graph.edges:
+            if "subtask" not in self.graph.nodes[u]:
+                raise TaskError(f"subtask {v!r} depends on {u!r}, which is not in the plan")
         if not nx.is_directed_acyclic_graph(self.graph):
             cycle = nx.find_cycle(self.graph)
             raise TaskError(f"plan has a dependency cycle: {' -> '.join(str(u) for u, _ in cycle)} -> {cycle[0][0]}")
@@ -95,7 +91,6 @@ class Plan:
 
     def critical_path(self) -> tuple[list[str], int]:
         """The chain of dependent subtasks with the most steps: the least wall time in steps."""
-        self.validate()
         weight = {n: self.subtask(n).steps or 0 for n in self.graph.nodes}
         best: dict[str, tuple[int, list[str]]] = {}
         for name in self.order():
@@ -107,13 +102,8 @@ class Plan:
 
     def describe(self) -> dict[str, Any]:
         path, length = self.critical_path()
-        return {
-            "subtasks": len(self.graph),
-            "steps": self.total_steps(),
-            "critical_path": path,
-            "critical_path_steps": length,
-            "nodes": [self.subtask(n).describe() for n in self.order()],
-        }
+        return {"subtasks": len(self.graph), "steps": self.total_steps(), "critical_path": path,
+                "critical_path_steps": length, "nodes": [self.subtask(n).describe() for n in self.order()]}
 
 
 def start_of(subtask: Subtask, results: Mapping[str, Any]) -> Any:
@@ -144,8 +134,7 @@ def draw_plan(plan: Plan, path: str | Path, *, title: str = "plan") -> Path:
         steps = plan.subtask(name).steps or 0
         ax.barh(row, max(steps, 1), left=begin[name], color="#e07a5f" if name in critical else "#8ab6d6", edgecolor="none")
         for dep in plan.graph.predecessors(name):
-            dep_row = order.index(dep)
-            ax.plot([begin[name]] * 2, [dep_row, row], color="#999999", linewidth=0.5)
+            ax.plot([begin[name]] * 2, [order.index(dep), row], color="#999999", linewidth=0.5)
     if len(order) <= 40:
         ax.set_yticks(range(len(order)), order, fontsize=7)
     else:
@@ -153,10 +142,9 @@ def draw_plan(plan: Plan, path: str | Path, *, title: str = "plan") -> Path:
     ax.invert_yaxis()
     ax.set_xlabel("microsteps (ideal schedule: every ready subtask runs at once)")
     ax.set_title(f"{title}: {len(order)} subtasks, {plan.total_steps() or 0:,} steps, critical path {length:,} (red)")
-    path = Path(path)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return path
+    return Path(path)
 
 
 def single_chain(task: Task) -> Plan:

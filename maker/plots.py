@@ -1,4 +1,4 @@
-"""Plots for planning and post-mortems: vote rounds (the paper's figure 8), k_min, p by size.
+"""Plots for planning and post-mortems: vote rounds (the paper's figure 8) and k_min against steps.
 
 Each function writes a PNG and returns the numbers it drew, so tests and reports can use them
 without reading the image. matplotlib is imported inside the functions (and only its object API
@@ -10,18 +10,15 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from maker.errors import ConfigError, MakerError
 from maker.journal import read_journal
 from maker.scaling import k_min
 
-if TYPE_CHECKING:
-    from maker.estimate import EstimateReport
-
-__all__ = ["VoteRounds", "plot_kmin", "plot_p_by_disks", "plot_vote_rounds"]
+__all__ = ["VoteRounds", "plot_kmin", "plot_vote_rounds"]
 
 PathLike = str | os.PathLike[str]
 DEFAULT_PS = (0.6, 0.8, 0.9, 0.99, 0.9978)
@@ -29,7 +26,7 @@ DEFAULT_S_RANGE = (10, 10**8)
 PAPER_STEPS = 2**20 - 1  # the paper's 20-disk run, marked on the k_min plot
 
 
-def _figure(width: float = 6.4, height: float = 4.4) -> Any:
+def _figure(width: float = 6.4, height: float = 4.4) -> tuple[Any, Any]:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -37,7 +34,7 @@ def _figure(width: float = 6.4, height: float = 4.4) -> Any:
         raise MakerError("plots need matplotlib: pip install 'maker-engine[plots]'") from None
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)  # attaches itself: figure.savefig then renders with Agg
-    return figure
+    return figure, figure.add_subplot()
 
 
 def _save(figure: Any, out_png: PathLike) -> None:
@@ -79,13 +76,10 @@ def plot_vote_rounds(journal_path: PathLike, out_png: PathLike) -> VoteRounds:
     if data.steps == 0:
         raise ConfigError(f"journal {str(journal_path)!r} has no decided steps to plot")
     shown = [(r, n) for r, n in enumerate(data.undecided) if n > 0]
-    figure = _figure()
-    axes = figure.add_subplot()
+    figure, axes = _figure()
     axes.plot([r for r, _ in shown], [n for _, n in shown], marker="o")
-    axes.set_yscale("log")
-    axes.set_xlabel("voting round")
-    axes.set_ylabel("undecided steps")
-    axes.set_title(f"Undecided steps after each voting round ({data.steps:,} steps)")
+    axes.set(yscale="log", xlabel="voting round", ylabel="undecided steps",
+             title=f"Undecided steps after each voting round ({data.steps:,} steps)")
     from matplotlib.ticker import MaxNLocator  # matplotlib is loaded by now (_figure)
 
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -104,11 +98,8 @@ def _s_grid(s_range: tuple[float, float], points: int = 200) -> list[int]:
 
 
 def plot_kmin(
-    out_png: PathLike,
-    ps: Iterable[float] = DEFAULT_PS,
-    s_range: tuple[float, float] = DEFAULT_S_RANGE,
-    target: float = 0.95,
-    m: int = 1,
+    out_png: PathLike, ps: Iterable[float] = DEFAULT_PS, s_range: tuple[float, float] = DEFAULT_S_RANGE,
+    target: float = 0.95, m: int = 1,
 ) -> dict[float, tuple[list[int], list[int]]]:
     """k_min against the number of steps s (log x axis), one line per p; returns p -> (s, k)."""
     ps = list(ps)
@@ -116,53 +107,15 @@ def plot_kmin(
         raise ConfigError("ps must name at least one p")
     grid = _s_grid(s_range)
     data = {p: (grid, [k_min(p, s, target, m) for s in grid]) for p in ps}
-    figure = _figure()
-    axes = figure.add_subplot()
+    figure, axes = _figure()
     for p, (s, k) in data.items():
         axes.step(s, k, where="post", label=f"p = {p:g}")
     if grid[0] <= PAPER_STEPS <= grid[-1]:
         axes.axvline(PAPER_STEPS, color="grey", linestyle=":", label="s = 2^20 - 1 (the paper)")
-    axes.set_xscale("log")
-    axes.set_xlabel("steps s")
-    axes.set_ylabel("k_min")
-    axes.set_title(f"Smallest margin k for P(task right) >= {target:g}" + ("" if m == 1 else f", m = {m}"))
+    title = f"Smallest margin k for P(task right) >= {target:g}" + ("" if m == 1 else f", m = {m}")
+    axes.set(xscale="log", xlabel="steps s", ylabel="k_min", title=title)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     _save(figure, out_png)
     return data
 
-
-def plot_p_by_disks(
-    estimates: Mapping[int, EstimateReport | tuple[float, float, float]], out_png: PathLike
-) -> dict[int, tuple[float, float, float]]:
-    """p-hat with its interval by disk count; takes reports or (p, low, high) and returns the latter."""
-    data: dict[int, tuple[float, float, float]] = {}
-    for disks, item in sorted(estimates.items()):
-        if isinstance(item, tuple):
-            p, low, high = item
-        else:
-            if item.p is None:
-                raise ConfigError(f"the estimate for {disks} disks has no p (no valid sample)")
-            p, low, high = item.p, item.p_low, item.p_high  # type: ignore[assignment]
-        if not 0.0 <= low <= p <= high <= 1.0:
-            raise ConfigError(f"{disks} disks: need 0 <= low <= p <= high <= 1, got {(p, low, high)!r}")
-        data[disks] = (float(p), float(low), float(high))
-    if not data:
-        raise ConfigError("no estimates to plot")
-    disks = list(data)
-    figure = _figure()
-    axes = figure.add_subplot()
-    axes.errorbar(
-        disks,
-        [p for p, _, _ in data.values()],
-        yerr=[[p - lo for p, lo, _ in data.values()], [hi - p for p, _, hi in data.values()]],
-        fmt="o",
-        capsize=4,
-    )
-    axes.set_xticks(disks)
-    axes.set_xlabel("disks")
-    axes.set_ylabel("p-hat (share of valid samples correct)")
-    axes.set_title("Per-step success by problem size (95% interval)")
-    axes.grid(True, alpha=0.3)
-    _save(figure, out_png)
-    return data

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import NamedTuple
@@ -44,42 +45,29 @@ from maker.errors import ConfigError
 from maker.voting import Rule, VoteRace
 
 __all__ = [
-    "BudgetFit",
-    "CollisionTest",
-    "MonteCarlo",
-    "PEstimate",
-    "Projection",
-    "collision_test",
-    "estimate_p",
-    "expected_collisions",
-    "expected_cost",
-    "expected_samples",
-    "expected_votes",
-    "first_to_k_expected_votes",
-    "first_to_k_p_sub",
-    "k_for_budget",
-    "k_min",
-    "monte_carlo",
-    "p_full",
-    "p_sub",
-    "simulate_race",
+    "BudgetFit", "CollisionTest", "MonteCarlo", "PEstimate", "Projection", "collision_test", "estimate_p",
+    "expected_collisions", "expected_cost", "expected_samples", "expected_votes", "first_to_k_expected_votes",
+    "first_to_k_p_sub", "k_for_budget", "k_min", "monte_carlo", "p_full", "p_sub", "simulate_race",
 ]
 
 
 # --- validation: ConfigError is a ValueError whose message names the argument ----------------
 
 
-def _real(value: object, name: str) -> float:
+def _real(value: object, name: str, what: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         raise ConfigError(f"{name} must be a real number, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
     return float(value)
 
 
 def _probability(value: object, name: str = "p") -> float:
-    x = _real(value, name)
-    if not 0.0 <= x <= 1.0:
-        raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
-    return x
+    return _real(value, name, "a probability in [0, 1]", 0.0, 1.0)
+
+
+def _non_negative(value: object, name: str) -> float:
+    return _real(value, name, "a finite number >= 0", 0.0, sys.float_info.max)
 
 
 def _above_half(value: object, name: str = "p") -> float:
@@ -169,10 +157,7 @@ def k_min(p: float, steps: int, target: float, m: int = 1) -> int:
 
 
 def expected_votes(p: float, k: int) -> float:
-    """Exact expected number of valid votes of a two-candidate first-to-ahead-by-k race.
-
-    ``(2 k p_sub - k) / (2p - 1)``, evaluated as ``k tanh(k a) / (2p - 1)`` with
-    ``a = artanh(2p - 1)``; ``k ** 2`` at p = 1/2 and ``k`` at p = 0 or 1.
+    """Exact expected valid votes of a two-candidate ahead-by-k race (E[N], tanh form of the module docstring).
 
     >>> round(expected_votes(0.7, 3), 4), expected_votes(0.5, 3), expected_votes(1, 3)
     (6.4054, 9.0, 3.0)
@@ -211,15 +196,8 @@ class Projection:
 
 
 def expected_cost(
-    p: float,
-    k: int,
-    steps: int,
-    v: float = 1.0,
-    *,
-    m: int = 1,
-    tokens_per_sample: float | None = None,
-    price_per_million_tokens: float | None = None,
-    seconds_per_sample: float | None = None,
+    p: float, k: int, steps: int, v: float = 1.0, *, m: int = 1, tokens_per_sample: float | None = None,
+    price_per_million_tokens: float | None = None, seconds_per_sample: float | None = None,
 ) -> Projection:
     """Project a run of ``steps`` steps at margin ``k``: ``steps / m * expected_samples`` samples.
 
@@ -244,13 +222,6 @@ def expected_cost(
     return Projection(samples, p_full(p, k, steps, m), tokens, cost, seconds)
 
 
-def _non_negative(value: object, name: str) -> float:
-    x = _real(value, name)
-    if not 0.0 <= x < math.inf:
-        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
-    return x
-
-
 class BudgetFit(NamedTuple):
     k: int
     p_full: float
@@ -267,17 +238,16 @@ def k_for_budget(p: float, steps: int, v: float, max_samples: float, m: int = 1)
     budget = _non_negative(max_samples, "max_samples")
     calls = steps / m
 
-    def fits(k: int) -> bool:
-        return calls * expected_samples(p, k, v) <= budget
+    def need(k: int) -> float:
+        return calls * expected_samples(p, k, v)
 
-    if not fits(1):
-        need = calls * expected_samples(p, 1, v)
-        raise ConfigError(f"max_samples {max_samples!r} is below the {need:.6g} expected even at k = 1")
+    if need(1) > budget:
+        raise ConfigError(f"max_samples {max_samples!r} is below the {need(1):.6g} expected even at k = 1")
     # E[N] >= k, so no k above budget * v / calls can fit; E[N] rises with k, so bisect.
     low, high = 1, max(1, math.floor(budget * v / calls))
     while low < high:
         mid = (low + high + 1) // 2
-        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+        low, high = (mid, high) if need(mid) <= budget else (low, mid - 1)
     return BudgetFit(low, p_full(p, low, steps, m))
 
 
@@ -349,8 +319,7 @@ def monte_carlo(p: float, k: int, trials: int, seed: int = 0, rule: Rule = "ahea
         wins += right
         total += votes
         total_sq += votes * votes
-    share = wins / trials
-    mean = total / trials
+    share, mean = wins / trials, total / trials
     variance = max(0.0, (total_sq - trials * mean * mean) / (trials - 1))
     return MonteCarlo(share, math.sqrt(share * (1 - share) / trials), mean, math.sqrt(variance / trials))
 
@@ -423,11 +392,9 @@ class CollisionTest:
 
 
 def collision_test(observed: int, states: int, p: float) -> CollisionTest:
-    """One-sided exact binomial test: do the first two votes agree on being wrong too often?
+    """One-sided exact test: ``p_value`` is the Binomial(states, (1 - p)^2) upper tail at ``observed``.
 
-    A collision is a state whose two independent samples are both wrong. Under independence their
-    number is Binomial(states, (1 - p)^2); ``p_value`` is its upper tail at ``observed``. ``p``
-    should come from the same samples (all 2 * states of them); the test treats it as known.
+    ``p`` should come from the same samples (all 2 * states of them); the test treats it as known.
     """
     states = _count(states, "states")
     observed = _count(observed, "observed", low=0)
@@ -439,22 +406,18 @@ def collision_test(observed: int, states: int, p: float) -> CollisionTest:
 
 def _binomial_upper_tail(x: int, n: int, q: float) -> float:
     """P(X >= x) for X ~ Binomial(n, q), summed in log space from the side away from the mode."""
-    if x == 0:
+    if x == 0 or q == 1.0:
         return 1.0
     if q == 0.0:
         return 0.0
-    if q == 1.0:
-        return 1.0
 
     def pmf(i: int) -> float:
         log = math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
         return math.exp(log + i * math.log(q) + (n - i) * math.log1p(-q))
 
     # Terms shrink away from the mode, so stop once they no longer change the sum.
-    if x > n * q:
-        span, complement = range(x, n + 1), False
-    else:
-        span, complement = range(x - 1, -1, -1), True
+    complement = x <= n * q
+    span = range(x - 1, -1, -1) if complement else range(x, n + 1)
     total = 0.0
     for i in span:
         term = pmf(i)

@@ -21,7 +21,7 @@ from maker.backends.base import Backend
 from maker.config import RunConfig, resolve_config
 from maker.engine import Engine, ProgressCallback, RunResult
 from maker.errors import ConfigError, MakerError, StepError
-from maker.events import ChainInfo, Emitter, Observer, StepDecision
+from maker.events import ChainInfo, Emitter, Observer, StepDecision, emitter
 from maker.journal import open_journal
 from maker.planner import Plan, Subtask, plan_for, start_of
 from maker.replay import replay_chain
@@ -139,7 +139,7 @@ async def run_async(
     watchers: list[Observer] = [o for o in (writer, recorder, backend.observer()) if o is not None]
     if progress is not None:
         watchers.append(ProgressReporter(progress, recorder))
-    run = _PlanRun(plan, backend, config, settings, agent, Emitter([*watchers, *observers]), journalled, max_steps,
+    run = _PlanRun(plan, backend, config, settings, agent, emitter([*watchers, *observers]), journalled, max_steps,
                    asyncio.Semaphore(max_concurrency))
     finished = {name: asyncio.Event() for name in order}
     try:

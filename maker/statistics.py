@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -30,7 +30,7 @@ def _added(a: Mapping[Any, int], b: Mapping[Any, int]) -> Mapping[Any, int]:
     return MappingProxyType(dict(total))
 
 
-def _plus(a: int | None, b: int | None) -> int | None:
+def _plus(a: Any, b: Any) -> Any:
     return None if a is None and b is None else (a or 0) + (b or 0)
 
 
@@ -69,41 +69,25 @@ class RunStatistics:
 
     def merge(self, other: RunStatistics) -> RunStatistics:
         """Both records' work as one: counts add, the longer wall time counts (they ran at once)."""
-        mine = self.max_votes >= other.max_votes
-        return RunStatistics(
-            steps=self.steps + other.steps, samples=self.samples + other.samples,
-            valid_votes=self.valid_votes + other.valid_votes, red_flags=_added(self.red_flags, other.red_flags),
-            votes_per_step=_added(self.votes_per_step, other.votes_per_step),
-            rounds_per_step=_added(self.rounds_per_step, other.rounds_per_step),
-            max_votes=max(self.max_votes, other.max_votes),
-            max_votes_step=self.max_votes_step if mine else other.max_votes_step,
-            tokens=self.tokens + other.tokens, seconds=max(self.seconds, other.seconds),
-            errors=_plus(self.errors, other.errors), rule_violations=_plus(self.rule_violations, other.rule_violations),
-            backend_retries=self.backend_retries + other.backend_retries, redone_steps=self.redone_steps + other.redone_steps,
-            caught_errors=_plus(self.caught_errors, other.caught_errors), backend=_added(self.backend, other.backend),
-        )
+        merged: dict[str, Any] = {}
+        for name in (f.name for f in fields(self)):
+            a, b = getattr(self, name), getattr(other, name)
+            merged[name] = _added(a, b) if isinstance(a, Mapping) else _plus(a, b)
+        top = self if self.max_votes >= other.max_votes else other
+        merged.update(seconds=max(self.seconds, other.seconds), max_votes=top.max_votes, max_votes_step=top.max_votes_step)
+        return RunStatistics(**merged)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "steps": self.steps,
-            "samples": self.samples,
-            "valid_votes": self.valid_votes,
-            "red_flags": self.red_flag_total,
-            "red_flags_by_reason": {r.value: self.red_flags.get(r.value, 0) for r in RedFlagReason},
+            "steps": self.steps, "samples": self.samples, "valid_votes": self.valid_votes,
+            "red_flags": self.red_flag_total, "red_flags_by_reason": {r.value: self.red_flags.get(r.value, 0) for r in RedFlagReason},
             "votes_per_step": {str(k): v for k, v in sorted(self.votes_per_step.items())},
             "rounds_per_step": {str(k): v for k, v in sorted(self.rounds_per_step.items())},
-            "max_votes_in_one_step": self.max_votes,
-            "max_votes_step": self.max_votes_step,
-            "tokens": self.tokens,
-            "seconds": round(self.seconds, 3),
-            "steps_per_second": round(self.steps_per_second, 1),
-            "samples_per_step": round(self.samples_per_step, 4),
-            "errors": self.errors,
-            "rule_violations": self.rule_violations,
-            "backend_retries": self.backend_retries,
-            "redone_steps": self.redone_steps,
-            "caught_errors": self.caught_errors,
-            "backend_statistics": dict(self.backend),
+            "max_votes_in_one_step": self.max_votes, "max_votes_step": self.max_votes_step, "tokens": self.tokens,
+            "seconds": round(self.seconds, 3), "steps_per_second": round(self.steps_per_second, 1),
+            "samples_per_step": round(self.samples_per_step, 4), "errors": self.errors,
+            "rule_violations": self.rule_violations, "backend_retries": self.backend_retries,
+            "redone_steps": self.redone_steps, "caught_errors": self.caught_errors, "backend_statistics": dict(self.backend),
         }
 
 

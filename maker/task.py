@@ -1,15 +1,11 @@
 """The Task protocol: what a user writes to have maker carry out a long process.
 
-A task is a handful of plain (non-async) methods. The candidate ``parse`` returns is the vote
-key, so it must be hashable and canonical: two replies that mean the same thing must parse to
-equal candidates.
-
-Required: ``initial_state``, ``prompt``, ``parse``, ``apply``, ``is_done``.
-Optional: ``check`` (answer-free validity rules), ``oracle`` (ground truth: only for the simulated
-backend, estimation and after-the-fact verification, never voting), ``total_steps``,
-``format_reply`` and ``plausible_mistake`` (let the simulated backend impersonate a model),
-``candidate_to_json`` / ``candidate_from_json`` (journal form), ``agent`` (which microagent
-serves the steps) and ``run_defaults`` (settings its replies call for).
+A task is a handful of plain (non-async) methods: ``initial_state``, ``prompt``, ``parse``, ``apply`` and
+``is_done`` are required; ``check``, ``oracle``, ``total_steps``, ``format_reply``, ``plausible_mistake``,
+``candidate_to_json`` / ``candidate_from_json``, ``agent`` and ``run_defaults`` are optional. The candidate
+``parse`` returns is the vote key, so it must be hashable and canonical: two replies that mean the same
+thing must parse to equal candidates. The oracle (ground truth) is only for the simulated backend,
+estimation and after-the-fact verification, never voting.
 """
 
 from __future__ import annotations

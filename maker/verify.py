@@ -1,8 +1,7 @@
 """After-the-fact verification of a journal: replay every decided step against the task's rules.
 
-Nothing here feeds back into a run: this is where the oracle and the answer-free rules judge a
-finished (or interrupted) run. Multi-chain runs are replayed chain by chain from the start states
-of the same plan, with each chain's declared end state checked.
+Nothing here feeds back into a run: the oracle and the answer-free rules judge a finished (or interrupted)
+run. Multi-chain runs are replayed chain by chain from the same plan, each chain's declared end state checked.
 """
 
 from __future__ import annotations

@@ -76,10 +76,7 @@ class VoteRace:
             self._leader, self._top = candidate, count
         elif count > self._second:
             self._second = count
-        if self._ahead:
-            if self._top - self._second >= self.k:
-                self.winner = self._leader
-        elif self._top >= self.k:
+        if (self._top - self._second if self._ahead else self._top) >= self.k:
             self.winner = self._leader
         return self.winner
 
@@ -91,6 +88,4 @@ class VoteRace:
         """
         if self.winner is not None:
             return 0
-        if self._ahead:
-            return self.k - (self._top - self._second)
-        return self.k - self._top
+        return self.k - (self._top - self._second if self._ahead else self._top)

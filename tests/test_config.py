@@ -3,11 +3,11 @@
 import json
 
 import pytest
+from maker_tasks.hanoi import HanoiTask
 
 import maker
 from maker.cli import main
 from maker.config import resolve_config
-from maker_tasks.hanoi import HanoiTask
 
 
 def cli_config(capsys, *args):

@@ -7,9 +7,8 @@ import pytest
 
 import maker
 from maker import ConfigError, SimulatedBackend, load_task
-from maker.estimate import estimate
 from maker.journal import read_journal
-from maker.plots import plot_kmin, plot_p_by_disks, plot_vote_rounds
+from maker.plots import plot_kmin, plot_vote_rounds
 from maker.scaling import k_min
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -43,16 +42,6 @@ def test_kmin_plot_matches_the_formula(tmp_path):
     assert data[0.9][1][-1] == k_min(0.9, 2**20 - 1, 0.95)
     with pytest.raises(ConfigError, match="s_range"):
         plot_kmin(tmp_path / "bad.png", s_range=(100, 10))
-
-
-def test_p_by_disks_takes_reports_or_triples(tmp_path):
-    task = load_task("hanoi", disks=6)
-    report = estimate(task, SimulatedBackend(task, error_rate=0.05, seed=1), samples=200)
-    data = plot_p_by_disks({8: (0.99, 0.98, 0.995), 6: report}, tmp_path / "p.png")
-    assert _is_png(tmp_path / "p.png")
-    assert list(data) == [6, 8] and data[6] == (report.p, report.p_low, report.p_high)
-    with pytest.raises(ConfigError, match="low <= p <= high"):
-        plot_p_by_disks({4: (0.9, 0.95, 0.99)}, tmp_path / "bad.png")
 
 
 def test_importing_maker_does_not_import_matplotlib():

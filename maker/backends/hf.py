@@ -15,10 +15,10 @@ import json
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +28,7 @@ from maker.backends.base import Backend, Sample, SampleRequest
 from maker.backends.hf_decode import Group, decode, make_decoder
 from maker.errors import BackendError, ConfigError
 
-
-@dataclass(frozen=True, slots=True)
-class HFStatistics:
-    """What the backend has done so far."""
-
-    batches: int = 0
-    requests: int = 0
-    sequences: int = 0
-    prefills: int = 0  # distinct prompts prefilled (one per prompt per batch, whatever its n)
-    forward_passes: int = 0
-    tokens: int = 0  # generated tokens, EOS excluded
-    busy_s: float = 0.0  # time spent decoding in the worker thread
+_COUNTERS = ("batches", "requests", "sequences", "prefills", "forward_passes", "tokens", "busy_s")
 
 
 @dataclass(frozen=True)
@@ -74,14 +63,8 @@ class HFBackend(Backend):
     name = "hf"
 
     def __init__(
-        self,
-        path: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]],
-        *,
-        device: str = "cpu",
-        max_batch: int = 256,
-        num_threads: int | None = None,
-        stop: Sequence[str] = (),
-        ignore_eos: bool = False,
+        self, path: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]], *, device: str = "cpu",
+        max_batch: int = 256, num_threads: int | None = None, stop: Sequence[str] = (), ignore_eos: bool = False,
         fast: bool = True,
     ) -> None:
         if max_batch < 1:
@@ -97,20 +80,20 @@ class HFBackend(Backend):
         if num_threads is not None:
             torch.set_num_threads(num_threads)
         self.device = torch.device(device)
-        self.ignore_eos, self.fast = ignore_eos, fast
+        self.ignore_eos, self.fast, self.max_batch, self.stop = ignore_eos, fast, max_batch, tuple(stop)
         # One folder serves every agent (the table's None entry); a table serves agents by name.
         table = dict(path) if isinstance(path, Mapping) else {None: path}
         self.agents: dict[str | None, Microagent] = {agent: self._load(Path(folder)) for agent, folder in table.items()}
         first = next(iter(self.agents.values()))
         self.path, self.tokenizer, self.model, self.decoder = first.path, first.tokenizer, first.model, first.decoder
-        self.max_batch = max_batch
-        self.stop = tuple(stop)
         # A stop string of c characters spans at most c tokens that print something; the slack
         # covers tokens that print nothing (special tokens, partial UTF-8 bytes).
         self._stop_window = 2 * max(map(len, self.stop), default=0) + 2
         self._generator = torch.Generator(self.device)
         self._generator.seed()  # unseeded requests draw from one nondeterministic stream
-        self._stats = HFStatistics()
+        # batches, requests, sequences, prefills (distinct prompts per batch, whatever their n),
+        # forward_passes, tokens (generated, EOS excluded), busy_s (decoding in the worker thread)
+        self._stats: Counter[str] = Counter()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="maker-hf")
         self._abort = threading.Event()
         self._closed = False
@@ -158,7 +141,7 @@ class HFBackend(Backend):
         return described
 
     def statistics(self) -> dict[str, int | float]:
-        return asdict(self._stats)
+        return {key: self._stats[key] for key in _COUNTERS}
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         if request.temperature < 0:
@@ -214,7 +197,9 @@ class HFBackend(Backend):
                             future.set_exception(BackendError("the hf backend was closed"))
                     raise
                 except Exception as exc:  # the whole batch failed: every caller hears why
-                    results = [_backend_error(exc)] * len(batch)
+                    error = BackendError(f"hf backend failed: {type(exc).__name__}: {exc}")
+                    error.__cause__ = exc
+                    results = [error] * len(batch)
                 for (_, future), result in zip(batch, results, strict=True):
                     if future.done():  # the caller was cancelled meanwhile
                         continue
@@ -248,19 +233,13 @@ class HFBackend(Backend):
         started = time.perf_counter()
         with torch.inference_mode():
             results, passes, tokens = self._decode(self.serving(requests[0].agent), requests)
-        s = self._stats
-        self._stats = HFStatistics(
-            s.batches + 1, s.requests + len(requests), s.sequences + sum(r.n for r in requests),
-            s.prefills + passes[1], s.forward_passes + passes[0], s.tokens + tokens,
-            s.busy_s + time.perf_counter() - started,
-        )
+        self._stats.update(batches=1, requests=len(requests), sequences=sum(r.n for r in requests), prefills=passes[1],
+                           forward_passes=passes[0], tokens=tokens, busy_s=time.perf_counter() - started)
         return results
 
     def _decode(self, agent: Microagent, requests: list[SampleRequest]) -> tuple[list[list[Sample] | BackendError], tuple[int, int], int]:
         results: list[list[Sample] | BackendError] = [[] for _ in requests]
-        prompt_index: dict[str, int] = {}
-        for r in requests:
-            prompt_index.setdefault(r.prompt, len(prompt_index))
+        prompt_index = {p: k for k, p in enumerate(dict.fromkeys(r.prompt for r in requests))}
         tokenizer = agent.tokenizer
         encoded = tokenizer(list(prompt_index), add_special_tokens=True)["input_ids"]
         limit = agent.decoder.max_positions
@@ -280,9 +259,8 @@ class HFBackend(Backend):
                 k = used.setdefault(prompt_index[r.prompt], len(prompts))
                 if k == len(prompts):
                     prompts.append(ids)
-                gen = None
-                if r.temperature > 0 and r.seed is not None:
-                    gen = torch.Generator(self.device).manual_seed(r.seed)
+                seed = r.seed if r.temperature > 0 else None
+                gen = None if seed is None else torch.Generator(self.device).manual_seed(seed)
                 groups.append((i, Group(k, r.n, r.temperature, room, gen)))
         if not groups:
             return results, (0, 0), 0
@@ -309,13 +287,6 @@ class HFBackend(Backend):
 
 def _eos_ids(tokenizer: Any, model: Any) -> frozenset[int]:
     """Every token that ends a reply: the tokenizer's EOS and the generation config's."""
-    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     configured = getattr(model.generation_config, "eos_token_id", None)
-    ids.update(configured if isinstance(configured, list) else [] if configured is None else [configured])
-    return frozenset(ids)
-
-
-def _backend_error(exc: Exception) -> BackendError:
-    error = BackendError(f"hf backend failed: {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
+    ids = [tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])]
+    return frozenset(i for i in ids if i is not None)

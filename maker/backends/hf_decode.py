@@ -7,11 +7,9 @@ sample; ``select`` drops finished rows and ``step`` adds one token to every row.
   ``generate`` is its per-step Python machinery and cache handling, not arithmetic; a short
   hand-written step over a preallocated cache, with a prompt's cache shared by its samples, is
   several times faster at small batches and about twice as fast at large ones.
-- ``HFDecoder`` drives any causal LM's own forward with a ``DynamicCache``: the fallback. It
-  passes the cache under the keyword the installed transformers declares (``cache_keyword``).
+- ``HFDecoder`` drives any causal LM's own forward with a ``DynamicCache``: the fallback.
 
-``decode`` is the sampling loop over a session: greedy or temperature sampling per request, a
-seeded random stream per request, and a stop at EOS, a stop string or the token cap.
+``decode`` is the sampling loop over a session, greedy or at a temperature, up to EOS, a stop or the cap.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, groupby
 from typing import Any
 
 import torch
@@ -42,25 +41,14 @@ class Group:
 
 
 class Session:
-    """One batch in flight; rows are addressed by their position in the current batch."""
+    """One batch in flight; rows are addressed by their position in the current batch. ``select``
+    keeps only the given rows (ascending positions); ``step`` returns the next logits of each row."""
 
     def select(self, keep: Sequence[int]) -> None:
-        """Keep only these rows (positions in the current batch, ascending)."""
         raise NotImplementedError
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-
-def _left_pad(prompts: Sequence[Sequence[int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-align the prompts so every row's next token lands in the same cache column."""
-    width = max(len(p) for p in prompts)
-    ids = torch.zeros(len(prompts), width, dtype=torch.long)
-    mask = torch.zeros(len(prompts), width, dtype=torch.bool)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-        mask[i, width - len(p) :] = True
-    return ids.to(device), mask.to(device)
 
 
 class GPT2Decoder:
@@ -76,8 +64,7 @@ class GPT2Decoder:
         cfg, tr = model.config, model.transformer
         self.device = tr.wte.weight.device
         self.max_positions: int = cfg.n_positions
-        self.heads, self.width = cfg.n_head, cfg.n_embd
-        self.eps = cfg.layer_norm_epsilon
+        self.heads, self.width, self.eps = cfg.n_head, cfg.n_embd, cfg.layer_norm_epsilon
         self.wte, self.wpe, self.head = tr.wte.weight, tr.wpe.weight, model.lm_head.weight
         self.ln_f = (tr.ln_f.weight, tr.ln_f.bias)
         self.layers = [
@@ -90,16 +77,42 @@ class GPT2Decoder:
             (head_dim**-0.5 if cfg.scale_attn_weights else 1.0) / (i + 1 if cfg.scale_attn_by_inverse_layer_idx else 1)
             for i in range(len(self.layers))
         ]
-        self.act: Callable[[torch.Tensor], torch.Tensor]
-        if cfg.activation_function in ("gelu_new", "gelu_pytorch_tanh"):
-            self.act = _gelu_tanh
-        else:
-            from transformers.activations import ACT2FN
+        from transformers.activations import ACT2FN
 
-            self.act = ACT2FN[cfg.activation_function]
+        tanh = cfg.activation_function in ("gelu_new", "gelu_pytorch_tanh")
+        self.act: Callable[[torch.Tensor], torch.Tensor] = _gelu_tanh if tanh else ACT2FN[cfg.activation_function]
 
     def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[_GPT2Session, torch.Tensor]:
-        return _GPT2Session.prefill(self, prompts, counts)
+        device, heads, dim = self.device, self.heads, self.width
+        owners, width = len(prompts), max(map(len, prompts))
+        lengths = [len(p) for p in prompts]
+        # Tokens run packed (no padding) through the matmuls; only attention sees the padded grid.
+        ids = torch.tensor([t for p in prompts for t in p], device=device)
+        pos = torch.tensor([j for n in lengths for j in range(n)], device=device)
+        starts = list(accumulate(lengths, initial=0))
+        to_grid = torch.tensor([starts[o] + max(0, j - width + lengths[o]) for o in range(owners) for j in range(width)], device=device)
+        from_grid = torch.tensor([o * width + width - lengths[o] + j for o in range(owners) for j in range(lengths[o])], device=device)
+        valid = torch.tensor([[j >= width - n for j in range(width)] for n in lengths], device=device)
+        neg = torch.finfo(self.wte.dtype).min
+        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+        mask = torch.zeros(owners, 1, width, width, device=device).masked_fill_(~(causal & valid[:, None, None, :]), neg)
+        pkv = torch.empty(len(self.layers), 2, owners, heads, width, dim // heads, device=device)
+        h = self.wte[ids] + self.wpe[pos]
+        for i, layer in enumerate(self.layers):
+            l1w, l1b, aw, ab, pw, pb = layer[:6]
+            qkv = torch.addmm(ab, F.layer_norm(h, (dim,), l1w, l1b, self.eps), aw)
+            qkv = qkv.index_select(0, to_grid).view(owners, width, 3, heads, -1).permute(2, 0, 3, 1, 4)
+            pkv[i] = qkv[1:]
+            a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask, scale=self.scales[i])
+            a = a.transpose(1, 2).reshape(-1, dim).index_select(0, from_grid)
+            h = self._mlp(torch.addmm(pb, a, pw).add_(h), layer)
+        last = torch.tensor(starts[1:], device=device) - 1
+        logits = F.layer_norm(h.index_select(0, last), (dim,), *self.ln_f, self.eps) @ self.head.T
+        pbias = torch.zeros(owners, width, device=device).masked_fill_(~valid, neg)
+        owner = [o for o, c in enumerate(counts) for _ in range(c)]
+        rows = torch.tensor(owner, device=device)
+        session = _GPT2Session(self, pkv, pbias, owner, torch.tensor(lengths, device=device).index_select(0, rows))
+        return session, logits.index_select(0, rows)
 
     def _mlp(self, h: torch.Tensor, layer: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The residual stream ``h`` (tokens, width) after the layer's MLP."""
@@ -134,7 +147,6 @@ class _GPT2Session(Session):
 
     def __init__(self, dec: GPT2Decoder, pkv: torch.Tensor, pbias: torch.Tensor, owner: list[int], pos: torch.Tensor) -> None:
         self.dec, self.pkv, self.pbias, self.pos = dec, pkv, pbias, pos
-        layers, _, _, heads, _, head_dim = pkv.shape
         self.neg = torch.finfo(pkv.dtype).min
         self.chunks: list[torch.Tensor] = []
         self.gbias = pkv.new_empty(0)
@@ -144,56 +156,17 @@ class _GPT2Session(Session):
     def _set_owners(self, owner: list[int]) -> None:
         """Row -> owner (ascending, owners numbered from 0 without gaps), and the slot grid."""
         self.owner = owner
-        counts = [0] * (owner[-1] + 1)
-        for o in owner:
-            counts[o] += 1
+        counts = [len(list(rows)) for _, rows in groupby(owner)]
         self.m = m = max(counts)
         device = self.pos.device
         self.row_pbias = self.pbias.index_select(0, torch.tensor(owner, device=device))[:, None, :]
         if all(c == m for c in counts):
             self.slots = self.fill = None  # rows are the grid already
             return
-        first = [0] * len(counts)
-        for r in range(len(owner) - 1, -1, -1):
-            first[owner[r]] = r
+        first = list(accumulate(counts, initial=0))  # owner -> its first row
         # A slot past an owner's samples repeats its last one: computed, never read.
         self.slots = torch.tensor([o * m + r - first[o] for r, o in enumerate(owner)], device=device)
         self.fill = torch.tensor([first[o] + min(j, counts[o] - 1) for o in range(len(counts)) for j in range(m)], device=device)
-
-    @classmethod
-    def prefill(cls, dec: GPT2Decoder, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[_GPT2Session, torch.Tensor]:
-        device, heads, dim = dec.device, dec.heads, dec.width
-        owners, width = len(prompts), max(map(len, prompts))
-        lengths = [len(p) for p in prompts]
-        # Tokens run packed (no padding) through the matmuls; only attention sees the padded grid.
-        ids = torch.tensor([t for p in prompts for t in p], device=device)
-        pos = torch.tensor([j for n in lengths for j in range(n)], device=device)
-        starts = [0]
-        for n in lengths:
-            starts.append(starts[-1] + n)
-        to_grid = torch.tensor([starts[o] + max(0, j - width + lengths[o]) for o in range(owners) for j in range(width)], device=device)
-        from_grid = torch.tensor([o * width + width - lengths[o] + j for o in range(owners) for j in range(lengths[o])], device=device)
-        valid = torch.tensor([[j >= width - n for j in range(width)] for n in lengths], device=device)
-        neg = torch.finfo(dec.wte.dtype).min
-        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
-        mask = torch.zeros(owners, 1, width, width, device=device).masked_fill_(~(causal & valid[:, None, None, :]), neg)
-        pkv = torch.empty(len(dec.layers), 2, owners, heads, width, dim // heads, device=device)
-        h = dec.wte[ids] + dec.wpe[pos]
-        for i, layer in enumerate(dec.layers):
-            l1w, l1b, aw, ab, pw, pb = layer[:6]
-            qkv = torch.addmm(ab, F.layer_norm(h, (dim,), l1w, l1b, dec.eps), aw)
-            qkv = qkv.index_select(0, to_grid).view(owners, width, 3, heads, -1).permute(2, 0, 3, 1, 4)
-            pkv[i] = qkv[1:]
-            a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask, scale=dec.scales[i])
-            a = a.transpose(1, 2).reshape(-1, dim).index_select(0, from_grid)
-            h = dec._mlp(torch.addmm(pb, a, pw).add_(h), layer)
-        last = torch.tensor(starts[1:], device=device) - 1
-        logits = F.layer_norm(h.index_select(0, last), (dim,), *dec.ln_f, dec.eps) @ dec.head.T
-        pbias = torch.zeros(owners, width, device=device).masked_fill_(~valid, neg)
-        owner = [o for o, c in enumerate(counts) for _ in range(c)]
-        rows = torch.tensor(owner, device=device)
-        session = cls(dec, pkv, pbias, owner, torch.tensor(lengths, device=device).index_select(0, rows))
-        return session, logits.index_select(0, rows)
 
     def select(self, keep: Sequence[int]) -> None:
         index = torch.tensor(keep, device=self.pos.device)
@@ -257,11 +230,8 @@ class _GPT2Session(Session):
 
 
 def cache_keyword(model: Any) -> str:
-    """The name under which this model's ``forward`` takes its KV cache.
-
-    transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name warns until 5.40);
-    earlier releases know only the old name. Asking the signature works on both sides.
-    """
+    """The keyword under which this model's ``forward`` takes its KV cache: transformers 5.24 renamed
+    ``past_key_values`` to ``cache`` (the old name warns until 5.40), so ask the signature."""
     params = inspect.signature(model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
@@ -272,16 +242,16 @@ class HFDecoder:
     kind = "hf"
 
     def __init__(self, model: Any) -> None:
-        self.model = model
-        self.device = model.device
+        self.model, self.device, self.cache_kwarg = model, model.device, cache_keyword(model)
         self.max_positions: int | None = getattr(model.config, "max_position_embeddings", None)
-        self.cache_kwarg = cache_keyword(model)
 
     def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[_HFSession, torch.Tensor]:
         from transformers import DynamicCache
 
-        ids, mask = _left_pad(prompts, self.device)
-        mask = mask.long()
+        # Right-align the prompts so every row's next token lands in the same cache column.
+        width = max(map(len, prompts))
+        ids = torch.tensor([[0] * (width - len(p)) + [*p] for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
         pos = (mask.cumsum(1) - 1).clamp_(min=0)
         cache = DynamicCache(config=self.model.config)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{self.cache_kwarg: cache})
@@ -308,10 +278,8 @@ class _HFSession(Session):
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
-        out = self.model(
-            input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.pos[:, None],
-            use_cache=True, **{self.cache_kwarg: self.cache},
-        )
+        out = self.model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.pos[:, None],
+                         use_cache=True, **{self.cache_kwarg: self.cache})
         self.pos = self.pos + 1
         return out.logits[:, -1].float()
 
@@ -321,13 +289,8 @@ def make_decoder(model: Any, fast: bool = True) -> GPT2Decoder | HFDecoder:
 
 
 def decode(
-    decoder: GPT2Decoder | HFDecoder,
-    prompts: Sequence[Sequence[int]],
-    groups: Sequence[Group],
-    *,
-    eos: frozenset[int],
-    generator: torch.Generator,
-    hit_stop: Callable[[list[int]], bool] | None = None,
+    decoder: GPT2Decoder | HFDecoder, prompts: Sequence[Sequence[int]], groups: Sequence[Group], *,
+    eos: frozenset[int], generator: torch.Generator, hit_stop: Callable[[list[int]], bool] | None = None,
     aborted: Callable[[], bool] = lambda: False,
 ) -> tuple[list[list[int]], list[str], int]:
     """Generate every row of ``groups`` (rows in group order; every prompt must have a group).
@@ -337,7 +300,8 @@ def decode(
     """
     # Rows are laid out prompt by prompt, so that the samples of a prompt are neighbours.
     order = sorted(range(len(groups)), key=lambda i: groups[i].prompt)
-    row_group = [groups[i] for i in order for _ in range(groups[i].n)]
+    row_index = [i for i in order for _ in range(groups[i].n)]  # row -> index of its group
+    row_group = [groups[i] for i in row_index]
     counts = [0] * len(prompts)
     for g in groups:
         counts[g.prompt] += g.n
@@ -378,10 +342,7 @@ def decode(
             dead = 0
         logits = session.step(tokens)
         passes += 1
-    first, row = [0] * len(groups), 0
-    for i in order:
-        first[i], row = row, row + groups[i].n
-    rows = [r for i in range(len(groups)) for r in range(first[i], first[i] + groups[i].n)]
+    rows = sorted(range(len(row_index)), key=row_index.__getitem__)  # stable: back to group order
     return [out[r] for r in rows], [finish[r] for r in rows], passes  # type: ignore[misc]
 
 

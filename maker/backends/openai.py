@@ -1,21 +1,20 @@
-"""A backend for any OpenAI-compatible server (vLLM, llama.cpp, ...), spoken to over aiohttp.
+"""``OpenAIBackend``, for any OpenAI-compatible server (vLLM, llama.cpp, ...), spoken to over aiohttp.
 
 One ``sample`` call is one POST to ``{base_url}/completions`` (or ``/chat/completions``) asking for
-``n`` choices. Every aiohttp, asyncio and JSON error is translated here into a ``BackendError``
-subclass whose message says what went wrong and where, and never contains the API key.
+``n`` choices. Every aiohttp, asyncio and JSON error becomes a ``BackendError`` subclass whose
+message says what went wrong and where, and never contains the API key.
 
-Servers that return fewer choices than asked (some ignore ``n``) get the remainder asked for again,
-one request per missing choice, each with a seed derived from the request's seed (so a seeded
-request does not get the same sample back). ``max_n`` splits a request up front for servers that
-refuse ``n`` above some limit (llama.cpp: ``max_n=1``).
+Servers that return fewer choices than asked (some ignore ``n``) get the rest asked for again, one
+request per missing choice, each with a seed derived from the request's (so a seeded request does
+not get the same sample back). ``max_n`` splits a request up front for servers that refuse ``n``
+above some limit (llama.cpp: ``max_n=1``).
 
-Tokens per sample, best source first:
+Tokens per sample (``token_counts``), best source first:
 1. the choice's own token list, when the server returned logprobs (``extra={"logprobs": 0}`` on
    /completions, ``{"logprobs": True}`` on /chat/completions): exact;
 2. ``usage.completion_tokens`` when the response holds one choice: exact;
-3. ``usage.completion_tokens`` split over several choices: a choice that finished by length took
-   ``max_tokens`` (exact); the rest is shared in proportion to text length (an estimate whose
-   sum is exact);
+3. ``usage.completion_tokens`` over several choices: one cut off by length took ``max_tokens``; the
+   rest is shared in proportion to text length (an estimate whose sum is exact);
 4. no usage at all: about four characters a token.
 A reply that stopped by itself is never counted above ``max_tokens``: the server enforced the cap,
 so an estimate must not make the engine red-flag it as too long.
@@ -27,21 +26,15 @@ import asyncio
 import json
 import os
 import zlib
-from collections.abc import AsyncGenerator, Coroutine, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any, Literal
 
 import aiohttp
 from pydantic import SecretStr
 from yarl import URL
 
 from maker.backends.base import Backend, FinishReason, Sample, SampleRequest
-from maker.errors import (
-    BackendConnectionError,
-    BackendHTTPError,
-    BackendResponseError,
-    BackendTimeout,
-    ConfigError,
-)
+from maker.errors import BackendConnectionError, BackendHTTPError, BackendResponseError, BackendTimeout, ConfigError
 
 Api = Literal["completions", "chat"]
 _PATHS: dict[str, str] = {"completions": "completions", "chat": "chat/completions"}
@@ -50,7 +43,6 @@ _RESERVED = frozenset({"model", "prompt", "messages", "n", "temperature", "max_t
 # Finish reasons meaning the text was cut off, so the engine must discard it as truncated.
 _CUT_OFF = frozenset({"length", "max_tokens", "content_filter", "abort"})
 _CHARS_PER_TOKEN = 4
-_T = TypeVar("_T")
 
 
 class OpenAIBackend(Backend):
@@ -66,20 +58,10 @@ class OpenAIBackend(Backend):
 
     name = "openai"
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        *,
-        api: Api = "completions",
-        api_key: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        timeout: float = 300.0,
-        max_connections: int = 64,
-        max_n: int | None = None,
-        extra: Mapping[str, Any] | None = None,
-        agents: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, base_url: str, model: str, *, api: Api = "completions", api_key: str | None = None,
+                 api_key_env: str = "OPENAI_API_KEY", timeout: float = 300.0, max_connections: int = 64,
+                 max_n: int | None = None, extra: Mapping[str, Any] | None = None,
+                 agents: Mapping[str, str] | None = None) -> None:
         url = URL(base_url.rstrip("/"))
         if url.scheme not in ("http", "https") or not url.host:
             got = _shown(url) if url.absolute else "a URL without scheme or host"  # may hold a password: not echoed
@@ -87,19 +69,15 @@ class OpenAIBackend(Backend):
         if api not in _PATHS:
             raise ConfigError(f"api must be 'completions' or 'chat', got {api!r}")
         if not timeout > 0 or max_connections < 1 or (max_n is not None and max_n < 1):
-            raise ConfigError(
-                f"need timeout > 0, max_connections >= 1, max_n >= 1 (got {timeout}, {max_connections}, {max_n})"
-            )
-        clash = sorted(_RESERVED.intersection(extra or {}))
-        if clash:
+            raise ConfigError(f"need timeout > 0, max_connections >= 1, max_n >= 1 "
+                              f"(got {timeout}, {max_connections}, {max_n})")
+        if clash := sorted(_RESERVED.intersection(extra or {})):
             raise ConfigError(f"extra request fields may not set {clash}: the backend sets them itself")
         self.model = model
         # agent -> served model name (vLLM picks a LoRA adapter by it); other agents get `model`
         self.agents = dict(agents or {})
         self.api: Api = api
-        self.timeout = float(timeout)
-        self.max_connections = max_connections
-        self.max_n = max_n
+        self.timeout, self.max_connections, self.max_n = float(timeout), max_connections, max_n
         self.extra = dict(extra or {})
         self._url = (url / _PATHS[api]).with_query(url.query)  # a query (api-version=...) is kept
         # What messages, repr and describe() show: no user, password, query or fragment.
@@ -118,36 +96,36 @@ class OpenAIBackend(Backend):
         return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, api={self.api!r})"
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "simulated": False,
-            "base_url": self.base_url,
-            "model": self.model,
-            "agents": self.agents,
-            "api": self.api,
-            "timeout": self.timeout,
-            "max_n": self.max_n,
-            "extra": self.extra,
-        }
+        return {"name": self.name, "simulated": False, "base_url": self.base_url, "model": self.model,
+                "agents": self.agents, "api": self.api, "timeout": self.timeout, "max_n": self.max_n,
+                "extra": self.extra}
 
     # --- sampling -----------------------------------------------------------------------------
     async def sample(self, request: SampleRequest) -> list[Sample]:
         if request.temperature == 0.0 and request.n > 1:
             # Greedy decoding gives one answer; vLLM refuses n > 1 at temperature 0, so ask once.
-            return (await self.sample(SampleRequest(request.prompt, 1, 0.0, request.max_tokens, request.seed, request.agent))) * request.n
+            greedy = SampleRequest(request.prompt, 1, 0.0, request.max_tokens, request.seed, request.agent)
+            return (await self.sample(greedy)) * request.n
         size = request.n if self.max_n is None else self.max_n
         chunks = [min(size, request.n - start) for start in range(0, request.n, size)]
-        # The first chunk carries the request's own seed; the others need seeds of their own.
-        batches = await _gather([self._exchange(request, c, _seed(request.seed, i)) for i, c in enumerate(chunks)])
-        samples = [s for batch in batches for s in batch]
-        missing = request.n - len(samples)
-        if missing:  # the server ignored n (or capped it): ask for the rest one choice at a time
-            first = len(chunks)
-            refills = await _gather(
-                [self._exchange(request, 1, _seed(request.seed, first + i)) for i in range(missing)]
-            )
-            samples += [s for batch in refills for s in batch]
+        samples = await self._exchange_all(request, chunks)
+        if missing := request.n - len(samples):  # the server ignored n (or capped it): ask for the rest one at a time
+            samples += await self._exchange_all(request, [1] * missing, first=len(chunks))
         return samples
+
+    async def _exchange_all(self, request: SampleRequest, sizes: Sequence[int], first: int = 0) -> list[Sample]:
+        """``sizes[i]`` choices from the request's HTTP request ``first + i`` (seeded by ``_seed``), all at once;
+        their samples in order. The first error cancels the rest and is raised as itself, not as a group."""
+        calls = [self._exchange(request, n, _seed(request.seed, first + i)) for i, n in enumerate(sizes)]
+        if len(calls) == 1:
+            return await calls[0]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(c) for c in calls]
+        except BaseExceptionGroup as errors:
+            error = errors.exceptions[0]
+            raise error from error.__cause__  # keep the chain to the aiohttp error
+        return [s for t in tasks for s in t.result()]
 
     async def _exchange(self, request: SampleRequest, n: int, seed: int | None) -> list[Sample]:
         body = await self._post(self._payload(request, n, seed))
@@ -156,12 +134,7 @@ class OpenAIBackend(Backend):
             raise BackendResponseError(f"POST {self.url}: the answer has no choices (keys: {sorted(body)[:10]})")
         if len(choices) > n:
             raise BackendResponseError(f"POST {self.url}: asked for {n} choices, got {len(choices)}")
-        texts, finishes, counts = [], [], []
-        for i, choice in enumerate(choices):
-            text, finish, count = self._read_choice(choice, i)
-            texts.append(text)
-            finishes.append(finish)
-            counts.append(count)
+        texts, finishes, counts = zip(*(self._read_choice(choice, i) for i, choice in enumerate(choices)), strict=True)
         usage = body.get("usage")
         total = usage.get("completion_tokens") if isinstance(usage, dict) else None
         tokens = token_counts(texts, finishes, counts, total if isinstance(total, int) else None, request.max_tokens)
@@ -187,17 +160,14 @@ class OpenAIBackend(Backend):
             message = choice.get("message")
             if not isinstance(message, dict):
                 raise BackendResponseError(f"{where} has no message")
-            text = message.get("content")
-            if text is None:  # a null content is an empty reply, for the task's parser to reject
-                text = ""
+            # A null content is an empty reply, for the task's parser to reject.
+            text = "" if message.get("content") is None else message["content"]
         else:
             text = choice.get("text")
         if not isinstance(text, str):
             raise BackendResponseError(f"{where} has no text")
         logprobs = choice.get("logprobs")
-        listed = None
-        if isinstance(logprobs, dict):
-            listed = logprobs.get("content") if self.api == "chat" else logprobs.get("tokens")
+        listed = logprobs.get("content" if self.api == "chat" else "tokens") if isinstance(logprobs, dict) else None
         return text, finish_reason(choice.get("finish_reason")), len(listed) if isinstance(listed, list) else None
 
     # --- HTTP ---------------------------------------------------------------------------------
@@ -215,22 +185,19 @@ class OpenAIBackend(Backend):
             except TimeoutError as exc:  # also aiohttp's ServerTimeoutError family
                 raise BackendTimeout(f"{where}: no complete answer within {self.timeout:g} s") from exc
             except aiohttp.ClientResponseError as exc:
-                raise BackendHTTPError(
-                    f"{where}: HTTP {exc.status}: {self._scrub(exc.message)}", status=exc.status
-                ) from exc
+                detail = f"HTTP {exc.status}: {self._scrub(exc.message)}"
+                raise BackendHTTPError(f"{where}: {detail}", status=exc.status) from exc
             except (aiohttp.ClientError, OSError) as exc:
                 detail = self._scrub(str(exc)) or "connection closed"
                 raise BackendConnectionError(f"{where}: {type(exc).__name__}: {detail}") from exc
         if not 200 <= status < 300:
-            raise BackendHTTPError(
-                f"{where}: HTTP {status} {reason}: {self._scrub(_snippet(raw))}".rstrip(": "), status=status
-            )
+            detail = f"HTTP {status} {reason}: {self._scrub(_snippet(raw))}".rstrip(": ")
+            raise BackendHTTPError(f"{where}: {detail}", status=status)
         try:
             body = json.loads(raw)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-            raise BackendResponseError(
-                f"{where}: the answer is not JSON ({exc}); it begins {self._scrub(_snippet(raw))!r}"
-            ) from exc
+            detail = f"the answer is not JSON ({exc}); it begins {self._scrub(_snippet(raw))!r}"
+            raise BackendResponseError(f"{where}: {detail}") from exc
         if not isinstance(body, dict):
             raise BackendResponseError(f"{where}: the answer is JSON but not an object: {self._scrub(_snippet(raw))!r}")
         return body
@@ -239,17 +206,10 @@ class OpenAIBackend(Backend):
         """This loop's session and connection slots, made on first use in each event loop."""
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
-            session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-            )
-            guard = _close_with_loop(session)
-            self._session, self._slots, self._loop, self._guard = (
-                session,
-                asyncio.Semaphore(self.max_connections),
-                loop,
-                guard,
-            )
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self.max_connections),
+                                            timeout=aiohttp.ClientTimeout(total=self.timeout))
+            guard, slots = _close_with_loop(session), asyncio.Semaphore(self.max_connections)
+            self._session, self._slots, self._loop, self._guard = session, slots, loop, guard
             # asyncio.run() closes every live async generator before it closes its loop; parking
             # one on the session's close means a run that never calls aclose() leaks nothing.
             await guard.__anext__()
@@ -277,13 +237,8 @@ def finish_reason(reported: Any) -> FinishReason:
     return "length" if reported in _CUT_OFF else "stop"
 
 
-def token_counts(
-    texts: Sequence[str],
-    finishes: Sequence[FinishReason],
-    exact: Sequence[int | None],
-    total: int | None,
-    max_tokens: int,
-) -> list[int]:
+def token_counts(texts: Sequence[str], finishes: Sequence[FinishReason], exact: Sequence[int | None],
+                 total: int | None, max_tokens: int) -> list[int]:
     """Tokens of each choice of one response, from the best source available (module docstring)."""
     if all(c is not None for c in exact):
         return [c for c in exact if c is not None]
@@ -321,19 +276,6 @@ def _seed(seed: int | None, index: int) -> int | None:
     if seed is None or index == 0:
         return seed
     return zlib.crc32(f"{seed}:{index}".encode()) & 0x7FFFFFFF
-
-
-async def _gather(calls: Sequence[Coroutine[Any, Any, _T]]) -> list[_T]:
-    """Await all; the first error cancels the rest and is raised as itself (not as a group)."""
-    if len(calls) == 1:
-        return [await calls[0]]
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(c) for c in calls]
-    except BaseExceptionGroup as errors:
-        first = errors.exceptions[0]
-        raise first from first.__cause__  # keep the chain to the aiohttp error
-    return [t.result() for t in tasks]
 
 
 async def _close_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:

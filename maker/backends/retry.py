@@ -1,4 +1,4 @@
-"""A backend that retries another backend's transient failures, with capped exponential backoff.
+"""``RetryingBackend``, which retries another backend's transient failures with capped exponential backoff.
 
 Retried: ``BackendTimeout``, ``BackendConnectionError``, ``BackendResponseError`` and
 ``BackendHTTPError`` with status 429 or 5xx. Everything else (other 4xx: a bad request or key will
@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from maker.backends.base import Backend, Sample, SampleRequest
-from maker.events import Observer
 from maker.errors import (
     BackendConnectionError,
     BackendError,
@@ -29,6 +28,7 @@ from maker.errors import (
     BackendTimeout,
     ConfigError,
 )
+from maker.events import Observer
 
 _T = TypeVar("_T")
 _RETRIED = (BackendTimeout, BackendConnectionError, BackendResponseError, BackendHTTPError)
@@ -51,45 +51,23 @@ class RetryingBackend(Backend):
     (True, 0)
     """
 
-    def __init__(
-        self,
-        inner: Backend,
-        *,
-        max_attempts: int = 8,
-        max_total_s: float = 600.0,
-        base_delay: float = 0.5,
-        max_delay: float = 30.0,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-        rng: random.Random | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, inner: Backend, *, max_attempts: int = 8, max_total_s: float = 600.0, base_delay: float = 0.5,
+                 max_delay: float = 30.0, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+                 rng: random.Random | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if max_attempts < 1 or max_total_s < 0 or base_delay < 0 or max_delay < 0:
-            raise ConfigError(
-                f"need max_attempts >= 1 and non-negative times (got {max_attempts}, {max_total_s}, {base_delay}, {max_delay})"
-            )
+            raise ConfigError(f"need max_attempts >= 1 and non-negative times "
+                              f"(got {max_attempts}, {max_total_s}, {base_delay}, {max_delay})")
         self.inner = inner
         # Summaries and journals name the backend that makes the samples, not the wrapper.
-        self.name = inner.name
-        self.simulated = inner.simulated
-        self.batches = inner.batches
-        self.max_attempts = max_attempts
-        self.max_total_s = max_total_s
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        self.name, self.simulated, self.batches = inner.name, inner.simulated, inner.batches
+        self.max_attempts, self.max_total_s = max_attempts, max_total_s
+        self.base_delay, self.max_delay = base_delay, max_delay
         self.retries = 0  # attempts after a first one, over this backend's life
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._clock = clock
+        self._sleep, self._rng, self._clock = sleep, rng or random.Random(), clock
 
     def describe(self) -> dict[str, Any]:
-        retry = {
-            "max_attempts": self.max_attempts,
-            "max_total_s": self.max_total_s,
-            "base_delay": self.base_delay,
-            "max_delay": self.max_delay,
-            "retries": self.retries,
-        }
-        return {**self.inner.describe(), "retry": retry}
+        keys = ("max_attempts", "max_total_s", "base_delay", "max_delay", "retries")
+        return {**self.inner.describe(), "retry": {key: getattr(self, key) for key in keys}}
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         return await self._retry(lambda: self.inner.sample(request))

@@ -1,0 +1,39 @@
+"""Statistics come from observing the engine's events; records of separate runs merge."""
+
+import maker
+from maker import SimulatedBackend, load_task
+from maker.events import Observer
+
+
+def test_records_of_two_runs_merge_into_their_sum():
+    task = load_task("hanoi", disks=5)
+    first = maker.run(task, SimulatedBackend(task, error_rate=0.2, malformed_rate=0.1, seed=1), k=2).statistics
+    second = maker.run(task, SimulatedBackend(task, error_rate=0.2, malformed_rate=0.1, seed=2), k=3).statistics
+    both = first.merge(second)
+    assert both.steps == 62 and both.samples == first.samples + second.samples and both.tokens == first.tokens + second.tokens
+    assert both.red_flags["malformed"] == first.red_flags["malformed"] + second.red_flags["malformed"]
+    assert sum(both.votes_per_step.values()) == 62 and both.max_votes == max(first.max_votes, second.max_votes)
+    assert both.errors == first.errors + second.errors and both.seconds == max(first.seconds, second.seconds)
+
+
+def test_a_users_observer_hears_every_event_in_order():
+    class Log(Observer):
+        def __init__(self):
+            self.events = []
+
+        def chain_started(self, chain, state):
+            self.events.append("chain")
+
+        def step_started(self, chain, step, state, prompt):
+            self.events.append(f"start {step}")
+
+        def step_decided(self, chain, step, state, decision):
+            self.events.append(f"decided {step}")
+
+        def chain_finished(self, chain, state):
+            self.events.append("end")
+
+    task, log = load_task("hanoi", disks=2), Log()
+    maker.run(task, SimulatedBackend(task, error_rate=0.0), k=1, observers=[log])
+    assert log.events == ["chain", "start 0", "decided 0", "start 1", "decided 1", "start 2", "decided 2", "end"]
+
