@@ -18,6 +18,7 @@ from common import write_result  # noqa: E402
 import maker  # noqa: E402
 from maker.backends.base import SampleRequest  # noqa: E402
 from maker.backends.hf import HFBackend  # noqa: E402
+from maker.config import resolve_config  # noqa: E402
 from maker.planner import plan_for  # noqa: E402
 
 
@@ -34,9 +35,11 @@ def main() -> None:
     starts = [plan.subtask(name).start for name in plan.order()]
     backend = HFBackend(args.model or str(task.default_model), max_batch=1024)
 
+    cap = resolve_config(task, backend).cap  # the generation cap a run of this task would send
+
     async def sample_all() -> list:
         replies = await asyncio.gather(*(
-            backend.sample(SampleRequest(task.prompt(s), args.samples, args.temperature, task.run_defaults()["max_tokens"] + 1, i))
+            backend.sample(SampleRequest(task.prompt(s), args.samples, args.temperature, cap, i))
             for i, s in enumerate(starts)
         ))
         await backend.aclose()

@@ -91,7 +91,7 @@ def main() -> None:
         task = maker.load_task("hanoi", disks=args.disks)
         start = time.perf_counter()
         result = maker.run(task, maker.RetryingBackend(maker.OpenAIBackend(url, str(args.model), timeout=120)),
-                           k=args.k, checks=True, depth=args.depth, temperature=1.0)  # our model's (maker.json)
+                           k=args.k, checks=True, depth=args.depth)
         wall = time.perf_counter() - start
         run = {"disks": args.disks, "depth": args.depth, "k": args.k, "steps": result.steps, "solved": result.solved,
                "errors": result.errors, "samples": result.statistics.samples, "tokens": result.statistics.tokens,

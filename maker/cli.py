@@ -75,7 +75,7 @@ _VOTING = [
      "choose k as the paper's k_min for this chance that the whole task is right (needs --p or an estimate)"),
     ("--p", float, None, "per-step success of one valid sample, for --target-success"),
     ("--estimate-samples", int, 1000, "with --target-success and no --p: random steps sampled to estimate p first"),
-    ("--rule", ["ahead-by-k", "first-to-k"], "ahead-by-k", None),
+    ("--rule", ["ahead-by-k", "first-to-k"], None, "the vote's rule (default ahead-by-k)"),
     ("--temperature", float, None,
      "temperature of samples after the first (default: the model's manifest, else 0.1 as the paper)"),
     ("--first-temperature", float, None, "temperature of each step's first sample (default 0)"),
@@ -86,7 +86,7 @@ _VOTING = [
     ("--checks", _BOOL, None, "red-flag replies that break the task's answer-free rules, counted as 'invalid' "
                               "(default: on for model backends, off for sim, which follows the paper)"),
     ("--seed", int, None, "base of the per-request seeds (default 0)"),
-    ("--agent", None, None, "the microagent for every chain (default: each task's own)"),
+    ("--agent", None, None, "the microagent named on every request (default: each task's own)"),
     ("--max-steps", int, None, "stop after this many steps (depth 0 only)"),
 ]
 _PLAN = [
@@ -103,7 +103,7 @@ _ESTIMATE = [
     ("--per-state", int, 2, "samples per state (>= 2, to count collisions)"),
     ("--target-success", float, 0.95, "wanted chance that the whole task is right"),
     ("--steps", int, None, "steps of the full task (default: the task's own count)"),
-    ("--temperature", float, None, "default: the task's sampling temperature"),
+    ("--temperature", float, None, "default: the model's manifest, else 0.1 as the paper"),
     ("--max-tokens", int, None, None),
     ("--checks", _BOOL, False, None),
     ("--price-per-million-tokens", float, None, "for the projected cost"),
@@ -200,15 +200,16 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("give either --k or --target-success, not both")
     backend = _make_backend(args, task)
     progress = None if args.no_progress else _ProgressBar(task, backend)
+    config = resolve_config(task, backend, agent=args.agent, **overrides)  # the main agent's, as run_async's
 
     async def go() -> Any:
         async with backend:
-            config = resolve_config(task, backend, agent=args.agent, **overrides)
             if args.target_success is not None:
-                config = make_config(**{**config.model_dump(), "k": await _choose_k(args, task, backend, config)})
-            return await run_async(task, backend, config=config, journal=args.journal, progress=progress,
-                                   agent=args.agent, max_steps=args.max_steps, depth=args.depth,
-                                   max_concurrency=args.max_concurrency)
+                overrides["k"] = await _choose_k(args, task, backend, config)
+            # Overrides, not a finished config: each chain's own agent resolves its settings from them.
+            return await run_async(task, backend, journal=args.journal, progress=progress, agent=args.agent,
+                                   max_steps=args.max_steps, depth=args.depth, max_concurrency=args.max_concurrency,
+                                   **overrides)
 
     try:
         result = asyncio.run(go())
@@ -221,8 +222,8 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
         print(f"maker: run failed: {result}", file=sys.stderr)
         if args.json and result.statistics is not None:
             print(json.dumps({"task": task.name, "params": task.describe()["params"], "backend": backend.name,
-                              "simulated": backend.simulated, "solved": False, **result.statistics.to_json(),
-                              "error": str(result)}))
+                              "simulated": backend.simulated, "solved": False, "k": overrides["k"] or config.k,
+                              "rule": config.rule, **result.statistics.to_json(), "error": str(result)}))
         return EXIT_UNSOLVED
     print(json.dumps(result.summary()) if args.json else _summary_table(result.summary()))
     return 0 if result.solved else EXIT_UNSOLVED

@@ -3,6 +3,8 @@ resolved in one place (``resolve_config``) from the defaults, the microagent, th
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -73,3 +75,13 @@ def resolve_config(task: Task, backend: Backend, *, agent: str | None = None, **
     settings.update(task.run_defaults())
     settings.update({key: value for key, value in overrides.items() if value is not None})
     return make_config(**settings)
+
+
+def manifest_defaults(folder: Path) -> dict[str, Any]:
+    """The run settings a model folder's manifest (``maker.json``: ``{"defaults": {...}}``) asks for."""
+    manifest = folder / "maker.json"
+    try:
+        defaults = json.loads(manifest.read_text()).get("defaults", {}) if manifest.is_file() else {}
+        return dict(defaults)
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"{str(manifest)!r} is not a JSON object with a 'defaults' object: {exc}") from None

@@ -60,6 +60,25 @@ class RunResult:
                 "subtasks": len(self.nodes)}
 
 
+def step_seed(base: int, step: int) -> int:
+    """The seed of a step's first request; later requests of the step count up from it."""
+    return (base * 1_000_003 + step * 131) & 0x7FFFFFFF
+
+
+def round_requests(config: RunConfig, prompt: str, seed: int, need: int, *, first: bool, rounds: int,
+                   agent: str | None) -> list[SampleRequest]:
+    """One round of a step's requests (the engine's, and estimation's). The first round sends the
+    greedy first vote as a request of its own beside the sampled others, so a batching backend
+    serves both in one batch."""
+    if first and config.first_temperature != config.temperature:
+        requests = [SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, agent)]
+        if need > 1:
+            requests.append(SampleRequest(prompt, need - 1, config.temperature, config.cap, seed + 1, agent))
+        return requests
+    temperature = config.first_temperature if first else config.temperature
+    return [SampleRequest(prompt, need, temperature, config.cap, seed + rounds + 1, agent)]
+
+
 class Engine:
     """Decides and commits the steps of one chain with one backend under one config."""
 
@@ -83,7 +102,9 @@ class Engine:
             need = min(race.votes_needed(), cap - drawn)
             if need <= 0:
                 raise StepFailed(step=step, samples=drawn, counts=race.counts, red_flags=red)
-            batches = await self.backend.sample_many(self._requests(prompt, step, need, first=drawn == 0, rounds=rounds))
+            requests = round_requests(self.config, prompt, step_seed(self.config.seed, step), need, first=drawn == 0,
+                                      rounds=rounds, agent=chain.agent)
+            batches = await self.backend.sample_many(requests)
             rounds += 1
             samples = [sample for batch in batches for sample in batch]
             if not samples:
@@ -101,19 +122,6 @@ class Engine:
                 winner = race.add(verdict)  # the judge made sure it is hashable
                 if winner is not None:  # only on a round's last vote: rounds draw exactly what can decide
                     return StepDecision(winner, sorted(race.counts.values(), reverse=True), drawn, rounds)
-
-    def _requests(self, prompt: str, step: int, need: int, *, first: bool, rounds: int) -> list[SampleRequest]:
-        """One round's requests. The first round sends the greedy first vote as a request of its
-        own beside the sampled others, so a batching backend serves both in one batch."""
-        cfg, agent = self.config, self.chain.agent
-        seed = (cfg.seed * 1_000_003 + step * 131) & 0x7FFFFFFF
-        if first and cfg.first_temperature != cfg.temperature:
-            requests = [SampleRequest(prompt, 1, cfg.first_temperature, cfg.cap, seed, agent)]
-            if need > 1:
-                requests.append(SampleRequest(prompt, need - 1, cfg.temperature, cfg.cap, seed + 1, agent))
-            return requests
-        temperature = cfg.first_temperature if first else cfg.temperature
-        return [SampleRequest(prompt, need, temperature, cfg.cap, seed + rounds + 1, agent)]
 
     async def run_chain(self, state: Any, *, first_step: int = 0, max_steps: int | None = None) -> tuple[Any, int]:
         """Decide and commit steps from ``state`` until the task is done or ``max_steps`` steps

@@ -21,8 +21,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from maker.backends.base import Backend, SampleRequest
+from maker.backends.base import Backend
 from maker.config import resolve_config
+from maker.engine import round_requests, step_seed
 from maker.errors import ConfigError, TaskError
 from maker.events import ChainInfo
 from maker.redflag import Flagged, RedFlagJudge
@@ -220,6 +221,9 @@ async def estimate_async(
     per_state = _count(per_state, "per_state (at least two samples a state, to see collisions)", low=2)
     concurrency = _count(concurrency, "concurrency")
     config = resolve_config(task, backend, temperature=temperature, max_tokens=max_tokens, checks=checks)
+    # Without first_temperature every sample is drawn at the run's temperature: no greedy first vote.
+    config = config.model_copy(update={"first_temperature": config.temperature if first_temperature is None
+                                       else first_temperature})
     temperature, max_tokens = config.temperature, config.max_tokens
     if not 0.0 < target < 1.0:
         raise ConfigError(f"target must be in (0, 1), got {target!r}")
@@ -257,12 +261,9 @@ async def estimate_async(
         prompt = task.prompt(state)
         if watcher is not None:
             watcher.step_started(chain, index, state, prompt)
-        req_seed = (seed * 1_000_003 + index * 131 + n) & 0x7FFFFFFF
-        if first_temperature is not None and first_temperature != temperature:
-            requests = [SampleRequest(prompt, 1, first_temperature, config.cap, req_seed, task.agent),
-                        SampleRequest(prompt, per_state - 1, temperature, config.cap, req_seed + 1, task.agent)]
-        else:
-            requests = [SampleRequest(prompt, per_state, temperature, config.cap, req_seed, task.agent)]
+        # The engine's own requests, as for a step's first round (+ n: a state drawn twice differs).
+        requests = round_requests(config, prompt, step_seed(seed, index) + n, per_state, first=True, rounds=0,
+                                  agent=task.agent)
         async with semaphore:
             batches = await backend.sample_many(requests)
         out: list[Any] = []

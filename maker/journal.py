@@ -33,6 +33,7 @@ class JournalContents:
     records: list[dict[str, Any]]
     valid_bytes: int  # length of the intact prefix; anything after it is a torn tail
     torn_tail: bool
+    resets: frozenset[int | None] = frozenset()  # chains whose first attempt was voided (being redone)
 
 
 def read_journal(path: str | os.PathLike[str]) -> JournalContents:
@@ -43,6 +44,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
     except OSError as exc:
         raise JournalError(f"cannot read journal {str(path)!r}: {exc.strerror or exc}") from None
     records: list[dict[str, Any]] = []
+    resets: set[int | None] = set()
     header: dict[str, Any] | None = None
     offset = 0
     *lines, tail = data.split(b"\n")
@@ -60,6 +62,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
             header = obj
         elif "reset" in obj:  # a chain that failed its end check is redone: drop its earlier records
             records = [r for r in records if r.get("chain") != obj.get("chain")]
+            resets.add(obj.get("chain"))
         else:
             if not isinstance(obj.get("step"), int) or "candidate" not in obj:
                 raise JournalError(f"journal {str(path)!r} line {number} is not a step record: {raw[:80]!r}")
@@ -67,7 +70,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
         offset += len(raw) + 1
     if header is None:
         raise JournalError(f"journal {str(path)!r} is empty or has no complete header")
-    return JournalContents(header, records, offset, torn)
+    return JournalContents(header, records, offset, torn, frozenset(resets))
 
 
 def check_compatible(header: dict[str, Any], expected: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -158,13 +161,13 @@ def records_by_chain(contents: JournalContents) -> Records:
     return grouped
 
 
-def open_journal(path: str | os.PathLike[str] | None, header: dict[str, Any]) -> tuple[JournalWriter | None, Records]:
-    """The writer for a run, and the records it resumes from, by chain. An existing journal is
-    resumed only if it was written by the same task and settings (``check_compatible``)."""
+def open_journal(path: str | os.PathLike[str] | None, header: dict[str, Any]) -> tuple[JournalWriter | None, JournalContents | None]:
+    """The writer for a run, and what it resumes from. An existing journal is resumed only if it
+    was written by the same task and settings (``check_compatible``)."""
     if path is None:
-        return None, {}
+        return None, None
     if not (Path(path).exists() and Path(path).stat().st_size > 0):
-        return JournalWriter(path, header), {}
+        return JournalWriter(path, header), None
     contents = read_journal(path)
     check_compatible(contents.header, header, path)
-    return JournalWriter(path, header, resume_from=contents), records_by_chain(contents)
+    return JournalWriter(path, header, resume_from=contents), contents

@@ -49,17 +49,15 @@ class Flagged:
     text: str
 
 
-def rule_violation(task: Task, state: Any, candidate: Any) -> str | None:
-    """What ``candidate`` breaks of the task's answer-free rules (``Task.check``), or None.
-
-    The one place ``check`` is applied: as a red flag by ``RedFlagJudge`` when a run's checks are
-    on, after the fact by the statistics (``rule_violations``) when they are off, and by
-    ``maker verify``.
-    """
+def rule_violation(task: Task, state: Any, candidate: Any) -> RedFlag | None:
+    """The ``RedFlag`` that ``candidate`` raises under the task's answer-free rules (``Task.check``),
+    or None. The one place ``check`` is applied: as a red flag by ``RedFlagJudge`` when a run's
+    checks are on, after the fact by the statistics (``rule_violations``) when they are off, and
+    by ``maker verify``."""
     try:
         task.check(state, candidate)
     except RedFlag as flag:
-        return flag.detail or flag.reason.value
+        return flag
     return None
 
 
@@ -99,8 +97,9 @@ class RedFlagJudge:
         try:
             candidate = self.task.parse(state, text)
             hash(candidate)  # the vote key: a TypeError here is reported as the parser's fault, below
-            if self.checks:
-                self.task.check(state, candidate)
+            broken = rule_violation(self.task, state, candidate) if self.checks else None
+            if broken is not None:
+                raise broken
         except RedFlag as flag:
             return Flagged(flag.reason, flag.detail, text)
         except Exception as exc:

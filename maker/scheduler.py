@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from maker.config import RunConfig, resolve_config
 from maker.engine import Engine, ProgressCallback, RunResult
 from maker.errors import ConfigError, MakerError, StepError
 from maker.events import ChainInfo, Emitter, Observer, StepDecision, emitter
-from maker.journal import open_journal
+from maker.journal import open_journal, records_by_chain
 from maker.planner import Plan, Subtask, plan_for, start_of
 from maker.replay import replay_chain
 from maker.statistics import ProgressReporter, StatisticsRecorder
@@ -32,10 +33,19 @@ RERUN_K_FACTOR = 2  # a chain that fails its end check is redone with k times th
 
 
 def journal_header(task: Task, backend: Backend, config: RunConfig, depth: int) -> dict[str, Any]:
-    header = {**task.describe(), "config": config.model_dump(mode="json"), "backend": backend.describe()}
+    # Unset optional settings stay out, so journals written before they existed still resume.
+    header = {**task.describe(), "config": config.model_dump(mode="json", exclude_none=True), "backend": backend.describe()}
     if depth:
         header["config"]["depth"] = depth  # part of "config": a journal resumes only the same plan
     return header
+
+
+@dataclass(frozen=True)
+class _Resumed:
+    """What a journal holds for a resumed run: step records by chain, and chains being redone."""
+
+    records_by_chain: dict[int | None, list[dict[str, Any]]]
+    resets: frozenset[int | None]
 
 
 @dataclass
@@ -45,20 +55,26 @@ class _PlanRun:
     plan: Plan
     backend: Backend
     config: RunConfig
-    settings: dict[str, Any]  # the user's overrides, resolved again for chains of another agent
+    settings: dict[str, Any] | None  # the user's overrides; None: a finished config was given
     agent: str | None
     emit: Emitter
-    journalled: dict[int | None, list[dict[str, Any]]]
+    journal: _Resumed | None
     max_steps: int | None
     limiter: asyncio.Semaphore
+    configs: dict[tuple[int, str | None], RunConfig] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     resumed: int = 0
 
     def config_for(self, task: Task, agent: str | None) -> RunConfig:
-        if not self.settings or agent == self.agent:
+        """The chain's settings: the run's own config if one was given, else resolved for the
+        chain's task and agent from the user's overrides (once per task and agent)."""
+        if self.settings is None:
             return self.config
-        return resolve_config(task, self.backend, agent=agent, **self.settings)
+        key = (id(task), agent)
+        if key not in self.configs:
+            self.configs[key] = resolve_config(task, self.backend, agent=agent, **self.settings)
+        return self.configs[key]
 
     async def run_node(self, index: int, name: str, finished: dict[str, asyncio.Event], main: Task) -> None:
         sub = self.plan.subtask(name)
@@ -76,32 +92,34 @@ class _PlanRun:
         finished[name].set()
 
     async def run_chain(self, sub: Subtask, chain: ChainInfo, start: Any, config: RunConfig) -> tuple[Any, int]:
-        """Resume the chain from its journalled records, run it to its end, and redo it once with
-        a larger k if its end state fails the plan's check. Returns the end state and reruns."""
-        records = self.journalled.get(chain.index, [])
-        for hook in self.emit.chain_started:
-            hook(chain, start)
-        state = replay_chain(chain.task, start, records, visit=lambda record, before, candidate: self._replayed(chain, record, before, candidate))
-        self.resumed += len(records)
-        bounded = self.max_steps is not None
-        limit = self.max_steps if bounded else sub.steps
-        remaining = None if limit is None else max(0, limit - len(records))
-        state, _ = await Engine(chain, self.backend, config, self.emit).run_chain(state, first_step=len(records), max_steps=remaining)
-        reruns = 0
-        if sub.expect is not None and not sub.expect(state) and not bounded:
+        """Resume the chain from its journalled records and run it to its end. If its end state
+        fails the plan's check, void it and redo it once with a larger k (a journal that says so
+        resumes the redo, at that k). Returns the end state and the number of redos."""
+        records = self.journal.records_by_chain.get(chain.index, []) if self.journal else []
+        attempt = int(self.journal is not None and chain.index in self.journal.resets)
+        while True:
+            chain = ChainInfo(chain.index, chain.name, chain.task, chain.agent, attempt=attempt)
+            settings = config.model_copy(update={"k": config.k * RERUN_K_FACTOR}) if attempt else config
+            for hook in self.emit.chain_started:
+                hook(chain, start)
+            state = replay_chain(chain.task, start, records, visit=partial(self._replayed, chain))
+            self.resumed += len(records)
+            bounded = self.max_steps is not None
+            limit = self.max_steps if bounded else sub.steps
+            remaining = None if limit is None else max(0, limit - len(records))
+            state, _ = await Engine(chain, self.backend, settings, self.emit).run_chain(state, first_step=len(records), max_steps=remaining)
+            if sub.expect is None or sub.expect(state) or bounded:
+                break
+            if attempt:
+                raise StepError(f"subtask {sub.name!r} ended in a state that fails its check, twice (k = {config.k}, "
+                                f"then {settings.k})", step=(sub.steps or 1) - 1, state=state)
             # The chain ended somewhere the decomposition says it cannot: redo it with a larger k.
-            reruns = 1
             for hook in self.emit.chain_reset:
                 hook(chain, "end state failed its check")
-            strict = config.model_copy(update={"k": config.k * RERUN_K_FACTOR})
-            chain = ChainInfo(chain.index, chain.name, chain.task, chain.agent, attempt=1)
-            state, _ = await Engine(chain, self.backend, strict, self.emit).run_chain(start, max_steps=sub.steps)
-            if not sub.expect(state):
-                raise StepError(f"subtask {sub.name!r} ended in a state that fails its check, twice (k = {config.k}, then {strict.k})",
-                                step=(sub.steps or 1) - 1, state=state)
+            attempt, records = 1, []
         for hook in self.emit.chain_finished:
             hook(chain, state)
-        return state, reruns
+        return state, attempt
 
     def _replayed(self, chain: ChainInfo, record: dict[str, Any], state: Any, candidate: Any) -> None:
         decision = StepDecision(candidate, list(record.get("votes", ())), record.get("samples", 0), record.get("rounds", 1), replayed=True)
@@ -127,6 +145,7 @@ async def run_async(
     """Carry out ``task`` with ``backend``; see ``maker.run``."""
     if config is not None and settings:
         raise ConfigError(f"give either config or settings ({', '.join(sorted(settings))}), not both")
+    fixed = config is not None
     config = config or resolve_config(task, backend, agent=agent, **settings)
     if max_concurrency < 1:
         raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -134,12 +153,13 @@ async def run_async(
     order = plan.order()
     if max_steps is not None and len(order) > 1:
         raise ConfigError("max_steps applies to single-chain runs (depth 0) only")
-    writer, journalled = open_journal(journal, journal_header(task, backend, config, depth))
+    writer, contents = open_journal(journal, journal_header(task, backend, config, depth))
+    resumed = None if contents is None else _Resumed(records_by_chain(contents), contents.resets)
     recorder = StatisticsRecorder(oracle=task.has_oracle, check=task.has_check, verify=config.verify, checks=config.checks)
     watchers: list[Observer] = [o for o in (writer, recorder, backend.observer()) if o is not None]
     if progress is not None:
         watchers.append(ProgressReporter(progress, recorder))
-    run = _PlanRun(plan, backend, config, settings, agent, emitter([*watchers, *observers]), journalled, max_steps,
+    run = _PlanRun(plan, backend, config, None if fixed else settings, agent, emitter([*watchers, *observers]), resumed, max_steps,
                    asyncio.Semaphore(max_concurrency))
     finished = {name: asyncio.Event() for name in order}
     try:

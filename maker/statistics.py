@@ -133,7 +133,9 @@ class StatisticsRecorder(Observer):
     def __init__(self, *, oracle: bool, check: bool, verify: bool = True, checks: bool = False) -> None:
         self.oracle, self.check = oracle and verify, check
         self._checks = checks
-        self._tallies: dict[ChainInfo, _Tally] = {}
+        self._tallies: dict[ChainInfo, _Tally] = {}  # attempts under way
+        self._settled = RunStatistics(errors=0 if self.oracle else None, rule_violations=0 if check else None,
+                                      caught_errors=0 if self.oracle else None)
         self.started = time.perf_counter()
 
     def _tally(self, chain: ChainInfo) -> _Tally:
@@ -169,10 +171,20 @@ class StatisticsRecorder(Observer):
 
     def chain_reset(self, chain: ChainInfo, reason: str) -> None:
         self._tally(chain).voided = True
+        self._settle(chain)
+
+    def chain_finished(self, chain: ChainInfo, state: Any) -> None:
+        self._settle(chain)
+
+    def _settle(self, chain: ChainInfo) -> None:
+        """Fold an ended attempt into the settled total, so a snapshot merges only the chains
+        still running (at most the run's concurrency), not every chain of a large plan."""
+        tally = self._tallies.pop(chain, None)
+        if tally is not None:
+            self._settled = self._settled.merge(tally.freeze(self.oracle, self.check))
 
     def snapshot(self, **extra: Any) -> RunStatistics:
-        total = RunStatistics(errors=0 if self.oracle else None, rule_violations=0 if self.check else None,
-                              caught_errors=0 if self.oracle else None)
+        total = self._settled
         for tally in list(self._tallies.values()):
             total = total.merge(tally.freeze(self.oracle, self.check))
         flags = MappingProxyType({r.value: total.red_flags.get(r.value, 0) for r in RedFlagReason})
@@ -189,5 +201,5 @@ class ProgressReporter(Observer):
     def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
         now = time.perf_counter()
         if now - self._last >= self.every:
-            self._last = now
             self.callback(self.recorder.snapshot())
+            self._last = time.perf_counter()  # after the callback: a slow one never runs back to back

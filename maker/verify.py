@@ -43,7 +43,7 @@ def verify_journal(path: str | os.PathLike[str]) -> dict[str, Any]:
             broken = rule_violation(chain_task, state, candidate) if chain_task.has_check else None
             if broken is not None:
                 found["violations"] += 1
-                first_violation.append(f"{name} step {record['step']}: {broken}")
+                first_violation.append(f"{name} step {record['step']}: {broken.detail or broken.reason.value}")
             found["errors"] += chain_task.has_oracle and oracle_disagrees(chain_task, state, candidate)
 
         records = grouped.get(None if len(order) == 1 else index, [])

@@ -34,7 +34,7 @@ def test_judge_table(sample, checks, expected):
 
 def test_the_judge_keeps_the_parsers_words():
     verdict = RedFlagJudge(Countdown(start=3), max_tokens=LIMIT, checks=True).judge(3, Sample("5", 1))
-    assert verdict.detail == rule_violation(Countdown(start=3), 3, 5) and verdict.detail
+    assert verdict.detail == rule_violation(Countdown(start=3), 3, 5).detail and verdict.detail
 
 
 def test_a_reply_longer_than_the_limit_but_inside_the_cap_is_too_long():

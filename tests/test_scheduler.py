@@ -158,3 +158,28 @@ def test_one_backend_serves_two_agents_in_one_run():
     overridden = Recording(maker.SimulatedBackend(task))
     assert maker.run(task, overridden, k=1, agent="one-for-all", depth=1).solved  # a run may override every chain's
     assert set(overridden.agents) == {"one-for-all"}
+
+
+def test_a_redo_interrupted_and_resumed_keeps_its_larger_k(tmp_path):
+    calls = {"n": 0}
+
+    def reply(request):  # three wrong samples void the first attempt; the redo fails mid-way once
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise BackendError("the server went away")
+        state = int(request.prompt.split()[2])
+        return str(state - 2) if calls["n"] <= 3 else str(state - 1)
+
+    class Flaky(ScriptedBackend):
+        async def sample(self, request):
+            return [maker.Sample(reply(request), 1)] * request.n
+
+    journal = tmp_path / "j.jsonl"
+    plan = _countdown_plan(lambda s: s == 0)
+    with pytest.raises(BackendError):
+        maker.run(Countdown(), Flaky(reply_for=reply), k=1, plan=plan, journal=journal, first_temperature=0.5,
+                  temperature=0.5)
+    resumed = ScriptedBackend(reply_for=lambda r: str(int(r.prompt.split()[2]) - 1))
+    result = maker.run(Countdown(), resumed, k=1, plan=plan, journal=journal, first_temperature=0.5, temperature=0.5)
+    assert result.solved and result.nodes[0]["reruns"] == 1 and result.resumed_steps == 2
+    assert [r.n for r in resumed.requests] == [2]  # the redo's last step at its k = 2, not the run's k = 1

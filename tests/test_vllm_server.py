@@ -80,9 +80,8 @@ def test_server_binds_to_loopback_only(vllm_server):
 def test_http_backend_solves_six_disks_against_vllm(vllm_server):
     task = load_task("hanoi", disks=6, prompt_style="compact")
     backend = RetryingBackend(OpenAIBackend(vllm_server, str(MODEL), api="completions", timeout=60))
-    # The red-flag limit comes from the task; the temperature is the model's own (its maker.json),
-    # which a server does not publish.
-    result = maker.run(task, backend, k=2, temperature=1.0)
-    assert result.config.checks and result.config.max_tokens == 4 * 6 + 40
+    # The red-flag limit comes from the task; the temperature from the served folder's maker.json.
+    result = maker.run(task, backend, k=2)
+    assert result.config.checks and result.config.max_tokens == 4 * 6 + 40 and result.config.temperature == 1.0
     assert result.solved and result.errors == 0 and result.steps == 63
     assert result.backend == "openai" and not result.simulated

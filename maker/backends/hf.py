@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import threading
 import time
@@ -26,6 +25,7 @@ import torch
 
 from maker.backends.base import Backend, Sample, SampleRequest
 from maker.backends.hf_decode import Group, decode, make_decoder
+from maker.config import manifest_defaults
 from maker.errors import BackendError, ConfigError
 
 _COUNTERS = ("batches", "requests", "sequences", "prefills", "forward_passes", "tokens", "busy_s")
@@ -111,13 +111,8 @@ class HFBackend(Backend):
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot load a causal LM from {str(path)!r}: {exc}") from exc
         model = model.to(self.device).eval()
-        manifest = path / "maker.json"
-        try:
-            defaults = json.loads(manifest.read_text()).get("defaults", {}) if manifest.exists() else {}
-        except (OSError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"{str(manifest)!r} is not a JSON object with a 'defaults' object: {exc}") from None
         eos = frozenset() if self.ignore_eos else _eos_ids(tokenizer, model)
-        return Microagent(path, tokenizer, model, make_decoder(model, self.fast), eos, dict(defaults))
+        return Microagent(path, tokenizer, model, make_decoder(model, self.fast), eos, manifest_defaults(path))
 
     def serving(self, agent: str | None) -> Microagent:
         """The model that serves ``agent``: its own in a table, else the one folder given."""

@@ -16,8 +16,9 @@ Tokens per sample (``token_counts``), best source first:
 3. ``usage.completion_tokens`` over several choices: one cut off by length took ``max_tokens``; the
    rest is shared in proportion to text length (an estimate whose sum is exact);
 4. no usage at all: about four characters a token.
-A reply that stopped by itself is never counted above ``max_tokens``: the server enforced the cap,
-so an estimate must not make the engine red-flag it as too long.
+An estimate never counts a reply that stopped by itself as reaching ``max_tokens`` (the generation
+cap, by default one past the red-flag limit): only an exact count may make the engine red-flag a
+reply as too long.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import os
 import zlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -34,6 +36,7 @@ from pydantic import SecretStr
 from yarl import URL
 
 from maker.backends.base import Backend, FinishReason, Sample, SampleRequest
+from maker.config import manifest_defaults
 from maker.errors import BackendConnectionError, BackendHTTPError, BackendResponseError, BackendTimeout, ConfigError
 
 Api = Literal["completions", "chat"]
@@ -99,6 +102,10 @@ class OpenAIBackend(Backend):
         return {"name": self.name, "simulated": False, "base_url": self.base_url, "model": self.model,
                 "agents": self.agents, "api": self.api, "timeout": self.timeout, "max_n": self.max_n,
                 "extra": self.extra}
+
+    def agent_defaults(self, agent: str | None) -> dict[str, Any]:
+        # A server (vLLM) that serves a model folder by its path: the folder's manifest applies.
+        return manifest_defaults(Path(self.agents.get(agent or "", self.model)))
 
     # --- sampling -----------------------------------------------------------------------------
     async def sample(self, request: SampleRequest) -> list[Sample]:
@@ -251,7 +258,7 @@ def token_counts(texts: Sequence[str], finishes: Sequence[FinishReason], exact: 
     else:
         share = [-(-len(texts[i]) // _CHARS_PER_TOKEN) for i in open_]
     for i, tokens in zip(open_, share, strict=True):
-        counts[i] = min(tokens, max_tokens)
+        counts[i] = min(tokens, max_tokens - 1)
     return counts
 
 
