@@ -54,21 +54,18 @@ def make_config(**settings: object) -> RunConfig:
     try:
         return RunConfig(**settings)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            + (f" (got {err['input']!r})" if err["type"] != "missing" and err["loc"] else "")
-            for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+                             + (f" (got {err['input']!r})" if err["type"] != "missing" and err["loc"] else "")
+                             for err in exc.errors())
         raise ConfigError(f"invalid run settings: {problems}") from None
 
 
 def resolve_config(task: Task, backend: Backend, *, agent: str | None = None, **overrides: Any) -> RunConfig:
     """The run's settings, resolved once, in one place, for ``maker.run`` and ``maker run`` alike.
 
-    Layers, later ones winning: ``RunConfig``'s defaults; ``checks`` on for real backends and off
-    for the simulated one (which follows the paper); the serving microagent's manifest
-    (``backend.agent_defaults``); the task's ``run_defaults()``; the user's ``overrides`` (None
-    values count as not given). ``agent`` defaults to the task's own.
+    Layers, later ones winning: ``RunConfig``'s defaults; ``checks`` on for real backends, off for the simulated one
+    (which follows the paper); the serving microagent's manifest (``backend.agent_defaults``); the task's
+    ``run_defaults()``; the user's ``overrides`` (None values count as not given). ``agent`` defaults to the task's own.
     """
     settings: dict[str, Any] = {"checks": not backend.simulated}
     settings.update(backend.agent_defaults(agent if agent is not None else task.agent))
@@ -81,7 +78,6 @@ def manifest_defaults(folder: Path) -> dict[str, Any]:
     """The run settings a model folder's manifest (``maker.json``: ``{"defaults": {...}}``) asks for."""
     manifest = folder / "maker.json"
     try:
-        defaults = json.loads(manifest.read_text()).get("defaults", {}) if manifest.is_file() else {}
-        return dict(defaults)
+        return dict(json.loads(manifest.read_text()).get("defaults", {}) if manifest.is_file() else {})
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise ConfigError(f"{str(manifest)!r} is not a JSON object with a 'defaults' object: {exc}") from None

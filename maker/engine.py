@@ -67,9 +67,8 @@ def step_seed(base: int, step: int) -> int:
 
 def round_requests(config: RunConfig, prompt: str, seed: int, need: int, *, first: bool, rounds: int,
                    agent: str | None) -> list[SampleRequest]:
-    """One round of a step's requests (the engine's, and estimation's). The first round sends the
-    greedy first vote as a request of its own beside the sampled others, so a batching backend
-    serves both in one batch."""
+    """One round of a step's requests (the engine's, and estimation's). The first round sends the greedy
+    first vote as a request of its own beside the sampled others, so a batching backend serves both in one batch."""
     if first and config.first_temperature != config.temperature:
         requests = [SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, agent)]
         if need > 1:
@@ -127,16 +126,14 @@ class Engine:
         """Decide and commit steps from ``state`` until the task is done or ``max_steps`` steps
         are committed. Returns the final state and the number of steps committed."""
         task, chain, emit = self.chain.task, self.chain, self.emit
-        step = first_step
-        last = None if max_steps is None else first_step + max_steps
+        step, last = first_step, None if max_steps is None else first_step + max_steps
         while step != last and not task.is_done(state):
             decision = await self.decide(state, step)
             try:
                 after = task.apply(state, decision.candidate)
             except Exception as exc:
-                raise StepError(
-                    f"task.apply raised {type(exc).__name__}: {exc} for candidate {decision.candidate!r}", step=step, state=state
-                ) from exc
+                raise StepError(f"task.apply raised {type(exc).__name__}: {exc} for candidate {decision.candidate!r}",
+                                step=step, state=state) from exc
             for hook in emit.step_decided:  # the journal's write here is the commit
                 hook(chain, step, state, decision)
             state = after

@@ -5,10 +5,9 @@ the journal (``maker.journal.JournalWriter``), the progress bar and the simulate
 observers: each overrides the hooks it needs and ignores the rest. Only overridden hooks are
 called (``hooks``), so an event nobody listens to costs nothing in the hot loop.
 
-Events, in the order a chain sees them: ``chain_started``, then per step ``step_started`` (the
-prompt is rendered), ``sampled`` (a round of replies came back), ``red_flag`` (one reply was
-discarded) and ``step_decided`` (the step is committed; also for steps replayed from a journal);
-``chain_reset`` when a chain is voided to be redone; ``chain_finished`` at its end.
+Events, in the order a chain sees them: ``chain_started``; per step ``step_started`` (prompt rendered),
+``sampled`` (a round of replies came back), ``red_flag`` (one reply discarded) and ``step_decided``
+(committed; also for steps replayed from a journal); ``chain_reset`` (voided to be redone); ``chain_finished``.
 """
 
 from __future__ import annotations
@@ -47,21 +46,15 @@ class StepDecision:
 
 
 class Observer:
-    """Base class of observers: every hook does nothing; override the ones you need."""
+    """Base class of observers: every hook does nothing; override the ones you need. In
+    ``step_decided``, ``state`` is the state the step was decided in (before the candidate is applied)."""
 
     def chain_started(self, chain: ChainInfo, state: Any) -> None: ...
-
     def step_started(self, chain: ChainInfo, step: int, state: Any, prompt: str) -> None: ...
-
     def sampled(self, chain: ChainInfo, step: int, samples: Sequence[Sample]) -> None: ...
-
     def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None: ...
-
-    def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
-        """``state`` is the state the step was decided in (before the candidate is applied)."""
-
+    def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None: ...
     def chain_reset(self, chain: ChainInfo, reason: str) -> None: ...
-
     def chain_finished(self, chain: ChainInfo, state: Any) -> None: ...
 
 

@@ -50,10 +50,9 @@ class Flagged:
 
 
 def rule_violation(task: Task, state: Any, candidate: Any) -> RedFlag | None:
-    """The ``RedFlag`` that ``candidate`` raises under the task's answer-free rules (``Task.check``),
-    or None. The one place ``check`` is applied: as a red flag by ``RedFlagJudge`` when a run's
-    checks are on, after the fact by the statistics (``rule_violations``) when they are off, and
-    by ``maker verify``."""
+    """The ``RedFlag`` that ``candidate`` raises under the task's answer-free rules (``Task.check``), or None.
+    The one place ``check`` is applied: as a red flag by ``RedFlagJudge`` when a run's checks are on, after
+    the fact by the statistics (``rule_violations``) when they are off, and by ``maker verify``."""
     try:
         task.check(state, candidate)
     except RedFlag as flag:
@@ -71,7 +70,7 @@ class RedFlagJudge:
     >>> from maker import load_task
     >>> from maker.backends.base import Sample
     >>> task = load_task("hanoi", disks=3)
-    >>> RedFlagJudge(task, max_tokens=5).judge(task.initial_state(), Sample("move = [1, 0, 2]", 9)).reason
+    >>> RedFlagJudge(task, max_tokens=5, checks=False).judge(task.initial_state(), Sample("move = [1, 0, 2]", 9)).reason
     <RedFlagReason.TOO_LONG: 'too_long'>
     """
 
@@ -97,8 +96,7 @@ class RedFlagJudge:
         try:
             candidate = self.task.parse(state, text)
             hash(candidate)  # the vote key: a TypeError here is reported as the parser's fault, below
-            broken = rule_violation(self.task, state, candidate) if self.checks else None
-            if broken is not None:
+            if self.checks and (broken := rule_violation(self.task, state, candidate)) is not None:
                 raise broken
         except RedFlag as flag:
             return Flagged(flag.reason, flag.detail, text)
@@ -106,10 +104,6 @@ class RedFlagJudge:
             if isinstance(exc, TypeError) and "unhashable" in str(exc):
                 raise StepError(f"task.parse returned an unhashable candidate (the vote key must be hashable): {exc}",
                                 step=step, state=state) from exc
-            raise StepError(
-                f"task code raised {type(exc).__name__}: {exc} (it must raise maker.RedFlag to reject a reply; "
-                f"reply: {text[:200]!r})",
-                step=step,
-                state=state,
-            ) from exc
+            raise StepError(f"task code raised {type(exc).__name__}: {exc} (it must raise maker.RedFlag to reject a "
+                            f"reply; reply: {text[:200]!r})", step=step, state=state) from exc
         return candidate

@@ -40,14 +40,6 @@ def journal_header(task: Task, backend: Backend, config: RunConfig, depth: int) 
     return header
 
 
-@dataclass(frozen=True)
-class _Resumed:
-    """What a journal holds for a resumed run: step records by chain, and chains being redone."""
-
-    records_by_chain: dict[int | None, list[dict[str, Any]]]
-    resets: frozenset[int | None]
-
-
 @dataclass
 class _PlanRun:
     """What the chains of one run share."""
@@ -58,7 +50,8 @@ class _PlanRun:
     settings: dict[str, Any] | None  # the user's overrides; None: a finished config was given
     agent: str | None
     emit: Emitter
-    journal: _Resumed | None
+    journalled: dict[int | None, list[dict[str, Any]]]  # step records by chain, from the journal
+    resets: frozenset[int | None]  # chains the journal says are being redone
     max_steps: int | None
     limiter: asyncio.Semaphore
     configs: dict[tuple[int, str | None], RunConfig] = field(default_factory=dict)
@@ -95,8 +88,7 @@ class _PlanRun:
         """Resume the chain from its journalled records and run it to its end. If its end state
         fails the plan's check, void it and redo it once with a larger k (a journal that says so
         resumes the redo, at that k). Returns the end state and the number of redos."""
-        records = self.journal.records_by_chain.get(chain.index, []) if self.journal else []
-        attempt = int(self.journal is not None and chain.index in self.journal.resets)
+        records, attempt = self.journalled.get(chain.index, []), int(chain.index in self.resets)
         while True:
             chain = ChainInfo(chain.index, chain.name, chain.task, chain.agent, attempt=attempt)
             settings = config.model_copy(update={"k": config.k * RERUN_K_FACTOR}) if attempt else config
@@ -127,21 +119,10 @@ class _PlanRun:
             hook(chain, record["step"], state, decision)
 
 
-async def run_async(
-    task: Task,
-    backend: Backend,
-    *,
-    journal: str | Path | None = None,
-    progress: ProgressCallback | None = None,
-    max_steps: int | None = None,
-    depth: int = 0,
-    max_concurrency: int = 256,
-    plan: Plan | None = None,
-    config: RunConfig | None = None,
-    agent: str | None = None,
-    observers: Iterable[Observer] = (),
-    **settings: Any,
-) -> RunResult:
+async def run_async(task: Task, backend: Backend, *, journal: str | Path | None = None,
+                    progress: ProgressCallback | None = None, max_steps: int | None = None, depth: int = 0,
+                    max_concurrency: int = 256, plan: Plan | None = None, config: RunConfig | None = None,
+                    agent: str | None = None, observers: Iterable[Observer] = (), **settings: Any) -> RunResult:
     """Carry out ``task`` with ``backend``; see ``maker.run``."""
     if config is not None and settings:
         raise ConfigError(f"give either config or settings ({', '.join(sorted(settings))}), not both")
@@ -154,13 +135,13 @@ async def run_async(
     if max_steps is not None and len(order) > 1:
         raise ConfigError("max_steps applies to single-chain runs (depth 0) only")
     writer, contents = open_journal(journal, journal_header(task, backend, config, depth))
-    resumed = None if contents is None else _Resumed(records_by_chain(contents), contents.resets)
+    journalled, resets = (records_by_chain(contents), contents.resets) if contents else ({}, frozenset())
     recorder = StatisticsRecorder(oracle=task.has_oracle, check=task.has_check, verify=config.verify, checks=config.checks)
     watchers: list[Observer] = [o for o in (writer, recorder, backend.observer()) if o is not None]
     if progress is not None:
         watchers.append(ProgressReporter(progress, recorder))
-    run = _PlanRun(plan, backend, config, None if fixed else settings, agent, emitter([*watchers, *observers]), resumed, max_steps,
-                   asyncio.Semaphore(max_concurrency))
+    run = _PlanRun(plan, backend, config, None if fixed else settings, agent, emitter([*watchers, *observers]),
+                   journalled, resets, max_steps, asyncio.Semaphore(max_concurrency))
     finished = {name: asyncio.Event() for name in order}
     try:
         async with asyncio.TaskGroup() as group:
@@ -190,13 +171,11 @@ def _result(task: Task, backend: Backend, config: RunConfig, run: _PlanRun, reco
     done = task.is_done(final_state)
     if progress is not None:
         progress(snapshot)
-    return RunResult(
-        task=task.name, params=task.describe()["params"], backend=backend.name, simulated=backend.simulated,
-        config=config, solved=done and not snapshot.rule_violations, final_state=final_state, statistics=snapshot,
-        resumed_steps=run.resumed, journal=None if journal is None else str(journal),
-        stopped_reason=None if done else f"stopped after {snapshot.steps} steps without finishing",
-        depth=depth, nodes=[run.nodes[n] for n in order],
-    )
+    return RunResult(task=task.name, params=task.describe()["params"], backend=backend.name, simulated=backend.simulated,
+                     config=config, solved=done and not snapshot.rule_violations, final_state=final_state,
+                     statistics=snapshot, resumed_steps=run.resumed, journal=None if journal is None else str(journal),
+                     stopped_reason=None if done else f"stopped after {snapshot.steps} steps without finishing",
+                     depth=depth, nodes=[run.nodes[n] for n in order])
 
 
 def run(task: Task, backend: Backend, **settings: Any) -> RunResult:

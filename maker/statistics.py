@@ -10,7 +10,7 @@ machines add up with ``RunStatistics.merge``.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
@@ -24,13 +24,12 @@ from maker.task import oracle_disagrees
 _EMPTY: Mapping[Any, int] = MappingProxyType({})
 
 
-def _added(a: Mapping[Any, int], b: Mapping[Any, int]) -> Mapping[Any, int]:
-    total = Counter(a)
-    total.update(b)
-    return MappingProxyType(dict(total))
-
-
-def _plus(a: Any, b: Any) -> Any:
+def _added(a: Any, b: Any) -> Any:
+    """Two records' values of one field, added: mappings key by key; None (not counted) only if both are."""
+    if isinstance(a, Mapping):
+        total = Counter(a)
+        total.update(b)
+        return MappingProxyType(dict(total))
     return None if a is None and b is None else (a or 0) + (b or 0)
 
 
@@ -69,10 +68,7 @@ class RunStatistics:
 
     def merge(self, other: RunStatistics) -> RunStatistics:
         """Both records' work as one: counts add, the longer wall time counts (they ran at once)."""
-        merged: dict[str, Any] = {}
-        for name in (f.name for f in fields(self)):
-            a, b = getattr(self, name), getattr(other, name)
-            merged[name] = _added(a, b) if isinstance(a, Mapping) else _plus(a, b)
+        merged = {f.name: _added(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)}
         top = self if self.max_votes >= other.max_votes else other
         merged.update(seconds=max(self.seconds, other.seconds), max_votes=top.max_votes, max_votes_step=top.max_votes_step)
         return RunStatistics(**merged)
@@ -91,22 +87,16 @@ class RunStatistics:
         }
 
 
-@dataclass
 class _Tally:
     """One chain attempt's counters. Not thread-safe: one event loop owns it."""
 
-    steps: int = 0
-    samples: int = 0
-    valid_votes: int = 0
-    tokens: int = 0
-    errors: int = 0
-    violations: int = 0
-    max_votes: int = 0
-    max_votes_step: int | None = None
-    red_flags: Counter[str] = field(default_factory=Counter)
-    votes_per_step: Counter[int] = field(default_factory=Counter)
-    rounds_per_step: Counter[int] = field(default_factory=Counter)
-    voided: bool = False
+    def __init__(self) -> None:
+        self.steps = self.samples = self.valid_votes = self.tokens = self.errors = self.violations = self.max_votes = 0
+        self.max_votes_step: int | None = None
+        self.red_flags: Counter[str] = Counter()
+        self.votes_per_step: Counter[int] = Counter()
+        self.rounds_per_step: Counter[int] = Counter()
+        self.voided = False
 
     def freeze(self, oracle: bool, check: bool) -> RunStatistics:
         record = RunStatistics(
@@ -114,8 +104,7 @@ class _Tally:
             red_flags=MappingProxyType(dict(self.red_flags)), votes_per_step=MappingProxyType(dict(self.votes_per_step)),
             rounds_per_step=MappingProxyType(dict(self.rounds_per_step)), max_votes=self.max_votes,
             max_votes_step=self.max_votes_step, tokens=self.tokens, errors=self.errors if oracle else None,
-            rule_violations=self.violations if check else None, caught_errors=0 if oracle else None,
-        )
+            rule_violations=self.violations if check else None, caught_errors=0 if oracle else None)
         if not self.voided:
             return record
         # A voided attempt's decisions are not the solution's: they count as redone, and its
@@ -126,34 +115,26 @@ class _Tally:
 
 
 class StatisticsRecorder(Observer):
-    """Counts what the engine reports. ``verify``: compare each committed decision with the
-    oracle, after the fact; ``checks``: the run applies the task's check as a red flag (when it
-    does not, committed steps that break the check are counted as rule violations)."""
+    """Counts what the engine reports. ``verify``: compare each committed decision with the oracle, after the fact;
+    ``checks``: the run red-flags with the task's check (else committed steps breaking it count as rule violations)."""
 
     def __init__(self, *, oracle: bool, check: bool, verify: bool = True, checks: bool = False) -> None:
-        self.oracle, self.check = oracle and verify, check
-        self._checks = checks
-        self._tallies: dict[ChainInfo, _Tally] = {}  # attempts under way
+        self.oracle, self.check, self._checks = oracle and verify, check, checks
+        self._tallies: defaultdict[ChainInfo, _Tally] = defaultdict(_Tally)  # attempts under way
         self._settled = RunStatistics(errors=0 if self.oracle else None, rule_violations=0 if check else None,
                                       caught_errors=0 if self.oracle else None)
         self.started = time.perf_counter()
 
-    def _tally(self, chain: ChainInfo) -> _Tally:
-        tally = self._tallies.get(chain)
-        if tally is None:
-            tally = self._tallies[chain] = _Tally()
-        return tally
-
     def sampled(self, chain: ChainInfo, step: int, samples: Sequence[Sample]) -> None:
-        tally = self._tally(chain)
+        tally = self._tallies[chain]
         tally.samples += len(samples)
         tally.tokens += sum(s.tokens for s in samples)
 
     def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None:
-        self._tally(chain).red_flags[flagged.reason.value] += 1
+        self._tallies[chain].red_flags[flagged.reason.value] += 1
 
     def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
-        tally = self._tally(chain)
+        tally = self._tallies[chain]
         votes = sum(decision.votes)
         tally.steps += 1
         tally.valid_votes += votes
@@ -170,7 +151,7 @@ class StatisticsRecorder(Observer):
             tally.violations += 1
 
     def chain_reset(self, chain: ChainInfo, reason: str) -> None:
-        self._tally(chain).voided = True
+        self._tallies[chain].voided = True
         self._settle(chain)
 
     def chain_finished(self, chain: ChainInfo, state: Any) -> None:

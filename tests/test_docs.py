@@ -39,3 +39,18 @@ def test_readme_python_example(capsys):
     block = next(b for b in _python_blocks(ROOT / "README.md") if "class Countdown" in b)
     exec(compile(block, "README.md", "exec"), {})
     assert capsys.readouterr().out.startswith("True 0 ")
+
+
+def test_every_docstring_example_in_the_package_runs():
+    import doctest
+    import importlib
+    import pkgutil
+
+    failed = {}
+    for info in pkgutil.walk_packages(maker.__path__, "maker."):
+        if info.name in ("maker.backends.hf", "maker.backends.hf_decode", "maker.plots", "maker.__main__"):
+            continue  # torch and matplotlib: covered by their own tests
+        result = doctest.testmod(importlib.import_module(info.name), optionflags=doctest.ELLIPSIS)
+        if result.failed:
+            failed[info.name] = result.failed
+    assert not failed

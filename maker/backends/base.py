@@ -40,18 +40,13 @@ class Sample:
 
 
 class Backend:
-    """Base class of all backends. Subclasses implement ``sample``.
+    """Base class of all backends. Subclasses implement ``sample``. ``sample_many`` lets a backend batch
+    the requests that belong together (a step's greedy first vote and its sampled others); by default
+    they run concurrently."""
 
-    ``sample_many`` exists so that a backend can batch requests that belong together (the greedy
-    first vote and the sampled others of one step); the default simply runs them concurrently.
-    """
-
-    #: short name shown in summaries and journals
-    name: str = "backend"
-    #: True only for backends whose replies are made up from the task's oracle
-    simulated: bool = False
-    #: True when ``sample_many`` serves its requests as one batch (not one call each)
-    batches: bool = False
+    name: str = "backend"  #: short name shown in summaries and journals
+    simulated: bool = False  #: True only for backends whose replies are made up from the task's oracle
+    batches: bool = False  #: True when ``sample_many`` serves its requests as one batch (not one call each)
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         raise NotImplementedError
@@ -83,9 +78,8 @@ class Backend:
         return {}
 
     def observer(self) -> Observer | None:
-        """An observer of the run, for a backend that must see it. Only the simulated backend
-        does: it answers from the task's oracle, so it learns each prompt's state from events.
-        A real backend sees nothing but its requests."""
+        """An observer of the run, for a backend that must see it: only the simulated one, which answers
+        from the task's oracle and so learns each prompt's state from events. A real one sees only requests."""
         return None
 
     async def aclose(self) -> None:

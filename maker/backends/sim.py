@@ -3,21 +3,19 @@
 SIMULATED: its replies are made up from the task's ground truth, so it measures the engine, not a
 model. Every summary and journal of a run that uses it says ``"simulated": true``.
 
-Each sample is, independently:
-- with probability ``malformed_rate``: a reply the task's parser must reject;
-- else with probability ``too_long_rate``: a rambling reply cut off at ``max_tokens``;
-- else with probability ``error_rate``: a plausible wrong answer (``Task.plausible_mistake``);
-- else the correct reply.
-A greedy request (temperature 0) is deterministic per prompt: the same prompt gets the same
-first sample, as with a real model.
+Each sample is, independently: with probability ``malformed_rate`` a reply the task's parser must
+reject; else with ``too_long_rate`` a rambling reply cut off at ``max_tokens``; else with
+``error_rate`` a plausible wrong answer (``Task.plausible_mistake``); else the correct reply.
+A greedy request (temperature 0) is deterministic per prompt: the same prompt gets the same first
+sample, as with a real model.
 
 Correlated errors: a ``hard_fraction`` of prompts (chosen by hashing the prompt) are hard; on a
 hard prompt one specific wrong answer, the same for every sample, appears with probability
 ``hard_error_rate``. This is the failure mode voting alone cannot fix.
 
-Requests carry only a prompt, as for a real model. The simulator learns which state (and which
-chain's task) a prompt was rendered from by observing the run (``step_started``), and keeps that
-to itself: the oracle access is its own business.
+Requests carry only a prompt, as for a real model: the simulator learns which chain's task and
+state each prompt was rendered from by observing the run (``step_started``), and keeps the oracle
+to itself.
 """
 
 from __future__ import annotations
@@ -74,13 +72,9 @@ class SimulatedBackend(Backend, Observer):
         self._salt = self.config.seed & 0xFFFFFFFF
         # The correct reply of the most recent prompt: all samples of a step share it.
         self._last_prompt: str | None = None
-        self._last_truth: tuple[Any, str] | None = None
-        self._malformed = [
-            "I think the next move is disk 1 to peg 2.",
-            "move = [1, 0]\nnext_state = [[2], [], [1]]",
-            "move = [1, 0, 2]\nnext_state = [[2, 3], [",
-            "",
-        ]
+        self._last_truth: tuple[Any, Sample] | None = None
+        self._malformed = ["I think the next move is disk 1 to peg 2.", "move = [1, 0]\nnext_state = [[2], [], [1]]",
+                           "move = [1, 0, 2]\nnext_state = [[2, 3], [", ""]
         self._rambling = "Let me think about this step by step. " * 200
 
     def describe(self) -> dict[str, Any]:
@@ -106,8 +100,9 @@ class SimulatedBackend(Backend, Observer):
         try:
             return self._states[prompt]
         except KeyError:
-            raise ConfigError("the simulated backend answers only prompts of a run that it observes "
-                              "(maker.run, or run_async; a backend that wraps this one must forward observer()): this prompt was never rendered") from None
+            raise ConfigError("the simulated backend answers only prompts of a run that it observes (maker.run, or "
+                              "run_async; a backend that wraps this one must forward observer()): this prompt was "
+                              "never rendered") from None
 
     def _truth(self, request: SampleRequest) -> tuple[Any, Sample]:
         """The correct candidate and reply for the request's state, computed once per prompt."""
@@ -118,8 +113,7 @@ class SimulatedBackend(Backend, Observer):
                 reply = self._reply(task.format_reply(state, candidate))
             except Exception:  # an earlier wrong step led somewhere the oracle has no answer for
                 candidate, reply = None, self._reply("I am not sure what the rules allow here.")
-            self._last_truth = (candidate, reply)
-            self._last_prompt = request.prompt
+            self._last_truth, self._last_prompt = (candidate, reply), request.prompt
         return self._last_truth  # type: ignore[return-value]
 
     def _sample(self, request: SampleRequest) -> list[Sample]:
@@ -152,18 +146,16 @@ class SimulatedBackend(Backend, Observer):
     @staticmethod
     def _reply(text: str, max_tokens: int = 1 << 30) -> Sample:
         tokens = len(text) // _CHARS_PER_TOKEN + 1
-        if tokens > max_tokens:
-            return Sample(text, max_tokens, "length")
-        return Sample(text, tokens, "stop")
+        return Sample(text, max_tokens, "length") if tokens > max_tokens else Sample(text, tokens, "stop")
 
     def _is_hard(self, prompt: str) -> bool:
         h = zlib.crc32(prompt.encode(), 0x9E3779B9 ^ self._salt)
         return h / 0xFFFFFFFF < self.config.hard_fraction
 
     def _shared_mistake(self, request: SampleRequest) -> str:
-        candidate = self._truth(request)[0]
+        candidate, truth = self._truth(request)
         if candidate is None:
-            return self._truth(request)[1].text
+            return truth.text
         rng = random.Random(zlib.crc32(request.prompt.encode(), 0x85EBCA6B ^ self._salt))
         task, state = self._source(request.prompt)
         return task.format_reply(state, task.plausible_mistake(state, candidate, rng))
