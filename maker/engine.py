@@ -97,12 +97,12 @@ class Engine:
         race = VoteRace(self.config.k, self.config.rule)
         memo: dict[str, Any] = {}  # reply text -> verdict: the samples of a step often agree word for word
         drawn = red = rounds = 0
+        seed = step_seed(self.config.seed, step)
         while True:
             need = min(race.votes_needed(), cap - drawn)
             if need <= 0:
                 raise StepFailed(step=step, samples=drawn, counts=race.counts, red_flags=red)
-            requests = round_requests(self.config, prompt, step_seed(self.config.seed, step), need, first=drawn == 0,
-                                      rounds=rounds, agent=chain.agent)
+            requests = round_requests(self.config, prompt, seed, need, first=drawn == 0, rounds=rounds, agent=chain.agent)
             batches = await self.backend.sample_many(requests)
             rounds += 1
             samples = [sample for batch in batches for sample in batch]

@@ -95,15 +95,17 @@ class RedFlagJudge:
     def _parse(self, state: Any, text: str, step: int) -> Any:
         try:
             candidate = self.task.parse(state, text)
-            hash(candidate)  # the vote key: a TypeError here is reported as the parser's fault, below
-            if self.checks and (broken := rule_violation(self.task, state, candidate)) is not None:
-                raise broken
-        except RedFlag as flag:
-            return Flagged(flag.reason, flag.detail, text)
-        except Exception as exc:
-            if isinstance(exc, TypeError) and "unhashable" in str(exc):
+            try:
+                hash(candidate)
+            except TypeError as exc:
                 raise StepError(f"task.parse returned an unhashable candidate (the vote key must be hashable): {exc}",
                                 step=step, state=state) from exc
+            broken = rule_violation(self.task, state, candidate) if self.checks else None
+        except RedFlag as flag:
+            return Flagged(flag.reason, flag.detail, text)
+        except StepError:
+            raise
+        except Exception as exc:
             raise StepError(f"task code raised {type(exc).__name__}: {exc} (it must raise maker.RedFlag to reject a "
                             f"reply; reply: {text[:200]!r})", step=step, state=state) from exc
-        return candidate
+        return candidate if broken is None else Flagged(broken.reason, broken.detail, text)
