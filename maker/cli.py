@@ -1,7 +1,8 @@
-"""The ``maker`` command line: ``run``, ``estimate``, ``plan``, ``plot``, ``verify`` and ``tasks``.
+"""The ``maker`` command line: ``run``, ``estimate``, ``plan``, ``plot``, ``verify``, ``check-task`` and ``tasks``.
 
 Task parameters become options of their own (``maker run hanoi --disks 20``), generated from the
-task's pydantic ``Params`` model, so a user's task gets a CLI for free. Run settings resolve
+task's pydantic ``Params`` model, so a user's task gets a CLI for free; a parameter named like one of
+maker's own options is refused with a clear error (``RESERVED``). Run settings resolve
 through ``maker.config.resolve_config``, as ``maker.run``'s do. Each command runs in one event
 loop (``asyncio.run`` at this edge).
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
+import logging
 import sys
 import typing
 from collections.abc import Sequence
@@ -20,11 +23,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from maker.backends.base import Backend
-from maker.errors import ConfigError, MakerError, StepError, StepFailed
+from maker.errors import BackendError, ConfigError, MakerError, StepError, StepFailed
 from maker.task import Task
 
 EXIT_UNSOLVED = 1
-EXIT_ERROR = 2
+EXIT_ERROR = 2  # bad input: a setting, a task, a journal
+EXIT_BACKEND = 3  # the backend failed mid-run; the same command resumes
+EXIT_INTERRUPTED = 130
 SIM_LABEL = "SIMULATED (replies made up from the task's oracle; measures the engine, not a model)"
 
 
@@ -32,19 +37,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser()
     commands = {"run": _cmd_run, "verify": _cmd_verify, "tasks": _cmd_tasks, "plan": _cmd_plan,
-                "estimate": _cmd_estimate, "plot": _cmd_plot}
+                "estimate": _cmd_estimate, "plot": _cmd_plot, "check-task": _cmd_check_task}
+    _log_to_stderr(verbose="--verbose" in argv)
     try:
         args, _ = parser.parse_known_args(argv)
         if args.command not in commands:
             parser.print_help()
             return EXIT_ERROR
         return commands[args.command](args, argv)
+    except BackendError as exc:
+        print(f"maker: backend failed: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
     except MakerError as exc:
         print(f"maker: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("maker: interrupted; rerun the same command with the same --journal to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def _log_to_stderr(*, verbose: bool) -> None:
+    """maker's warnings (and with --verbose every red-flagged reply) on stderr, once per process."""
+    logger = logging.getLogger("maker")
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not logger.handlers:
+        handler = logging.StreamHandler()  # stderr at the time of each message
+        handler.setFormatter(logging.Formatter("maker: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 # --- parsers ------------------------------------------------------------------------------------
@@ -56,6 +76,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      "'path/file.py:Class'")
     verify = sub.add_parser("verify", help="replay a journal and check it against the task's rules")
     verify.add_argument("journal", type=Path)
+    verify.add_argument("--task", help="the task's spec, if not the one the journal records (e.g. a moved task file)")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_parser("tasks", help="list registered tasks")
     sub.add_parser("plan", help="show how a task is split into chains (add the task's parameters)",
@@ -63,6 +84,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("estimate", help="measure p on random steps; choose k; project samples, tokens, time, cost",
                    add_help=False).add_argument("task")
     sub.add_parser("plot", help="write plots: vote rounds of a journal, k_min against steps", add_help=False)
+    sub.add_parser("check-task", help="self-test a task before any model: round trips, check, is_done, plan",
+                   add_help=False).add_argument("task")
     return parser
 
 
@@ -97,6 +120,7 @@ _OUTPUT = [
     ("--journal", Path, None, "JSON Lines record of every decided step; resumes if it exists"),
     ("--json", "store_true", False, "print one JSON summary object on stdout"),
     ("--no-progress", "store_true", False, "no progress bar on stderr"),
+    ("--verbose", "store_true", False, "log every red-flagged reply (reason, detail, text) on stderr"),
 ]
 _ESTIMATE = [
     ("--samples", int, 1000, "random steps to sample (states from the oracle's trajectory)"),
@@ -112,8 +136,8 @@ _ESTIMATE = [
     ("--json", "store_true", False, None),
 ]
 _BACKEND = [
-    ("--backend", ["sim", "hf", "openai"], None,
-     "where samples come from (default: hf with the task's shipped model, else sim)"),
+    ("--backend", None, None, "where samples come from: sim, hf, openai or path/file.py:Class (your own Backend "
+                              "subclass) (default: hf with the task's shipped model, else sim)"),
     ("--error-rate", float, 0.01, "sim: share of plausible wrong answers"),
     ("--malformed-rate", float, 0.0, "sim: share of malformed replies"),
     ("--too-long-rate", float, 0.0, "sim: share of over-long replies"),
@@ -134,13 +158,34 @@ _PLAN_COMMAND = [
     ("--picture", Path, None, "write a PNG drawing of the plan graph"),
     ("--json", "store_true", False, None),
 ]
+_CHECK_TASK = [
+    ("--steps", int, 1000, "most steps of the oracle's trajectory to walk"),
+    ("--depth", int, 1, "the plan depth to check, if the task has a planner"),
+    ("--json", "store_true", False, None),
+]
+# maker's own options, by command: a task parameter may not take one of these names (its parameters become
+# options beside them). `maker check-task` reports a clash with any command.
+_COMMAND_TABLES = {"run": (_VOTING, _PLAN, _BACKEND, _OUTPUT), "estimate": (_ESTIMATE, _BACKEND),
+                   "plan": (_PLAN_COMMAND,), "check-task": (_CHECK_TASK,)}
+RESERVED = {command: frozenset(flag for table in tables for flag, *_ in table) | {"--help"}
+            for command, tables in _COMMAND_TABLES.items()}
+
+
+def parameter_clashes(task_cls: type[Task]) -> list[str]:
+    """Each task parameter named like one of maker's own options, with the commands that have that option."""
+    clashes = []
+    for name in task_cls.Params.model_fields:
+        flag = "--" + name.replace("_", "-")
+        commands = [command for command, flags in RESERVED.items() if flag in flags]
+        if commands:
+            clashes.append(f"{name!r} is maker's option {flag} in `maker {'`, `maker '.join(commands)}`")
+    return clashes
 
 
 def _parse(task_cls: type[Task], command: str, groups: dict[str, list[Any]],
            argv: list[str]) -> tuple[argparse.Namespace, Task]:
     """Parse ``maker COMMAND TASK ...`` with the option tables in ``groups`` (title "": ungrouped) and the
-    task's parameters, and make the task. The parameters come last, so that one clashing with maker's own
-    option becomes --task-NAME."""
+    task's parameters, and make the task."""
     description = (task_cls.__doc__ or "").split("\n")[0]
     parser = argparse.ArgumentParser(prog=f"maker {command} {task_cls.name}", description=description)
     parser.add_argument("task")
@@ -158,8 +203,10 @@ def _parse(task_cls: type[Task], command: str, groups: dict[str, list[Any]],
 def _add_model_options(group: argparse._ArgumentGroup, model: type[BaseModel], parser: argparse.ArgumentParser) -> None:
     for name, field in model.model_fields.items():
         flag = "--" + name.replace("_", "-")
-        if flag in parser._option_string_actions:  # e.g. a task parameter called "seed"
-            flag = "--task-" + name.replace("_", "-")
+        if flag in parser._option_string_actions:  # e.g. a task parameter called "seed": never renamed silently
+            raise ConfigError(f"task parameter {name!r} has the name of maker's own option {flag} "
+                              f"({parser._option_string_actions[flag].help}); rename it in the task's Params, "
+                              f"e.g. '{name}_value' (docs/tasks.md lists maker's option names)")
         default = f" (default {field.default})" if field.default is not None and not field.is_required() else ""
         kwargs: dict[str, Any]
         if field.annotation is bool:
@@ -213,11 +260,17 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
 
     try:
         result = asyncio.run(go())
-    except (StepFailed, StepError) as failure:
+    except (StepFailed, StepError, BackendError) as failure:
         result = failure
     finally:  # closed before any message, so that the bar does not cut into it
         if progress is not None:
             progress.close()
+    if isinstance(result, BackendError):
+        where = "" if result.step is None else f" at step {result.step}"
+        resume = ("rerun the same command to resume from the journal" if args.journal is not None else
+                  "add --journal FILE to the command so that a rerun resumes where it stopped")
+        print(f"maker: backend failed{where}: {result}\nmaker: the decided steps are kept; {resume}", file=sys.stderr)
+        return EXIT_BACKEND
     if isinstance(result, (StepFailed, StepError)):
         print(f"maker: run failed: {result}", file=sys.stderr)
         if args.json and result.statistics is not None:
@@ -254,6 +307,8 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
     if args.backend is None:
         shipped = getattr(task, "default_model", None)
         args.backend = "hf" if shipped is not None and Path(shipped).is_dir() else "sim"
+    if ":" in args.backend:
+        return _user_backend(args.backend, task)
     if args.backend == "sim":
         from maker.backends.sim import SimulatedBackend
 
@@ -282,7 +337,26 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
         if not Path(model).is_dir():
             raise ConfigError(f"model folder {str(model)!r} does not exist")
         return HFBackend(model, device=args.device, max_batch=args.max_batch, num_threads=args.threads)
-    raise ConfigError(f"unknown backend {args.backend!r}")
+    raise ConfigError(f"unknown backend {args.backend!r}: use sim, hf, openai or path/to/file.py:Class")
+
+
+def _user_backend(spec: str, task: Task) -> Backend:
+    """A user's Backend subclass from ``file.py:Class`` or ``module:Class``, made with no arguments, or with
+    ``task=`` if its constructor takes one (a fake model that answers from the task)."""
+    from maker.backends.base import check_backend
+    from maker.loading import load_attribute
+
+    cls = load_attribute(spec, "backend")
+    if not isinstance(cls, type):
+        raise ConfigError(f"--backend {spec}: {cls!r} is not a class")
+    try:
+        takes_task = "task" in inspect.signature(cls).parameters
+        backend = cls(task=task) if takes_task else cls()
+    except Exception as exc:
+        raise ConfigError(f"--backend {spec}: making {cls.__name__}({'task=...' if takes_task else ''}) raised "
+                          f"{type(exc).__name__}: {exc}") from exc
+    check_backend(backend)
+    return backend
 
 
 def _cmd_estimate(head: argparse.Namespace, argv: list[str]) -> int:
@@ -329,7 +403,7 @@ def _cmd_plot(head: argparse.Namespace, argv: list[str]) -> int:
 def _cmd_verify(args: argparse.Namespace, argv: list[str]) -> int:
     from maker.verify import verify_journal
 
-    report = verify_journal(args.journal)
+    report = verify_journal(args.journal, task_spec=args.task)
     print(json.dumps(report) if args.json else "\n".join(f"{key:>16}: {value}" for key, value in report.items()))
     return 0 if report["valid"] else EXIT_UNSOLVED
 
@@ -362,6 +436,22 @@ def _cmd_plan(head: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _cmd_check_task(head: argparse.Namespace, argv: list[str]) -> int:
+    from maker.checktask import Finding, check_task
+
+    task_cls = _load_task(argv, "[--steps N] [--depth D]")
+    clashes = parameter_clashes(task_cls)
+    if clashes:  # the parameters could not even be parsed beside maker's options
+        print(f"maker check-task {head.task}\n  FAIL  parameter names  {'; '.join(clashes)}\n        fix: rename "
+              "them in the task's Params (maker never renames a parameter for you)")
+        return EXIT_UNSOLVED
+    args, task = _parse(task_cls, "check-task", {"": _CHECK_TASK}, argv)
+    report = check_task(task, steps=args.steps, depth=args.depth)
+    report.findings.insert(0, Finding("parameter names", "pass", "no task parameter is named like a maker option"))
+    print(json.dumps(report.to_json()) if args.json else report.to_text())
+    return 0 if report.ok else EXIT_UNSOLVED
+
+
 def _fmt(steps: int | None) -> str:
     return "until done" if steps is None else f"{steps:,}"
 
@@ -387,13 +477,18 @@ def _summary_table(summary: dict[str, Any]) -> str:
         ("red flags", f"{summary['red_flags']:,} {summary['red_flags_by_reason']}"),
         ("most votes", f"{summary['max_votes_in_one_step']} (step {summary['max_votes_step']})"),
         ("k", f"{summary['k']} ({summary['rule']})"),
+        *[(label, f"{summary[key]:,}") for label, key in (("violations", "rule_violations"), ("redone steps", "redone_steps"),
+                                                          ("caught", "caught_errors"), ("oracle faults", "oracle_faults"))
+          if summary.get(key)],
         ("sampling", "T {first_temperature:g} then {temperature:g}, red-flag limit {max_tokens} tokens, "
                      "checks {on}".format(**summary["config"], on="on" if summary["checks"] else "off")),
         ("time", f"{summary['seconds']:.1f} s ({summary['steps_per_second']:,.0f} steps/s)"),
     ]
-    rows += [(key, summary[name]) for key, name in (("stopped", "stopped_reason"), ("journal", "journal"))
-             if summary.get(name)]
-    return "\n".join(f"{key:>12}: {value}" for key, value in rows)
+    rows += [(key, summary[name]) for key, name in (("stopped", "stopped_reason"), ("why unsolved", "unsolved_reason"),
+                                                    ("journal", "journal")) if summary.get(name)]
+    answer = json.dumps(summary.get("answer"))
+    rows.append(("answer", answer if len(answer) <= 300 else answer[:297] + "..."))
+    return "\n".join(f"{key:>13}: {value}" for key, value in rows)
 
 
 class _ProgressBar:

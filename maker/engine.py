@@ -10,19 +10,29 @@ so no sample drawn is ever surplus. The engine counts nothing itself: it emits e
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from maker.backends.base import Backend, SampleRequest
+from maker.backends.base import Backend, Sample, SampleRequest
 from maker.config import RunConfig
-from maker.errors import BackendResponseError, StepError, StepFailed
+from maker.errors import BackendError, BackendResponseError, MakerError, StepError, StepFailed
 from maker.events import ChainInfo, Emitter, StepDecision
 from maker.redflag import Flagged, RedFlagJudge
 from maker.statistics import RunStatistics
+from maker.task import JOURNAL_HINT, journal_round_trip
 from maker.voting import VoteRace
 
 ProgressCallback = Callable[[RunStatistics], None]
+log = logging.getLogger("maker")
+# A chain hands control back to the event loop at least this often (seconds), so that Ctrl-C (which
+# cancels the run's task) lands within a second even on a backend that never waits for I/O.
+YIELD_EVERY = 0.1
+FLAG_EXAMPLES = 3  # discarded replies a failed step shows
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class RunResult:
     resumed_steps: int = 0
     journal: str | None = None
     stopped_reason: str | None = None  # why an unsolved run stopped early, if it did
+    unsolved_reason: str | None = None  # why the run is not solved (None: it is)
+    answer: Any = None  # Task.answer of the final state, as JSON data
     depth: int = 0
     nodes: list[dict[str, Any]] = field(default_factory=list)  # per subtask: name, steps, seconds, reruns
 
@@ -56,7 +68,8 @@ class RunResult:
         return {"task": self.task, "params": self.params, "backend": self.backend, "simulated": self.simulated,
                 "solved": self.solved, "k": config.k, "rule": config.rule, "checks": config.checks,
                 "config": config.model_dump(mode="json"), **self.statistics.to_json(), "resumed_steps": self.resumed_steps,
-                "journal": self.journal, "stopped_reason": self.stopped_reason, "depth": self.depth,
+                "journal": self.journal, "stopped_reason": self.stopped_reason,
+                "unsolved_reason": self.unsolved_reason, "answer": self.answer, "depth": self.depth,
                 "subtasks": len(self.nodes)}
 
 
@@ -84,6 +97,7 @@ class Engine:
     def __init__(self, chain: ChainInfo, backend: Backend, config: RunConfig, emit: Emitter) -> None:
         self.chain, self.backend, self.config, self.emit = chain, backend, config, emit
         self.judge = RedFlagJudge(chain.task, max_tokens=config.max_tokens, checks=config.checks)
+        self.debug = log.isEnabledFor(logging.DEBUG)
 
     async def decide(self, state: Any, step: int) -> StepDecision:
         """Sample, red-flag and vote until one candidate wins (or the cap is hit)."""
@@ -96,25 +110,25 @@ class Engine:
             hook(chain, step, state, prompt)
         race = VoteRace(self.config.k, self.config.rule)
         memo: dict[str, Any] = {}  # reply text -> verdict: the samples of a step often agree word for word
-        drawn = red = rounds = 0
+        flags: list[Flagged] = []  # this step's discarded replies, for the error if it fails
+        drawn = rounds = 0
         seed = step_seed(self.config.seed, step)
         while True:
             need = min(race.votes_needed(), cap - drawn)
             if need <= 0:
-                raise StepFailed(step=step, samples=drawn, counts=race.counts, red_flags=red)
+                raise self._failed(step, drawn, race, flags)
             requests = round_requests(self.config, prompt, seed, need, first=drawn == 0, rounds=rounds, agent=chain.agent)
-            batches = await self.backend.sample_many(requests)
+            samples = await self._sample(requests, step)
             rounds += 1
-            samples = [sample for batch in batches for sample in batch]
-            if not samples:
-                raise BackendResponseError(f"step {step}: backend {self.backend.name!r} returned no samples for {need} requested")
             drawn += len(samples)
             for hook in emit.sampled:
                 hook(chain, step, samples)
             for sample in samples:
                 verdict = self.judge.judge(state, sample, memo, step=step)
                 if verdict.__class__ is Flagged:
-                    red += 1
+                    flags.append(verdict)
+                    if self.debug:
+                        log.debug("step %d: red flag %s: %s; reply %r", step, verdict.reason.value, verdict.detail, verdict.text)
                     for hook in emit.red_flag:
                         hook(chain, step, verdict)
                     continue
@@ -122,13 +136,59 @@ class Engine:
                 if winner is not None:  # only on a round's last vote: rounds draw exactly what can decide
                     return StepDecision(winner, sorted(race.counts.values(), reverse=True), drawn, rounds)
 
+    async def _sample(self, requests: list[SampleRequest], step: int) -> list[Sample]:
+        """One round's samples, flattened. Whatever goes wrong in the backend comes out as a
+        ``BackendError`` that names the backend and the step."""
+        try:
+            batches = await self.backend.sample_many(requests)
+            samples = [sample for batch in batches for sample in batch]
+        except BackendError as error:
+            if error.step is None:
+                error.step = step
+            raise
+        except MakerError:
+            raise
+        except Exception as exc:
+            error = BackendError(f"step {step}: backend {self.backend.name!r} ({type(self.backend).__name__}) raised "
+                                 f"{type(exc).__name__}: {exc}")
+            error.step = step
+            raise error from exc
+        if not samples:
+            raise self._bad_reply(step, f"no samples for {sum(r.n for r in requests)} requested")
+        for sample in samples:
+            if sample.__class__ is not Sample and not isinstance(sample, Sample):
+                raise self._bad_reply(step, f"a {type(sample).__name__} ({sample!r:.80}) among its samples")
+        return samples
+
+    def _bad_reply(self, step: int, what: str) -> BackendResponseError:
+        error = BackendResponseError(f"step {step}: backend {self.backend.name!r} ({type(self.backend).__name__}) returned "
+                                     f"{what}; sample_many must return one list of maker.Sample per request")
+        error.step = step
+        return error
+
+    @staticmethod
+    def _failed(step: int, drawn: int, race: VoteRace, flags: list[Flagged]) -> StepFailed:
+        kinds: dict[tuple[str, str], Flagged] = {}
+        for flag in flags:
+            kinds.setdefault((flag.reason, flag.detail), flag)
+        examples = list(dict.fromkeys([*kinds.values(), *flags]))[:FLAG_EXAMPLES]  # one of each kind first, no repeats
+        return StepFailed(step=step, samples=drawn, counts=race.counts, red_flags=len(flags),
+                          flag_reasons=Counter(flag.reason.value for flag in flags), examples=examples)
+
     async def run_chain(self, state: Any, *, first_step: int = 0, max_steps: int | None = None) -> tuple[Any, int]:
         """Decide and commit steps from ``state`` until the task is done or ``max_steps`` steps
         are committed. Returns the final state and the number of steps committed."""
         task, chain, emit = self.chain.task, self.chain, self.emit
         step, last = first_step, None if max_steps is None else first_step + max_steps
+        yielded = time.perf_counter()
         while step != last and not task.is_done(state):
+            if time.perf_counter() - yielded > YIELD_EVERY:
+                await asyncio.sleep(0)
+                yielded = time.perf_counter()
             decision = await self.decide(state, step)
+            if step == first_step and (problem := journal_round_trip(task, decision.candidate)) is not None:
+                raise StepError(f"the winning candidate {decision.candidate!r} does not survive the journal: {problem}; "
+                                f"{JOURNAL_HINT}", step=step, state=state)
             try:
                 after = task.apply(state, decision.candidate)
             except Exception as exc:

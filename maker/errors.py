@@ -19,7 +19,7 @@ callers only ever need to catch ``MakerError`` subclasses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -52,22 +52,29 @@ class StepError(TaskError):
 
 
 class StepFailed(MakerError):
-    """A step drew its maximum number of samples without any candidate winning the vote."""
+    """A step drew its maximum number of samples without any candidate winning the vote. The message
+    shows the vote counts and, when replies were discarded, the red flags by reason with examples."""
 
-    def __init__(self, *, step: int, samples: int, counts: Mapping[Any, int], red_flags: int) -> None:
+    def __init__(self, *, step: int, samples: int, counts: Mapping[Any, int], red_flags: int,
+                 flag_reasons: Mapping[str, int] | None = None, examples: Sequence[Any] = ()) -> None:
         shown = ", ".join(f"{_short(c)}: {n}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
-        super().__init__(
-            f"step {step}: no decision after {samples} samples (the per-step cap); "
-            f"{red_flags} red-flagged; vote counts: {{{shown or 'none'}}}"
-        )
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted((flag_reasons or {}).items(), key=lambda kv: -kv[1]))
+        lines = [f"step {step}: no decision after {samples} samples (the per-step cap); {red_flags} red-flagged"
+                 + (f" ({reasons})" if reasons else "") + f"; vote counts: {{{shown or 'none'}}}"]
+        lines += [f"  {flag.reason.value}: {flag.detail or '(no detail)'}; reply: {_short(flag.text, 120)}" for flag in examples]
+        super().__init__("\n".join(lines))
         self.step = step
         self.samples = samples
         self.counts = dict(counts)
         self.red_flags = red_flags
+        self.flag_reasons = dict(flag_reasons or {})
+        self.examples = list(examples)  # maker.redflag.Flagged: a few discarded replies, distinct reasons first
 
 
 class BackendError(MakerError):
-    """A backend could not produce samples."""
+    """A backend could not produce samples. ``step``: the step that asked, when a run did."""
+
+    step: int | None = None
 
 
 class BackendTimeout(BackendError):

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from maker.backends.base import Backend
+from maker.backends.base import Backend, check_backend
 from maker.config import resolve_config
 from maker.engine import round_requests, step_seed
 from maker.errors import ConfigError, TaskError
@@ -220,6 +220,7 @@ async def estimate_async(
     samples = _count(samples, "samples (the number of random steps)")
     per_state = _count(per_state, "per_state (at least two samples a state, to see collisions)", low=2)
     concurrency = _count(concurrency, "concurrency")
+    check_backend(backend)
     config = resolve_config(task, backend, temperature=temperature, max_tokens=max_tokens, checks=checks)
     # Without first_temperature every sample is drawn at the run's temperature: no greedy first vote.
     config = config.model_copy(update={"first_temperature": config.temperature if first_temperature is None

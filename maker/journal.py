@@ -23,8 +23,9 @@ from maker.events import ChainInfo, Observer, StepDecision
 
 FORMAT_VERSION = 1
 Records = dict[int | None, list[dict[str, Any]]]  # step records by chain (see records_by_chain)
-# Settings that must match for a journal to be resumed: anything that changes what is decided.
-_MUST_MATCH = ("task", "params", "config")
+# Settings that must match for a journal to be resumed: anything that changes what is decided. The
+# task's class is compared only when the journal records it (older journals do not).
+_MUST_MATCH = ("task", "class", "params", "config")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
 def check_compatible(header: dict[str, Any], expected: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Refuse to resume a journal written by another task or with other settings."""
     for key in _MUST_MATCH:
+        if key == "class" and key not in header:
+            continue
         if header.get(key) != expected.get(key):
             theirs, ours = (json.dumps(h.get(key), sort_keys=True) for h in (header, expected))
             raise JournalError(f"journal {str(path)!r} was written with a different {key}: {theirs} (journal) vs "

@@ -1,4 +1,5 @@
-"""Finding a task class from a spec: a registered name, ``pkg.module:Class`` or ``file.py:Class``.
+"""Finding a task class (or a backend class) from a spec: a registered name, ``pkg.module:Class`` or
+``file.py:Class``.
 
 Built-in tasks register themselves under the ``maker.tasks`` entry-point group exactly as a
 user's installed plug-in would, so the two paths cannot drift apart.
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from maker.errors import TaskError
-from maker.task import Task
+from maker.task import Task, check_task_class
 
 ENTRY_POINT_GROUP = "maker.tasks"
 # Fallback when maker runs from a source tree that was never installed (no entry points).
@@ -27,35 +28,53 @@ def registered_tasks() -> dict[str, str]:
 
 
 def load_task_class(spec: str) -> type[Task]:
-    """Resolve ``spec`` to a task class without instantiating it."""
+    """Resolve ``spec`` to a task class without instantiating it; a class that is not a complete task
+    (not a ``Task``, or missing a required method) is refused here, before any run."""
     if not isinstance(spec, str) or not spec.strip():
         raise TaskError(f"task spec must be a non-empty string, got {spec!r}")
     registry = registered_tasks()
-    if spec in registry:
-        spec = registry[spec]
-    if ":" not in spec:
+    target = registry.get(spec, spec)
+    if ":" not in target:
         raise TaskError(
             f"unknown task {spec!r}: use a registered name ({', '.join(sorted(registry))}), "
             "'package.module:Class' or 'path/to/file.py:Class'"
         )
+    cls = load_attribute(target, "task")
+    if not isinstance(cls, type):
+        raise TaskError(f"{spec!r} is not a class")
+    check_task_class(cls, standalone=True)
+    return cls
+
+
+def load_attribute(spec: str, what: str) -> Any:
+    """The object ``spec`` names: ``package.module:NAME`` or ``path/to/file.py:NAME``. A file's folder goes
+    on ``sys.path`` first (as pytest does for test files), so it can import modules beside it."""
     target, _, attr = spec.rpartition(":")
-    if target.endswith(".py") or "/" in target or "\\" in target:
-        module = _import_file(Path(target))
+    if _is_file(target):
+        module = _import_file(Path(target), what)
     else:
         try:
             module = importlib.import_module(target)
         except ImportError as exc:
-            raise TaskError(f"cannot import module {target!r} for task {spec!r}: {exc}") from exc
+            raise TaskError(f"cannot import module {target!r} for {what} {spec!r}: {exc}") from exc
     try:
-        cls = getattr(module, attr)
+        return getattr(module, attr)
     except AttributeError:
-        raise TaskError(f"module {target!r} has no attribute {attr!r}") from None
-    if not isinstance(cls, type):
-        raise TaskError(f"{spec!r} is not a class")
-    missing = [m for m in ("initial_state", "prompt", "parse", "apply", "is_done") if not callable(getattr(cls, m, None))]
-    if missing:
-        raise TaskError(f"{spec!r} is not a task: it lacks {', '.join(missing)}")
-    return cls
+        raise TaskError(f"{what} module {target!r} has no attribute {attr!r}") from None
+
+
+def resolved_spec(spec: str) -> str:
+    """``spec`` with a file path made absolute, so a journal names its task from any folder."""
+    target, sep, attr = spec.rpartition(":")
+    return f"{Path(target).resolve()}{sep}{attr}" if sep and _is_file(target) else spec
+
+
+def class_identity(cls: type) -> str:
+    """Which class this is, beyond its task name: ``module:Class``, or ``/abs/file.py:Class`` for a
+    task file. A journal records it, and resume refuses a journal written by another class."""
+    source = getattr(sys.modules.get(cls.__module__), "__file__", None)
+    where = str(Path(source).resolve()) if cls.__module__.startswith(_FILE_MODULE) and source else cls.__module__
+    return f"{where}:{cls.__qualname__}"
 
 
 def load_task(spec: str, **params: Any) -> Task:
@@ -66,17 +85,26 @@ def load_task(spec: str, **params: Any) -> Task:
     7
     """
     task = load_task_class(spec)(**params)
-    task.spec = spec  # recorded in journals, so `maker verify` can rebuild the task
+    task.spec = resolved_spec(spec)  # recorded in journals, so `maker verify` can rebuild the task
     return task
 
 
-def _import_file(path: Path) -> Any:
+_FILE_MODULE = "maker_user_file_"
+
+
+def _is_file(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def _import_file(path: Path, what: str) -> Any:
     if not path.is_file():
-        raise TaskError(f"task file {str(path)!r} does not exist")
+        raise TaskError(f"{what} file {str(path)!r} does not exist")
     resolved = path.resolve()
-    name = f"maker_user_task_{abs(hash(str(resolved))):x}"
+    name = f"{_FILE_MODULE}{resolved.stem}_{abs(hash(str(resolved))):x}"
     if name in sys.modules:
         return sys.modules[name]
+    if str(resolved.parent) not in sys.path:
+        sys.path.insert(0, str(resolved.parent))
     spec = importlib.util.spec_from_file_location(name, resolved)
     if spec is None or spec.loader is None:
         raise TaskError(f"cannot load {str(path)!r} as a Python file")
@@ -86,5 +114,5 @@ def _import_file(path: Path) -> Any:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise TaskError(f"importing task file {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
+        raise TaskError(f"importing {what} file {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
     return module

@@ -18,23 +18,28 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from maker.backends.base import Backend
+from maker.backends.base import Backend, check_backend
 from maker.config import RunConfig, resolve_config
 from maker.engine import Engine, ProgressCallback, RunResult
 from maker.errors import ConfigError, MakerError, StepError
 from maker.events import ChainInfo, Emitter, Observer, StepDecision, emitter
 from maker.journal import open_journal, records_by_chain
+from maker.loading import class_identity
 from maker.planner import Plan, Subtask, plan_for, start_of
 from maker.replay import replay_chain
 from maker.statistics import ProgressReporter, StatisticsRecorder
-from maker.task import Task
+from maker.task import Task, json_data
 
 RERUN_K_FACTOR = 2  # a chain that fails its end check is redone with k times this
+# Steps a chain may take when neither the task (total_steps) nor the run (max_steps) bounds it, so that an
+# is_done that never comes true stops with a clear reason instead of running forever.
+DEFAULT_STEP_CAP = 10_000_000
 
 
 def journal_header(task: Task, backend: Backend, config: RunConfig, depth: int) -> dict[str, Any]:
     # Unset optional settings stay out, so journals written before they existed still resume.
-    header = {**task.describe(), "config": config.model_dump(mode="json", exclude_none=True), "backend": backend.describe()}
+    header = {**task.describe(), "class": class_identity(type(task)),
+              "config": config.model_dump(mode="json", exclude_none=True), "backend": backend.describe()}
     if depth:
         header["config"]["depth"] = depth  # part of "config": a journal resumes only the same plan
     return header
@@ -58,6 +63,7 @@ class _PlanRun:
     results: dict[str, Any] = field(default_factory=dict)
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     resumed: int = 0
+    capped: list[str] = field(default_factory=list)  # chains stopped by DEFAULT_STEP_CAP
 
     def config_for(self, task: Task, agent: str | None) -> RunConfig:
         """The chain's settings: the run's own config if one was given, else resolved for the
@@ -97,9 +103,11 @@ class _PlanRun:
             state = replay_chain(chain.task, start, records, visit=partial(self._replayed, chain))
             self.resumed += len(records)
             bounded = self.max_steps is not None
-            limit = self.max_steps if bounded else sub.steps
-            remaining = None if limit is None else max(0, limit - len(records))
-            state, _ = await Engine(chain, self.backend, settings, self.emit).run_chain(state, first_step=len(records), max_steps=remaining)
+            limit = self.max_steps if bounded else sub.steps if sub.steps is not None else DEFAULT_STEP_CAP
+            remaining = max(0, limit - len(records))
+            state, taken = await Engine(chain, self.backend, settings, self.emit).run_chain(state, first_step=len(records), max_steps=remaining)
+            if not bounded and sub.steps is None and len(records) + taken >= DEFAULT_STEP_CAP and not chain.task.is_done(state):
+                self.capped.append(sub.name)
             if sub.expect is None or sub.expect(state) or bounded:
                 break
             if attempt:
@@ -126,6 +134,7 @@ async def run_async(task: Task, backend: Backend, *, journal: str | Path | None 
     """Carry out ``task`` with ``backend``; see ``maker.run``."""
     if config is not None and settings:
         raise ConfigError(f"give either config or settings ({', '.join(sorted(settings))}), not both")
+    check_backend(backend)
     fixed = config is not None
     config = config or resolve_config(task, backend, agent=agent, **settings)
     if max_concurrency < 1:
@@ -168,14 +177,33 @@ def _result(task: Task, backend: Backend, config: RunConfig, run: _PlanRun, reco
     order = run.plan.order()
     final_state = run.plan.finish(run.results) if run.plan.finish is not None else run.results[order[-1]]
     snapshot = _final_statistics(recorder, backend)
-    done = task.is_done(final_state)
     if progress is not None:
         progress(snapshot)
+    stopped, unsolved = _unsolved(task, final_state, snapshot, run)
     return RunResult(task=task.name, params=task.describe()["params"], backend=backend.name, simulated=backend.simulated,
-                     config=config, solved=done and not snapshot.rule_violations, final_state=final_state,
-                     statistics=snapshot, resumed_steps=run.resumed, journal=None if journal is None else str(journal),
-                     stopped_reason=None if done else f"stopped after {snapshot.steps} steps without finishing",
-                     depth=depth, nodes=[run.nodes[n] for n in order])
+                     config=config, solved=unsolved is None, final_state=final_state, statistics=snapshot,
+                     resumed_steps=run.resumed, journal=None if journal is None else str(journal), stopped_reason=stopped,
+                     unsolved_reason=unsolved, answer=json_data(task.answer(final_state)), depth=depth,
+                     nodes=[run.nodes[n] for n in order])
+
+
+def _unsolved(task: Task, final_state: Any, statistics: Any, run: _PlanRun) -> tuple[str | None, str | None]:
+    """Why the run stopped early (or None), and why it is not solved (or None: it is)."""
+    steps, declared = statistics.steps, task.total_steps()
+    stopped = None
+    if not task.is_done(final_state):
+        stopped = f"stopped after {steps:,} steps without finishing"
+        if run.capped:
+            stopped += (f": chain {run.capped[0]!r} reached the default cap of {DEFAULT_STEP_CAP:,} steps (the task "
+                        "declares no total_steps()); give max_steps (--max-steps) to allow more")
+        elif declared is not None and run.max_steps is None and steps >= declared:
+            stopped += f": the task declares total_steps() = {declared:,}, and is_done is still false"
+    reasons = [stopped] if stopped else []
+    if stopped is None and declared is not None and steps != declared:
+        reasons.append(f"is_done after {steps:,} steps, but the task declares total_steps() = {declared:,}")
+    if statistics.rule_violations:
+        reasons.append(f"{statistics.rule_violations:,} committed steps break the task's check (rule_violations)")
+    return stopped, "; ".join(reasons) or None
 
 
 def run(task: Task, backend: Backend, **settings: Any) -> RunResult:

@@ -9,6 +9,7 @@ machines add up with ``RunStatistics.merge``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,9 @@ from typing import Any
 from maker.backends.base import Sample
 from maker.events import ChainInfo, Observer, StepDecision
 from maker.redflag import Flagged, RedFlagReason, rule_violation
-from maker.task import oracle_disagrees
+from maker.task import oracle_disagrees, oracle_fault
+
+log = logging.getLogger("maker")
 
 _EMPTY: Mapping[Any, int] = MappingProxyType({})
 
@@ -52,6 +55,7 @@ class RunStatistics:
     backend_retries: int = 0
     redone_steps: int = 0  # steps of chains that failed their end check and were redone
     caught_errors: int | None = None  # wrong decisions in those redone chains (caught by the check)
+    oracle_faults: int | None = None  # decisions differing from an oracle whose own answer breaks the check: not errors
     backend: Mapping[str, int | float] = field(default_factory=lambda: _EMPTY)  # Backend.statistics() at the end
 
     @property
@@ -83,7 +87,8 @@ class RunStatistics:
             "seconds": round(self.seconds, 3), "steps_per_second": round(self.steps_per_second, 1),
             "samples_per_step": round(self.samples_per_step, 4), "errors": self.errors,
             "rule_violations": self.rule_violations, "backend_retries": self.backend_retries,
-            "redone_steps": self.redone_steps, "caught_errors": self.caught_errors, "backend_statistics": dict(self.backend),
+            "redone_steps": self.redone_steps, "caught_errors": self.caught_errors, "oracle_faults": self.oracle_faults,
+            "backend_statistics": dict(self.backend),
         }
 
 
@@ -92,6 +97,7 @@ class _Tally:
 
     def __init__(self) -> None:
         self.steps = self.samples = self.valid_votes = self.tokens = self.errors = self.violations = self.max_votes = 0
+        self.oracle_faults = 0
         self.max_votes_step: int | None = None
         self.red_flags: Counter[str] = Counter()
         self.votes_per_step: Counter[int] = Counter()
@@ -104,7 +110,8 @@ class _Tally:
             red_flags=MappingProxyType(dict(self.red_flags)), votes_per_step=MappingProxyType(dict(self.votes_per_step)),
             rounds_per_step=MappingProxyType(dict(self.rounds_per_step)), max_votes=self.max_votes,
             max_votes_step=self.max_votes_step, tokens=self.tokens, errors=self.errors if oracle else None,
-            rule_violations=self.violations if check else None, caught_errors=0 if oracle else None)
+            rule_violations=self.violations if check else None, caught_errors=0 if oracle else None,
+            oracle_faults=self.oracle_faults if oracle else None)
         if not self.voided:
             return record
         # A voided attempt's decisions are not the solution's: they count as redone, and its
@@ -122,7 +129,8 @@ class StatisticsRecorder(Observer):
         self.oracle, self.check, self._checks = oracle and verify, check, checks
         self._tallies: defaultdict[ChainInfo, _Tally] = defaultdict(_Tally)  # attempts under way
         self._settled = RunStatistics(errors=0 if self.oracle else None, rule_violations=0 if check else None,
-                                      caught_errors=0 if self.oracle else None)
+                                      caught_errors=0 if self.oracle else None, oracle_faults=0 if self.oracle else None)
+        self._warned = False  # about a broken oracle: once a run
         self.started = time.perf_counter()
 
     def sampled(self, chain: ChainInfo, step: int, samples: Sequence[Sample]) -> None:
@@ -146,7 +154,15 @@ class StatisticsRecorder(Observer):
             tally.samples += decision.samples
         task = chain.task
         if self.oracle and task.has_oracle and oracle_disagrees(task, state, decision.candidate):
-            tally.errors += 1
+            fault = oracle_fault(task, state)
+            if fault is None:
+                tally.errors += 1
+            else:  # the oracle is what is wrong here, not the decision
+                tally.oracle_faults += 1
+                if not self._warned:
+                    self._warned = True
+                    log.warning("task %r: at step %d %s; such steps are counted as oracle_faults, not errors "
+                                "(fix the task's oracle or check)", task.name, step, fault)
         if self.check and not self._checks and task.has_check and rule_violation(task, state, decision.candidate):
             tally.violations += 1
 

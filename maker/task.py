@@ -2,7 +2,7 @@
 
 A task is a handful of plain (non-async) methods: ``initial_state``, ``prompt``, ``parse``, ``apply`` and
 ``is_done`` are required; ``check``, ``oracle``, ``total_steps``, ``format_reply``, ``plausible_mistake``,
-``candidate_to_json`` / ``candidate_from_json``, ``agent`` and ``run_defaults`` are optional. The candidate
+``candidate_to_json`` / ``candidate_from_json``, ``answer``, ``agent`` and ``run_defaults`` are optional. The candidate
 ``parse`` returns is the vote key, so it must be hashable and canonical: two replies that mean the same
 thing must parse to equal candidates. The oracle (ground truth) is only for the simulated backend,
 estimation and after-the-fact verification, never voting.
@@ -10,6 +10,7 @@ estimation and after-the-fact verification, never voting.
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
 from collections.abc import Hashable
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from maker.errors import TaskParameterError
+from maker.errors import TaskError, TaskParameterError
 
 
 class NoParams(BaseModel):
@@ -51,6 +52,7 @@ class Task:
     Params: ClassVar[type[BaseModel]] = NoParams
 
     def __init__(self, **params: Any) -> None:
+        check_task_class(type(self))
         self.params = validate_params(self.Params, params, task=self.name)
 
     # --- required -----------------------------------------------------------------------------
@@ -71,8 +73,10 @@ class Task:
         raise NotImplementedError
 
     # --- optional -----------------------------------------------------------------------------
-    #: tasks that implement ``check`` set this to True
-    has_check: ClassVar[bool] = False
+    @property
+    def has_check(self) -> bool:
+        """Whether the task defines ``check`` (a subclass may still set ``has_check = False``)."""
+        return type(self).check is not Task.check
 
     def check(self, state: Any, candidate: Any) -> None:
         """Answer-free validity rules: raise ``RedFlag(..., RedFlagReason.INVALID)`` on a breach.
@@ -98,8 +102,15 @@ class Task:
         return {}
 
     def total_steps(self) -> int | None:
-        """Number of steps of a correct run, when known in advance."""
+        """Number of steps of a correct run, when known in advance: a cap (a run stops there) and a
+        check (a run that reaches ``is_done`` at any other step is not solved). None: unknown; a run
+        then stops at ``maker.scheduler.DEFAULT_STEP_CAP`` unless given ``max_steps``."""
         return None
+
+    def answer(self, state: Any) -> Any:
+        """What a user wants to see of the final state (``maker run`` prints it; ``--json`` has it
+        as ``"answer"``): the closing balances, the sorted list. Default: the state itself."""
+        return state
 
     def format_reply(self, state: Any, candidate: Any) -> str:
         """The reply a perfect model would write for ``candidate`` (simulation, training data)."""
@@ -110,9 +121,13 @@ class Task:
         raise NotImplementedError(f"task {self.name!r} cannot make up mistakes")
 
     def candidate_to_json(self, candidate: Any) -> Any:
+        """The candidate as JSON data for the journal. The default writes tuples as lists; override it
+        (with ``candidate_from_json``) for candidates JSON cannot hold: sets, named tuples, objects."""
         return _jsonable(candidate)
 
     def candidate_from_json(self, data: Any) -> Any:
+        """The candidate back from ``candidate_to_json``'s data (resume, ``maker verify``). The default
+        turns lists into tuples and objects into sorted tuples of pairs."""
         return _hashable(data)
 
     def encode_candidate(self, candidate: Any) -> str:
@@ -127,6 +142,52 @@ class Task:
         return described
 
 
+# What every chain's task needs; a task run on its own (not only as a plan's subtask) also needs initial_state.
+REQUIRED_METHODS = ("prompt", "parse", "apply", "is_done")
+
+
+def check_task_class(cls: type, *, standalone: bool = False) -> None:
+    """Raise TaskError unless ``cls`` is a Task subclass that defines every required method."""
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise TaskError(f"{cls!r} is not a task: subclass maker.Task")
+    required = ("initial_state", *REQUIRED_METHODS) if standalone else REQUIRED_METHODS
+    missing = [name for name in required if getattr(cls, name, None) is getattr(Task, name)]
+    if missing:
+        raise TaskError(f"task class {cls.__qualname__!r} does not define {', '.join(missing)}: every task needs "
+                        f"{', '.join(required)} (docs/tasks.md)")
+
+
+def journal_round_trip(task: Task, candidate: Any) -> str | None:
+    """Why ``candidate`` does not come back from the journal's JSON encoding as itself (same value and
+    type), or None. Checked on a chain's first decision and by ``maker check-task``."""
+    try:
+        back = task.candidate_from_json(json.loads(task.encode_candidate(candidate)))
+    except Exception as exc:
+        return f"encoding it raised {type(exc).__name__}: {exc}"
+    if not _same(back, candidate):
+        return f"it comes back as {back!r} ({type(back).__name__}), not {candidate!r} ({type(candidate).__name__})"
+    return None
+
+
+JOURNAL_HINT = ("candidates are journalled as JSON: return ints, strings and tuples of them from parse, or define "
+                "candidate_to_json / candidate_from_json on the task (docs/tasks.md)")
+
+
+def oracle_fault(task: Task, state: Any) -> str | None:
+    """Why the oracle's own answer for ``state`` breaks the task's check, or None (no check, no
+    answer, or it passes). A broken oracle must not make a correct run count errors."""
+    from maker.redflag import rule_violation
+
+    if not task.has_check:
+        return None
+    try:
+        expected = task.oracle(state)
+    except Exception:
+        return None
+    broken = rule_violation(task, state, expected)
+    return None if broken is None else f"the oracle's answer {expected!r} breaks the check: {broken.detail or broken.reason.value}"
+
+
 def oracle_disagrees(task: Task, state: Any, candidate: Any) -> bool:
     """Whether the oracle's answer for ``state`` differs from ``candidate``: the one comparison
     behind every error count (statistics, ``maker verify``, estimation). After the fact only.
@@ -139,18 +200,37 @@ def oracle_disagrees(task: Task, state: Any, candidate: Any) -> bool:
 
 def validate_params(model: type[BaseModel], params: dict[str, Any], *, task: str) -> BaseModel:
     """Validate ``params`` against ``model``; errors name each offending parameter."""
+    fields = model.model_fields
+    known = set(fields) | {f.alias for f in fields.values() if f.alias}
+    unknown = [name for name in params if name not in known]
+    if unknown and model.model_config.get("extra") != "allow":
+        flag = _flag
+        hints = [flag(name) + "".join(f" (did you mean {flag(m)}?)" for m in difflib.get_close_matches(name, known, 1))
+                 for name in unknown]
+        raise TaskParameterError(f"invalid parameters for task {task!r}: unknown {', '.join(hints)}; its parameters "
+                                 f"are: {', '.join(map(flag, fields)) or 'none'}")
     try:
         return model(**params)
     except ValidationError as exc:
         problems = "; ".join(
-            f"--{'.'.join(str(p) for p in err['loc']).replace('_', '-')}: {err['msg']}"
+            f"{_flag('.'.join(str(p) for p in err['loc']))}: {err['msg']}"
             + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
             for err in exc.errors()
         )
         raise TaskParameterError(f"invalid parameters for task {task!r}: {problems}") from None
 
 
+def _flag(name: str) -> str:
+    """A parameter as the command line spells it (also used in errors from Python)."""
+    return "--" + name.replace("_", "-")
+
+
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def json_data(value: Any) -> Any:
+    """``value`` as JSON data: sequences as lists, mappings as objects, anything else JSON cannot hold as its repr."""
+    return json.loads(json.dumps(_jsonable(value), default=repr))
 
 
 def _jsonable(value: Any) -> Any:
@@ -159,6 +239,17 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (a named tuple is == its plain tuple, but is not it)."""
+    if type(a) is not type(b) or a != b:
+        return False
+    if isinstance(a, (tuple, list)):
+        return all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return all(_same(a[key], b[key]) for key in a)
+    return True
 
 
 def _hashable(value: Any) -> Any:

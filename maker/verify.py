@@ -16,21 +16,22 @@ from maker.loading import load_task
 from maker.planner import plan_for, start_of
 from maker.redflag import rule_violation
 from maker.replay import replay_chain
-from maker.task import oracle_disagrees
+from maker.task import oracle_disagrees, oracle_fault
 
 
-def verify_journal(path: str | os.PathLike[str]) -> dict[str, Any]:
+def verify_journal(path: str | os.PathLike[str], task_spec: str | None = None) -> dict[str, Any]:
     """Replay the journal at ``path``; report rule violations, oracle disagreements, failed chain
-    end checks and whether the final state completes the task."""
+    end checks and whether the final state completes the task in its declared number of steps. The task
+    is rebuilt from the journal's spec (a task file's absolute path), or from ``task_spec`` if given."""
     contents = read_journal(path)
     header = contents.header
-    task = load_task(header.get("spec") or header["task"], **header.get("params", {}))
+    task = load_task(task_spec or header.get("spec") or header["task"], **header.get("params", {}))
     depth = header.get("config", {}).get("depth", 0)
     plan = plan_for(task, depth)
     order = plan.order()
     grouped = records_by_chain(contents)
     digest = hashlib.sha256()  # of the decided candidates in plan order: equal runs, equal digests
-    found = {"violations": 0, "errors": 0, "bad_ends": 0, "steps": 0}
+    found = {"violations": 0, "errors": 0, "oracle_faults": 0, "bad_ends": 0, "steps": 0}
     first_violation: list[str] = []
     results: dict[str, Any] = {}
     for index, name in enumerate(order):
@@ -44,7 +45,8 @@ def verify_journal(path: str | os.PathLike[str]) -> dict[str, Any]:
             if broken is not None:
                 found["violations"] += 1
                 first_violation.append(f"{name} step {record['step']}: {broken.detail or broken.reason.value}")
-            found["errors"] += chain_task.has_oracle and oracle_disagrees(chain_task, state, candidate)
+            if chain_task.has_oracle and oracle_disagrees(chain_task, state, candidate):
+                found["oracle_faults" if oracle_fault(chain_task, state) else "errors"] += 1
 
         records = grouped.get(None if len(order) == 1 else index, [])
         state = replay_chain(chain_task, start_of(sub, results), records, visit=judge)
@@ -53,7 +55,9 @@ def verify_journal(path: str | os.PathLike[str]) -> dict[str, Any]:
         results[name] = state
     final = plan.finish(results) if plan.finish is not None else results[order[-1]]
     done = task.is_done(final)
+    declared = task.total_steps()
     violations, errors, bad_ends = found["violations"], found["errors"], found["bad_ends"]
+    in_declared_steps = declared is None or found["steps"] == declared
     return {
         "journal": str(path),
         "task": task.name,
@@ -61,12 +65,14 @@ def verify_journal(path: str | os.PathLike[str]) -> dict[str, Any]:
         "depth": depth,
         "subtasks": len(order),
         "steps": found["steps"],
+        "declared_steps": declared,
         "complete": done,
         "rule_violations": violations if task.has_check else None,
         "first_violation": first_violation[0] if first_violation else None,
         "failed_end_checks": bad_ends,
         "errors": errors if task.has_oracle else None,
+        "oracle_faults": found["oracle_faults"] if task.has_oracle else None,
         "torn_tail": contents.torn_tail,
         "solution_sha256": digest.hexdigest(),
-        "valid": done and violations == 0 and bad_ends == 0 and (errors == 0 or not task.has_oracle),
+        "valid": done and in_declared_steps and violations == 0 and bad_ends == 0 and (errors == 0 or not task.has_oracle),
     }

@@ -367,6 +367,11 @@ class MultiplyTask(Task):
         task, inner = self._inner(state)
         return task.oracle(inner)
 
+    def answer(self, state: MultiplyState) -> dict[str, Any]:
+        """The factors and the product (None while unfinished), as decimal strings: JSON readers lose big ints."""
+        done = state.current is None and bool(state.results)
+        return {"a": self.a, "b": self.b, "product": str(product_of(state)) if done else None}
+
     def total_steps(self) -> int:
         return sum(stage.steps for stage in self.stages)
 

@@ -1,6 +1,7 @@
 """Crash safety: a run killed with SIGKILL at random moments and resumed each time loses no
 decided step, duplicates none, and re-spends samples only on the step in flight at each kill."""
 
+import json
 import os
 import random
 import signal
@@ -83,3 +84,28 @@ def test_twenty_sigkills_then_resume(tmp_path):
     assert all(n > 0 for n in extra.values())
     print(f"\n{kills} SIGKILLs at steps {in_flight_at_kill}; {len(records)} steps journalled once each; "
           f"extra samples {sum(extra.values())} at {len(extra)} in-flight steps; verified {report['valid']}")
+
+
+def test_ctrl_c_on_the_simulated_backend_stops_within_a_second_and_resumes(tmp_path):
+    """The simulator never waits for I/O, so a run that never yielded to the event loop used to
+    ignore Ctrl-C until it had finished. Now SIGINT stops it within a second (exit 130), the
+    journal keeps every decided step, and the same command resumes and finishes."""
+    journal = tmp_path / "run.jsonl"
+    command = [sys.executable, "-m", "maker", "run", "hanoi", "--disks", "17", "--backend", "sim", "--error-rate",
+               "0.01", "--k", "4", "--journal", str(journal), "--no-progress", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_progress(proc, journal)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 1.0, "Ctrl-C took more than a second"
+    assert proc.returncode == 130 and out == "" and "rerun the same command" in err
+    kept = _journalled_steps(journal)
+    assert 0 < kept < 2**17 - 1
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert summary["solved"] and summary["resumed_steps"] == kept and summary["steps"] == 2**17 - 1
+    assert verify_journal(journal)["valid"]

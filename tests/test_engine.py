@@ -162,3 +162,102 @@ def test_simulated_runs_are_reproducible():
     a = maker.run(task, SimulatedBackend(task, error_rate=0.2, seed=9), k=3).statistics
     b = maker.run(task, SimulatedBackend(task, error_rate=0.2, seed=9), k=3).statistics
     assert (a.samples, dict(a.votes_per_step)) == (b.samples, dict(b.votes_per_step))
+
+
+# --- a task author's first hour (issue 11) --------------------------------------------------------
+class FrozensetCountdown(Countdown):
+    def parse(self, state, reply):
+        return frozenset({super().parse(state, reply)})
+
+    def apply(self, state, candidate):
+        return next(iter(candidate))
+
+    def oracle(self, state):
+        return frozenset({state - 1})
+
+    def check(self, state, candidate):
+        pass
+
+    def format_reply(self, state, candidate):
+        return str(next(iter(candidate)))
+
+
+def test_a_candidate_json_cannot_hold_fails_at_step_0_with_a_hint_journal_or_not(tmp_path):
+    task = FrozensetCountdown(start=3)
+    for journal in (None, tmp_path / "run.jsonl"):
+        with pytest.raises(StepError, match="step 0: .*does not survive the journal.*candidate_to_json"):
+            maker.run(task, SimulatedBackend(task, error_rate=0.0), k=1, journal=journal)
+
+
+def test_a_named_tuple_candidate_fails_at_step_0_instead_of_breaking_verify_later():
+    from typing import NamedTuple
+
+    class Move(NamedTuple):
+        value: int
+
+    class NamedCountdown(Countdown):
+        def parse(self, state, reply):
+            return Move(super().parse(state, reply))
+
+        def apply(self, state, candidate):
+            return candidate.value  # a plain tuple from the journal has no .value
+
+        def oracle(self, state):
+            return Move(state - 1)
+
+        def check(self, state, candidate):
+            pass
+
+        def format_reply(self, state, candidate):
+            return str(candidate.value)
+
+    task = NamedCountdown(start=3)
+    with pytest.raises(StepError, match="comes back as \\(2,\\) \\(tuple\\), not Move\\(value=2\\)"):
+        maker.run(task, SimulatedBackend(task, error_rate=0.0), k=1)
+
+
+class _ReturnsText(maker.Backend):
+    name = "texter"
+
+    async def sample(self, request):
+        return "2"  # a str, not a list of Samples
+
+
+class _ReturnsNone(maker.Backend):
+    name = "nothing"
+
+    async def sample_many(self, requests):
+        return None
+
+
+class _NotAsync(maker.Backend):
+    name = "blocking"
+
+    def sample(self, request):
+        return [maker.Sample("2", 1)]
+
+
+@pytest.mark.parametrize("backend, error, message", [
+    (_ReturnsText(), maker.BackendResponseError, "step 0: backend 'texter' \\(_ReturnsText\\) returned a str"),
+    (_ReturnsNone(), maker.BackendError, "step 0: backend 'nothing' \\(_ReturnsNone\\) raised TypeError"),
+    (_NotAsync(), maker.ConfigError, "backend _NotAsync.sample must be a coroutine"),
+    (object(), maker.ConfigError, "object is not a maker backend: subclass maker.Backend"),
+])
+def test_a_backend_of_the_wrong_shape_is_a_clear_error_naming_it(backend, error, message):
+    with pytest.raises(error, match=message):
+        maker.run(Countdown(start=3), backend, k=1)
+
+
+def test_a_failing_step_shows_red_flag_reasons_with_example_replies(caplog):
+    replies = itertools.cycle(["Next: 2", "next: two", "2.0"])  # a format_reply / parse mismatch
+    backend = ScriptedBackend(reply_for=lambda request: next(replies))
+    with pytest.raises(StepFailed) as info:
+        maker.run(Countdown(start=3), backend, k=2, max_samples_per_step=9)
+    text = str(info.value)
+    assert "9 red-flagged (malformed 9)" in text
+    assert "malformed: not a number: 'Next: 2'; reply: 'Next: 2'" in text and "reply: '2.0'" in text
+    assert info.value.flag_reasons == {"malformed": 9} and len(info.value.examples) == 3
+    with caplog.at_level("DEBUG", logger="maker"):  # --verbose: every discarded reply
+        with pytest.raises(StepFailed):
+            maker.run(Countdown(start=3), ScriptedBackend(reply_for=lambda request: "x"), k=2, max_samples_per_step=4)
+    assert sum("red flag malformed" in message for message in caplog.messages) == 4

@@ -7,6 +7,7 @@ Every microagent (simulated, in-process transformers, vLLM, any OpenAI-compatibl
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -90,3 +91,21 @@ class Backend:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def check_backend(backend: Any) -> None:
+    """Refuse, before any work, an object that cannot serve as a backend: not a ``Backend``, no ``sample``, or
+    a ``sample`` / ``sample_many`` that is not ``async def``. The error names the class and says what to write."""
+    from maker.errors import ConfigError
+
+    kind = type(backend).__name__
+    if not isinstance(backend, Backend):
+        raise ConfigError(f"{kind} is not a maker backend: subclass maker.Backend and define "
+                          "`async def sample(self, request)` returning a list of maker.Sample (docs/tasks.md)")
+    overridden = [name for name in ("sample", "sample_many") if getattr(type(backend), name) is not getattr(Backend, name)]
+    if not overridden:
+        raise ConfigError(f"backend {kind} defines no sample method: write `async def sample(self, request)` "
+                          "returning a list of maker.Sample")
+    for name in overridden:
+        if not inspect.iscoroutinefunction(getattr(type(backend), name)):
+            raise ConfigError(f"backend {kind}.{name} must be a coroutine (`async def {name}(...)`)")
