@@ -230,13 +230,13 @@ def _load_task(argv: list[str], usage: str) -> type[Task]:
 # --- commands -----------------------------------------------------------------------------------
 def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
     from maker.config import make_config, resolve_config
-    from maker.loading import load_task_class
+    from maker.loading import load_task_class, resolved_spec
     from maker.scheduler import run_async
 
     task_cls = load_task_class(head.task)
     groups = {"voting": _VOTING, "plan": _PLAN, "backend": _BACKEND, "output": _OUTPUT}
     args, task = _parse(task_cls, "run", groups, argv)
-    task.spec = head.task
+    task.spec = resolved_spec(head.task)  # absolute for a task file: `maker verify` works from any folder
     overrides = {key: getattr(args, key) for key in ("k", "rule", "temperature", "first_temperature", "max_tokens",
                                                      "generation_cap", "max_samples_per_step", "checks", "seed")}
     # Bad values fail here, before any work.

@@ -1,6 +1,9 @@
 """The command line: the JSON summary, the journal, verification and clear errors for bad input."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +103,108 @@ def test_failed_run_reports_json_and_exit_code(capsys):
 def test_tasks_lists_builtins(capsys):
     code, out, _ = run_cli(capsys, "tasks")
     assert code == 0 and "hanoi" in out
+
+
+# --- a task author's first hour (issue 11) --------------------------------------------------------
+FAKE_BACKENDS = '''
+import maker
+
+
+class Echo(maker.Backend):
+    """A fake model: answers every prompt from the task's oracle, as a hand-written stand-in would."""
+    name = "echo"
+
+    def __init__(self, task):
+        self.task, self.calls = task, 0
+
+    async def sample(self, request):
+        self.calls += 1
+        if self.calls > 5 and "FAIL" in __import__("os").environ:
+            raise maker.BackendConnectionError("connection reset by peer")
+        state = int(request.prompt.split()[2])
+        return [maker.Sample(str(state - 1), 1)] * request.n
+'''
+
+
+@pytest.fixture
+def fake_backend(tmp_path):
+    path = tmp_path / "fakes.py"
+    path.write_text(FAKE_BACKENDS)
+    return f"{path}:Echo"
+
+
+def test_a_backend_from_a_file_runs_with_journal_and_verify(capsys, tmp_path, fake_backend):
+    journal = tmp_path / "run.jsonl"
+    code, out, _ = run_cli(capsys, "run", TOY, "--start", "9", "--backend", fake_backend, "--journal", str(journal),
+                           "--json", "--no-progress")
+    summary = json.loads(out)
+    assert code == 0 and summary["backend"] == "echo" and summary["solved"] and summary["steps"] == 9
+    assert summary["answer"] == 0  # the final state, when the task defines no answer()
+    code, out, _ = run_cli(capsys, "verify", str(journal), "--json")
+    assert code == 0 and json.loads(out)["valid"]
+
+
+def test_a_backend_failure_has_its_own_exit_code_names_the_step_and_says_resume(capsys, tmp_path, fake_backend, monkeypatch):
+    monkeypatch.setenv("FAIL", "1")
+    journal = tmp_path / "run.jsonl"
+    code, out, err = run_cli(capsys, "run", TOY, "--start", "9", "--backend", fake_backend, "--k", "1",
+                             "--journal", str(journal), "--no-progress")
+    assert code == 3 and out == ""
+    assert "backend failed at step 5: connection reset by peer" in err and "rerun the same command to resume" in err
+    monkeypatch.delenv("FAIL")
+    code, out, _ = run_cli(capsys, "run", TOY, "--start", "9", "--backend", fake_backend, "--k", "1",
+                           "--journal", str(journal), "--json", "--no-progress")
+    assert code == 0 and json.loads(out)["resumed_steps"] == 5
+
+
+def test_a_task_parameter_named_like_a_maker_option_is_refused(capsys, tmp_path):
+    path = tmp_path / "seeded.py"
+    path.write_text("from pydantic import BaseModel\nfrom tests.toy import Countdown\n\n"
+                    "class Seeded(Countdown):\n    class Params(BaseModel):\n        start: int = 3\n        seed: int = 0\n")
+    code, _, err = run_cli(capsys, "run", f"{path}:Seeded", "--seed", "5", "--backend", "sim", "--no-progress")
+    assert code == 2 and "task parameter 'seed' has the name of maker's own option --seed" in err and "rename it" in err
+    code, out, _ = run_cli(capsys, "check-task", f"{path}:Seeded")
+    assert code == 1 and "FAIL  parameter names  'seed' is maker's option --seed in `maker run`, `maker estimate`" in out
+
+
+def test_the_summary_says_why_a_run_is_not_solved_and_shows_the_answer(capsys, tmp_path):
+    path = tmp_path / "short.py"
+    path.write_text("from tests.toy import Countdown\n\nclass Short(Countdown):\n"
+                    "    def total_steps(self):\n        return self.params.start + 2\n")
+    code, out, _ = run_cli(capsys, "run", f"{path}:Short", "--start", "4", "--backend", "sim", "--no-progress")
+    assert code == 1 and "solved: False" in out and "errors: 0" in out
+    assert "why unsolved: is_done after 4 steps, but the task declares total_steps() = 6" in out
+    assert "answer: 0" in out
+
+
+def test_verify_works_from_any_folder_and_accepts_a_task(capsys, tmp_path, monkeypatch):
+    (tmp_path / "doubling.py").write_text("from tests.toy import Countdown\n\nclass Down(Countdown):\n    pass\n")
+    journal = tmp_path / "run.jsonl"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent))
+    assert run_cli(capsys, "run", "doubling.py:Down", "--backend", "sim", "--journal", str(journal), "--no-progress")[0] == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, out, _ = run_cli(capsys, "verify", str(journal), "--json")
+    assert code == 0 and json.loads(out)["valid"]
+    (tmp_path / "doubling.py").rename(tmp_path / "moved.py")
+    code, out, _ = run_cli(capsys, "verify", str(journal), "--task", f"{tmp_path / 'moved.py'}:Down", "--json")
+    assert code == 0 and json.loads(out)["valid"]
+
+
+def test_resume_refuses_a_journal_of_another_class_with_the_same_name(capsys, tmp_path):
+    for name in ("one", "two"):
+        (tmp_path / f"{name}.py").write_text("from tests.toy import Countdown\n\nclass Down(Countdown):\n    pass\n")
+    journal = tmp_path / "run.jsonl"
+    run_cli(capsys, "run", f"{tmp_path / 'one.py'}:Down", "--backend", "sim", "--max-steps", "1", "--journal",
+            str(journal), "--no-progress")
+    code, _, err = run_cli(capsys, "run", f"{tmp_path / 'two.py'}:Down", "--backend", "sim", "--journal", str(journal),
+                           "--no-progress")
+    assert code == 2 and "was written with a different class" in err and "one.py:Down" in err
+
+
+def test_python_dash_m_maker_runs_the_command_line():
+    done = subprocess.run([sys.executable, "-m", "maker", "tasks"], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0 and "hanoi" in done.stdout

@@ -75,3 +75,42 @@ def test_a_task_file_that_fails_to_import(tmp_path):
     path.write_text("raise RuntimeError('boom')\n")
     with pytest.raises(TaskError, match="RuntimeError: boom"):
         load_task(f"{path}:Anything")
+
+
+# --- a task author's first hour (issue 11) --------------------------------------------------------
+def test_a_task_missing_required_methods_is_refused_at_load_time(tmp_path):
+    path = tmp_path / "half.py"
+    path.write_text(OUTSIDE_TASK.replace("def apply(self, state, candidate): return candidate\n", "")
+                    .replace("        def is_done(self, state): return state > self.params.limit\n", ""))
+    with pytest.raises(TaskError, match="task class 'Doubling' does not define apply, is_done: every task needs"):
+        maker.load_task_class(f"{path}:Doubling")
+
+
+def test_a_task_missing_a_required_method_cannot_be_made_directly_either():
+    class NoApply(maker.Task):
+        def prompt(self, state): return ""
+        def parse(self, state, reply): return reply
+        def is_done(self, state): return True
+
+    with pytest.raises(TaskError, match="task class .*NoApply' does not define apply"):
+        NoApply()
+
+
+def test_a_misspelt_parameter_is_an_error_naming_the_close_match(tmp_path):
+    path = tmp_path / "doubling.py"
+    path.write_text(OUTSIDE_TASK)
+    with pytest.raises(maker.TaskParameterError, match=r"unknown --limt \(did you mean --limit\?\); its parameters are: --limit"):
+        load_task(f"{path}:Doubling", limt=5)
+
+
+def test_a_task_file_imports_a_module_beside_it(tmp_path):
+    (tmp_path / "helpers_beside.py").write_text("LIMIT = 7\n")
+    path = tmp_path / "uses_helper.py"
+    path.write_text("import helpers_beside\n" + OUTSIDE_TASK.replace("limit: int = 100", "limit: int = helpers_beside.LIMIT"))
+    assert load_task(f"{path}:Doubling").params.limit == 7
+
+
+def test_a_task_file_spec_is_recorded_absolute(tmp_path, monkeypatch):
+    (tmp_path / "doubling.py").write_text(OUTSIDE_TASK)
+    monkeypatch.chdir(tmp_path)
+    assert load_task("doubling.py:Doubling").spec == f"{tmp_path / 'doubling.py'}:Doubling"

@@ -183,3 +183,63 @@ def test_a_redo_interrupted_and_resumed_keeps_its_larger_k(tmp_path):
     result = maker.run(Countdown(), resumed, k=1, plan=plan, journal=journal, first_temperature=0.5, temperature=0.5)
     assert result.solved and result.nodes[0]["reruns"] == 1 and result.resumed_steps == 2
     assert [r.n for r in resumed.requests] == [2]  # the redo's last step at its k = 2, not the run's k = 1
+
+
+# --- a task author's first hour (issue 11) --------------------------------------------------------
+class ShortCountdown(Countdown):
+    """Declares two steps more than it takes."""
+
+    def total_steps(self):
+        return self.params.start + 2
+
+
+def test_a_run_done_before_its_declared_total_is_not_solved_and_does_not_verify(tmp_path):
+    from maker.verify import verify_journal
+
+    task = load_task("tests.test_scheduler:ShortCountdown", start=4)
+    result = maker.run(task, SimulatedBackend(task, error_rate=0.0), journal=tmp_path / "run.jsonl")
+    assert result.steps == 4 and result.errors == 0 and not result.solved
+    assert result.unsolved_reason == "is_done after 4 steps, but the task declares total_steps() = 6"
+    report = verify_journal(tmp_path / "run.jsonl")
+    assert report["complete"] and report["declared_steps"] == 6 and not report["valid"]
+
+
+def test_a_task_that_never_finishes_stops_at_the_default_step_cap(monkeypatch):
+    import maker.scheduler
+
+    class Endless(Countdown):
+        def is_done(self, state):
+            return False
+
+        def total_steps(self):
+            return None
+
+    monkeypatch.setattr(maker.scheduler, "DEFAULT_STEP_CAP", 40)
+    task = Endless(start=3)
+    result = maker.run(task, SimulatedBackend(task, error_rate=0.0), k=1)
+    assert result.steps == 40 and not result.solved
+    assert "reached the default cap of 40 steps (the task declares no total_steps())" in result.stopped_reason
+    assert maker.run(task, SimulatedBackend(task, error_rate=0.0), k=1, max_steps=45).steps == 45  # a run may allow more
+
+
+def test_maker_run_inside_a_running_event_loop_points_to_run_async():
+    task = Countdown(start=2)
+
+    async def in_a_notebook():
+        return maker.run(task, SimulatedBackend(task))
+
+    with pytest.raises(maker.ConfigError, match="inside a running event loop.*await maker.run_async"):
+        asyncio.run(in_a_notebook())
+
+
+def test_a_task_that_defines_check_has_it_applied_without_declaring_has_check():
+    assert "has_check" not in vars(Countdown)  # it only defines check()
+    wrong_first = {}
+
+    def reply(request):  # each step's first reply does not count down: it breaks the check
+        state = int(request.prompt.split()[2])
+        wrong_first[state] = wrong_first.get(state, 0) + 1
+        return str(state if wrong_first[state] == 1 else state - 1)
+
+    result = maker.run(Countdown(start=3), ScriptedBackend(reply_for=reply), k=1)
+    assert result.solved and result.statistics.red_flags["invalid"] == 3 and result.config.checks

@@ -37,3 +37,18 @@ def test_a_users_observer_hears_every_event_in_order():
     maker.run(task, SimulatedBackend(task, error_rate=0.0), k=1, observers=[log])
     assert log.events == ["chain", "start 0", "decided 0", "start 1", "decided 1", "start 2", "decided 2", "end"]
 
+
+
+def test_an_oracle_that_breaks_the_check_is_reported_once_not_counted_as_model_errors(caplog):
+    from tests.toy import Countdown
+
+    class WrongOracle(Countdown):
+        def oracle(self, state):
+            return state + 1 if state % 2 == 0 else state - 1  # at even states, an answer its own check refuses
+
+    correct = maker.ScriptedBackend(reply_for=lambda request: str(int(request.prompt.split()[2]) - 1))
+    with caplog.at_level("WARNING", logger="maker"):
+        result = maker.run(WrongOracle(start=6), correct, k=1)
+    assert result.solved and result.errors == 0 and result.statistics.oracle_faults == 3
+    warnings = [m for m in caplog.messages if "oracle" in m]
+    assert len(warnings) == 1 and "at step 0 the oracle's answer 7 breaks the check: did not count down" in warnings[0]

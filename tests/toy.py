@@ -7,7 +7,6 @@ from maker import RedFlag, RedFlagReason, Task
 
 class Countdown(Task):
     name = "countdown"
-    has_check = True
 
     class Params(BaseModel):
         start: int = 3
