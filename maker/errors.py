@@ -46,7 +46,7 @@ class StepError(TaskError):
     """Task code raised while handling a step, or the winning candidate could not be applied."""
 
     def __init__(self, message: str, *, step: int, state: Any = None) -> None:
-        super().__init__(f"step {step}: {message} (state: {_short(state)})")
+        super().__init__(f"step {step}: {message} (state: {short_repr(state)})")
         self.step = step
         self.state = state
 
@@ -57,11 +57,11 @@ class StepFailed(MakerError):
 
     def __init__(self, *, step: int, samples: int, counts: Mapping[Any, int], red_flags: int,
                  flag_reasons: Mapping[str, int] | None = None, examples: Sequence[Any] = ()) -> None:
-        shown = ", ".join(f"{_short(c)}: {n}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
+        shown = ", ".join(f"{short_repr(c)}: {n}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted((flag_reasons or {}).items(), key=lambda kv: -kv[1]))
         lines = [f"step {step}: no decision after {samples} samples (the per-step cap); {red_flags} red-flagged"
                  + (f" ({reasons})" if reasons else "") + f"; vote counts: {{{shown or 'none'}}}"]
-        lines += [f"  {flag.reason.value}: {flag.detail or '(no detail)'}; reply: {_short(flag.text, 120)}" for flag in examples]
+        lines += [f"  {flag.reason.value}: {flag.detail or '(no detail)'}; reply: {short_repr(flag.text, 120)}" for flag in examples]
         super().__init__("\n".join(lines))
         self.step = step
         self.samples = samples
@@ -101,6 +101,7 @@ class JournalError(MakerError):
     """A journal could not be used: unreadable, written by another task or settings, or corrupt."""
 
 
-def _short(value: Any, limit: int = 160) -> str:
+def short_repr(value: Any, limit: int = 160) -> str:
+    """``repr(value)``, cut to ``limit`` characters for messages."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

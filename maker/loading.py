@@ -47,8 +47,9 @@ def load_task_class(spec: str) -> type[Task]:
 
 
 def load_attribute(spec: str, what: str) -> Any:
-    """The object ``spec`` names: ``package.module:NAME`` or ``path/to/file.py:NAME``. A file's folder goes
-    on ``sys.path`` first (as pytest does for test files), so it can import modules beside it."""
+    """The object ``spec`` names: ``package.module:NAME`` or ``path/to/file.py:NAME``. A file's folder (or,
+    in a package, the folder above the package) goes on ``sys.path`` first, as pytest does for test files,
+    so it can import modules beside it."""
     target, _, attr = spec.rpartition(":")
     if _is_file(target):
         module = _import_file(Path(target), what)
@@ -103,8 +104,11 @@ def _import_file(path: Path, what: str) -> Any:
     name = f"{_FILE_MODULE}{resolved.stem}_{abs(hash(str(resolved))):x}"
     if name in sys.modules:
         return sys.modules[name]
-    if str(resolved.parent) not in sys.path:
-        sys.path.insert(0, str(resolved.parent))
+    root = resolved.parent
+    while (root / "__init__.py").is_file():  # inside a package: its parent folder, so `import package.x` works
+        root = root.parent
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     spec = importlib.util.spec_from_file_location(name, resolved)
     if spec is None or spec.loader is None:
         raise TaskError(f"cannot load {str(path)!r} as a Python file")

@@ -35,6 +35,33 @@ def test_tutorial_task_runs_from_outside_the_repository(tmp_path):
     assert result.solved and result.steps == 118 and result.errors == 0
 
 
+def test_the_backend_example_runs_the_tutorial_task_and_check_task_passes(tmp_path):
+    blocks = _python_blocks(ROOT / "docs" / "tasks.md")
+    (tmp_path / "collatz.py").write_text(blocks[0])
+    (tmp_path / "fake.py").write_text(next(b for b in blocks if "class CollatzByHand" in b))
+    journal = tmp_path / "run.jsonl"
+    cli = [sys.executable, "-m", "maker"]
+    done = subprocess.run([*cli, "run", "collatz.py:Collatz", "--start", "27", "--backend", "fake.py:CollatzByHand",
+                           "--journal", str(journal), "--json", "--no-progress"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["backend"] == "collatz-by-hand" and summary["solved"] and summary["steps"] == 111
+    assert summary["answer"] == {"reached": 1} and summary["errors"] == 0
+    checked = subprocess.run([*cli, "check-task", "collatz.py:Collatz", "--start", "27"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0 and "0 failed" in checked.stdout, checked.stdout + checked.stderr
+
+
+def test_the_task_guide_documents_what_a_task_author_needs():
+    guide = (ROOT / "docs" / "tasks.md").read_text()
+    for needed in ["`maker-engine`", '[project.entry-points."maker.tasks"]', "pip install -e", "`steps` (how many",
+                   "`task` (the task whose", "`total_steps()`", "has_check", "candidate_to_json",
+                   "candidate_from_json", "maker check-task", "--backend fake.py:CollatzByHand", "maker.run_async",
+                   "may not be named like one of them"]:
+        assert needed in guide, needed
+
+
 def test_readme_python_example(capsys):
     block = next(b for b in _python_blocks(ROOT / "README.md") if "class Countdown" in b)
     exec(compile(block, "README.md", "exec"), {})
