@@ -15,7 +15,7 @@ import random
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -98,8 +98,21 @@ def strategy_move(state: HanoiState) -> Move:
 # case-insensitive, with a word boundary before the key. The patterns run on the lower-cased reply
 # (cheaper than (?i)) and the boundary is checked by hand (a leading \b defeats regex prefix scans).
 _MOVE = re.compile(r"move\s*=\s*\[([^\[\]]*)\]")
-_STATE = re.compile(r"next_state\s*=\s*\[\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*,\s*\[([^\[\]]*)\]\s*\]")
-_PEG_CACHE: dict[str, tuple[int, ...]] = {}  # peg text -> disks: most pegs repeat from step to step
+# Between the state's lists: whitespace, but not \v or \x1c-\x1f, which literal_eval refuses (a
+# non-ASCII space, refused too, is caught after the match: isascii() is free on an ASCII reply).
+_SEP = r"[^\S\x0b\x1c-\x1f]*"
+_PEG_LIST = r"\[([^\[\]]*)\]"
+_STATE = re.compile(rf"next_state\s*=\s*\[{_SEP}{_PEG_LIST}{_SEP},{_SEP}{_PEG_LIST}{_SEP},{_SEP}{_PEG_LIST}{_SEP}\]")
+# A list's inside as the paper's literal_eval reads it, minus what it lets through that only a
+# confused reply writes (True, +1, 1_0, 0x1, 00): ASCII integers in canonical form (no leading
+# zero, no full-width or other-script digit), the whitespace Python's tokenizer allows, and an
+# optional trailing comma. int() alone would read '３' and '01'. (Possessive quantifiers: nothing
+# to backtrack into, and a third faster on a long peg.)
+_SPACE = r"[ \t\n\r\f]*+"
+_INT = r"-?+(?:0|[1-9][0-9]*+)"
+_INT_LIST = re.compile(rf"{_SPACE}(?:{_INT}{_SPACE}(?:,{_SPACE}{_INT}{_SPACE})*+,?+{_SPACE})?+")
+_LEADING_ZERO = re.compile(r"-?0[0-9]+")
+_INTS_CACHE: dict[str, tuple[int, ...]] = {}  # list text -> ints: moves and most pegs repeat
 
 
 def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
@@ -111,14 +124,14 @@ def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     return last
 
 
-def _peg(text: str) -> tuple[int, ...]:
-    disks = _PEG_CACHE.get(text)
-    if disks is None:
-        disks = _ints(text, "next_state")
-        if len(_PEG_CACHE) >= 4096:
-            _PEG_CACHE.clear()
-        _PEG_CACHE[text] = disks
-    return disks
+def _cached_ints(text: str, what: str) -> tuple[int, ...]:
+    ints = _INTS_CACHE.get(text)
+    if ints is None:
+        ints = _ints(text, what)  # only well-formed texts are cached
+        if len(_INTS_CACHE) >= 4096:
+            _INTS_CACHE.clear()
+        _INTS_CACHE[text] = ints
+    return ints
 
 
 _PEG_JSON: dict[tuple[int, ...], str] = {}
@@ -134,15 +147,28 @@ def _peg_json(peg: tuple[int, ...]) -> str:
 
 
 def _ints(text: str, what: str) -> tuple[int, ...]:
-    text = text.strip()
-    if not text:
-        return ()
-    if text.endswith(","):  # a Python list literal may end with a comma
-        text = text[:-1]
+    if _INT_LIST.fullmatch(text) is None:
+        raise RedFlag(_why_not_ints(text, what))
+    parts = text.split(",")
+    if not parts[-1].strip():  # an empty list, or a Python list literal's trailing comma
+        parts.pop()
     try:
-        return tuple(map(int, text.split(",")))
-    except ValueError:
-        raise RedFlag(f"{what} holds something other than integers: [{text}]") from None
+        return tuple(map(int, parts))
+    except ValueError:  # over Python's 4300-digit limit; literal_eval refuses it too
+        raise RedFlag(f"{what} holds a number too long to read") from None
+
+
+def _why_not_ints(text: str, what: str) -> str:
+    """The red flag's detail for a list inside ``_INT_LIST`` refuses (not the hot path)."""
+    shown = text.strip()
+    for char in text:
+        if char.isdigit() and not char.isascii():
+            return f"non-ASCII digit in {what} ({char!r}, U+{ord(char):04X}): [{shown}]"
+        if char.isspace() and char not in " \t\n\r\f":
+            return f"whitespace literal_eval refuses in {what} (U+{ord(char):04X}): [{shown}]"
+    if any(_LEADING_ZERO.fullmatch(part.strip(" \t\n\r\f")) for part in text.split(",")):
+        return f"leading zero in {what}: [{shown}]"
+    return f"{what} holds something other than integers: [{shown}]"
 
 
 @functools.cache
@@ -159,10 +185,17 @@ def parse_reply(reply: str, disks: int) -> Candidate:
     state_match = _last_match(_STATE, text)
     if state_match is None:
         raise RedFlag("no 'next_state = [[...], [...], [...]]' found")
-    move = _ints(move_match.group(1), "move")
+    move = _cached_ints(move_match.group(1), "move")
     if len(move) != 3:
         raise RedFlag(f"move must be exactly three integers, got {len(move)}")
-    pegs = (_peg(state_match.group(1)), _peg(state_match.group(2)), _peg(state_match.group(3)))
+    pegs = (
+        _cached_ints(state_match.group(1), "next_state"),
+        _cached_ints(state_match.group(2), "next_state"),
+        _cached_ints(state_match.group(3), "next_state"),
+    )
+    # The lists' insides are checked; literal_eval also refuses a non-ASCII space between them.
+    if not text.isascii() and not text[text.index("[", state_match.start()) : state_match.end()].isascii():
+        raise RedFlag("non-ASCII character between next_state's lists")
     if sorted(pegs[0] + pegs[1] + pegs[2]) != _all_disks(disks):
         raise RedFlag(f"next_state must hold each disk 1..{disks} exactly once")
     return move, pegs
@@ -249,6 +282,10 @@ class HanoiTask(Task):
 
     def is_done(self, state: HanoiState) -> bool:
         return len(state.pegs[self.params.target]) == self.disks
+
+    def answer(self, state: HanoiState) -> dict[str, Any]:
+        """The pegs (bottom to top) and the last move."""
+        return {"pegs": [list(peg) for peg in state.pegs], "last_move": list(state.previous or ())}
 
     # --- optional hooks -----------------------------------------------------------------------
     def check(self, state: HanoiState, candidate: Candidate) -> None:

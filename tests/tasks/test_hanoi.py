@@ -49,6 +49,78 @@ def test_parser(reply, expected, flag):
         assert info.value.reason is RedFlagReason.MALFORMED
 
 
+MOVE = "move = [1, 0, 2]\n"
+STATE3 = "\nnext_state = [[3, 2], [], [1]]"
+STATE7 = "\nnext_state = [[7, 6, 5, 4, 3, 2], [], [1]]"
+
+# Numbers as the paper's flag parser (ast.literal_eval) reads them: ASCII digits only, no leading
+# zero. int() reads all of these; a confused reply is discarded, never repaired.
+# (reply, disks, substring of the red flag's detail)
+NUMBER_REJECTED = [
+    pytest.param("move = [１, 0, 2]" + STATE3, 3, "non-ASCII digit in move", id="full-width disk in move"),
+    pytest.param("move = [１, ０, ２]" + STATE3, 3, "non-ASCII digit in move", id="full-width move"),
+    pytest.param(MOVE + "next_state = [[３, 2], [], [1]]", 3, "non-ASCII digit in next_state", id="full-width in state"),
+    pytest.param(MOVE + "next_state = [[3, ２], [], [１]]", 3, "non-ASCII digit in next_state", id="full-width, 2 pegs"),
+    pytest.param("move = [١, 0, 2]" + STATE3, 3, "non-ASCII digit in move", id="arabic-indic in move"),
+    pytest.param(MOVE + "next_state = [[٣, 2], [], [1]]", 3, "non-ASCII digit in next_state", id="arabic-indic, state"),
+    pytest.param(MOVE + "next_state = [[3, 2], [], [१]]", 3, "non-ASCII digit in next_state", id="devanagari in state"),
+    pytest.param("move = [01, 0, 2]" + STATE3, 3, "leading zero in move", id="01 as disk"),
+    pytest.param("move = [1, 01, 2]" + STATE3, 3, "leading zero in move", id="01 as peg"),
+    pytest.param("move = [1, 00, 2]" + STATE3, 3, "leading zero in move", id="00 as peg"),  # literal_eval: 0
+    pytest.param("move = [1, 0, 002]" + STATE3, 3, "leading zero in move", id="002 as peg"),
+    pytest.param("move = [007, 0, 2]" + STATE7, 7, "leading zero in move", id="007 as disk"),
+    pytest.param("move = [-01, 0, 2]" + STATE3, 3, "leading zero in move", id="-01 in move"),
+    pytest.param(MOVE + "next_state = [[3, 2], [], [01]]", 3, "leading zero in next_state", id="01 in state"),
+    pytest.param(MOVE + "next_state = [[3, 02], [], [1]]", 3, "leading zero in next_state", id="02 in state"),
+    pytest.param(MOVE + "next_state = [[3, 2], [00], [1]]", 3, "leading zero in next_state", id="00 in state"),
+    pytest.param(MOVE + STATE7.replace("7", "007"), 7, "leading zero in next_state", id="007 in state"),
+    pytest.param(MOVE + "move = [01, 0, 2]" + STATE3, 3, "leading zero in move", id="last move line is bad"),
+    pytest.param("move = [1,\u30000, 2]" + STATE3, 3, "whitespace", id="ideographic space in move"),
+    pytest.param(MOVE + "next_state = [[3,\xa02], [], [1]]", 3, "whitespace", id="no-break space in state"),
+    pytest.param(MOVE + "next_state = [[3, 2],\xa0[], [1]]", 3, "next_state", id="no-break space between pegs"),
+    pytest.param("move = [1,\x0b0, 2]" + STATE3, 3, "whitespace", id="vertical tab in move"),
+    pytest.param(MOVE + "next_state = [[3, 2],\x0b[], [1]]", 3, "next_state", id="vertical tab between pegs"),
+    pytest.param("move = [1" + "0" * 5000 + ", 0, 2]" + STATE3, 3, "too long", id="5001-digit number"),
+    # Stricter than the paper, on purpose: literal_eval lets these through (True as 1).
+    pytest.param("move = [True, 0, 2]" + STATE3, 3, "integers", id="True"),
+    pytest.param("move = [1, False, 2]" + STATE3, 3, "integers", id="False"),
+    pytest.param("move = [+1, 0, 2]" + STATE3, 3, "integers", id="+1"),
+    pytest.param("move = [1_0, 0, 2]" + STATE3, 3, "integers", id="underscore"),
+    pytest.param("move = [0x1, 0, 2]" + STATE3, 3, "integers", id="hex"),
+]
+
+TEN = (9, 8, 7, 6, 5, 4, 3, 2, 1)
+NUMBER_ACCEPTED = [
+    pytest.param(MOVE + STATE3, 3, GOOD, id="ordinary"),
+    pytest.param("move = [  1 ,   0 ,2  ]\nnext_state = [ [ 3 ,  2 ] , [  ] , [ 1 ] ]", 3, GOOD, id="extra spaces"),
+    pytest.param("move = [\t1,\n0,\r\n2\x0c]" + STATE3, 3, GOOD, id="tab, newlines, form feed"),
+    pytest.param("move = [2, 1, 0]\nnext_state = [[3, 2], [1], []]", 3, ((2, 1, 0), ((3, 2), (1,), ())), id="0 as peg"),
+    pytest.param("move = [10, 0, 2]\nnext_state = [[], [9, 8, 7, 6, 5, 4, 3, 2, 1], [10]]", 10,
+                 ((10, 0, 2), ((), TEN, (10,))), id="10 as disk"),
+    pytest.param(MOVE + "next_state = [[12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2], [], [1]]", 12,
+                 ((1, 0, 2), ((12, 11, 10) + TEN[:-1], (), (1,))), id="10-12 in state"),
+    pytest.param("move = [01, 0, 2]\nmove = [１, 0, 2]\n" + MOVE + STATE3, 3, GOOD, id="last of several moves"),
+    pytest.param(MOVE + "next_state = [[3, 02], [], [1]]" + STATE3, 3, GOOD, id="last of several states"),
+    pytest.param("Step ３ of 7: move\u3000=\u3000[1, 0, 2]" + STATE3, 3, GOOD, id="non-ASCII outside the lists"),
+    pytest.param("move = [1, -1, 2]" + STATE3, 3, ((1, -1, 2), GOOD[1]), id="negative, as the paper"),
+    pytest.param("move = [1, -0, 2]" + STATE3, 3, GOOD, id="-0, as the paper"),
+    pytest.param("move = [1, 0, 2,]\nnext_state = [[3, 2,], [], [1,]]", 3, GOOD, id="trailing commas"),
+]
+
+
+@pytest.mark.parametrize("reply,disks,flag", NUMBER_REJECTED)
+def test_parser_rejects_numbers_the_paper_rejects(reply, disks, flag):
+    with pytest.raises(RedFlag) as info:
+        parse_reply(reply, disks)
+    assert flag in info.value.detail
+    assert info.value.reason is RedFlagReason.MALFORMED
+
+
+@pytest.mark.parametrize("reply,disks,expected", NUMBER_ACCEPTED)
+def test_parser_accepts_plain_numbers(reply, disks, expected):
+    assert parse_reply(reply, disks) == expected
+
+
 def test_parser_does_not_judge_legality():
     # Disk 3 "moves" from an empty peg: well-formed, so the parser accepts it; voting decides.
     assert parse_reply("move = [3, 1, 2]\nnext_state = [[1, 2, 3], [], []]", 3) == ((3, 1, 2), ((1, 2, 3), (), ()))
