@@ -208,3 +208,24 @@ def test_python_dash_m_maker_runs_the_command_line():
     done = subprocess.run([sys.executable, "-m", "maker", "tasks"], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).parent.parent)
     assert done.returncode == 0 and "hanoi" in done.stdout
+
+
+def test_the_summary_shows_rule_violations_and_every_reason_when_unsolved():
+    import maker
+    from maker.cli import _summary_table
+    from tests.toy import Countdown
+
+    seen = set()
+
+    def reply(request):  # at state 3 the first answer repeats the state: it breaks the check but is applied,
+        # and the declared total then stops the run one step short
+        state = int(request.prompt.split()[2])
+        answer = state if state == 3 and state not in seen else state - 1
+        seen.add(state)
+        return str(answer)
+
+    result = maker.run(Countdown(start=3), maker.ScriptedBackend(reply_for=reply), k=1, checks=False)
+    table = _summary_table(result.summary())
+    assert "solved: False" in table and "violations: 1" in table
+    assert ("why unsolved: stopped after 3 steps without finishing: the task declares total_steps() = 3, and is_done "
+            "is still false; 1 committed steps break the task's check (rule_violations)") in table
