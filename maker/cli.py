@@ -404,7 +404,7 @@ def _cmd_verify(args: argparse.Namespace, argv: list[str]) -> int:
     from maker.verify import verify_journal
 
     report = verify_journal(args.journal, task_spec=args.task)
-    print(json.dumps(report) if args.json else "\n".join(f"{key:>16}: {value}" for key, value in report.items()))
+    print(json.dumps(report) if args.json else "\n".join(f"{key:>17}: {value}" for key, value in report.items()))
     return 0 if report["valid"] else EXIT_UNSOLVED
 
 
