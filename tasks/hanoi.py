@@ -240,7 +240,6 @@ class HanoiTask(Task):
     Params = HanoiParams
     #: our own microagent, trained on the compact prompt (models/hanoi/); the default backend
     default_model = Path(__file__).resolve().parent.parent / "models" / "hanoi" / "model"
-    has_check = True
     agent = "hanoi"
     params: HanoiParams
 

@@ -181,7 +181,6 @@ class ProductStep(Task):
 
     name = "multiply-product"
     agent = "multiply-product"
-    has_check = True
 
     def prompt(self, state: ProductState) -> str:
         x = state.a[len(state.a) - 1 - len(state.out)]
@@ -217,7 +216,6 @@ class SumStep(Task):
 
     name = "multiply-sum"
     agent = "multiply-sum"
-    has_check = True
 
     def prompt(self, state: SumState) -> str:
         i = len(state.x) - 1 - len(state.out)
@@ -304,7 +302,6 @@ class MultiplyTask(Task):
 
     name = "multiply"
     Params = MultiplyParams
-    has_check = True
     agent = "multiply"
     params: MultiplyParams
 
