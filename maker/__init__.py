@@ -19,6 +19,7 @@ from maker.backends import (
 from maker.config import RunConfig
 from maker.engine import RunResult
 from maker.errors import (
+    BackendCodeError,
     BackendConnectionError,
     BackendError,
     BackendHTTPError,
@@ -53,7 +54,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "Backend", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError", "BackendTimeout",
+    "Backend", "BackendCodeError", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError", "BackendTimeout",
     "ConfigError", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag",
     "RedFlagReason", "RetryingBackend", "RunConfig", "RunResult", "RunStatistics", "Sample", "SampleRequest",
     "ScriptedBackend", "SimulatedBackend", "StepError", "StepFailed", "Subtask", "Task", "TaskError",

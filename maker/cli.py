@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from maker.backends.base import Backend
-from maker.errors import BackendError, ConfigError, MakerError, StepError, StepFailed
+from maker.errors import BackendCodeError, BackendError, ConfigError, MakerError, StepError, StepFailed
 from maker.task import Task
 
 EXIT_UNSOLVED = 1
@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_ERROR
         return commands[args.command](args, argv)
+    except BackendCodeError as exc:
+        print(f"maker: error: {exc} (a bug in the backend's code: fix it, then rerun)", file=sys.stderr)
+        return EXIT_ERROR
     except BackendError as exc:
         print(f"maker: backend failed: {exc}", file=sys.stderr)
         return EXIT_BACKEND
@@ -60,11 +63,23 @@ def _log_to_stderr(*, verbose: bool) -> None:
     """maker's warnings (and with --verbose every red-flagged reply) on stderr, once per process."""
     logger = logging.getLogger("maker")
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    if not logger.handlers:
-        handler = logging.StreamHandler()  # stderr at the time of each message
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("maker: %(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is at each message (tests and embedding programs replace it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
 
 
 # --- parsers ------------------------------------------------------------------------------------
@@ -167,18 +182,25 @@ _CHECK_TASK = [
 # options beside them). `maker check-task` reports a clash with any command.
 _COMMAND_TABLES = {"run": (_VOTING, _PLAN, _BACKEND, _OUTPUT), "estimate": (_ESTIMATE, _BACKEND),
                    "plan": (_PLAN_COMMAND,), "check-task": (_CHECK_TASK,)}
-RESERVED = {command: frozenset(flag for table in tables for flag, *_ in table) | {"--help"}
+RESERVED = {command: frozenset(option for table in tables for flag, kind, *_ in table
+                                for option in (flag, "--no-" + flag[2:]) if option == flag or kind is _BOOL) | {"--help"}
             for command, tables in _COMMAND_TABLES.items()}
+
+
+def _parameter_flags(name: str, annotation: Any) -> list[str]:
+    """The options a task parameter becomes: ``--name``, and ``--no-name`` for a yes/no one."""
+    flag = "--" + name.replace("_", "-")
+    return [flag, "--no-" + flag[2:]] if annotation is bool else [flag]
 
 
 def parameter_clashes(task_cls: type[Task]) -> list[str]:
     """Each task parameter named like one of maker's own options, with the commands that have that option."""
     clashes = []
-    for name in task_cls.Params.model_fields:
-        flag = "--" + name.replace("_", "-")
-        commands = [command for command, flags in RESERVED.items() if flag in flags]
-        if commands:
-            clashes.append(f"{name!r} is maker's option {flag} in `maker {'`, `maker '.join(commands)}`")
+    for name, field in task_cls.Params.model_fields.items():
+        for flag in _parameter_flags(name, field.annotation):
+            commands = [command for command, flags in RESERVED.items() if flag in flags]
+            if commands:
+                clashes.append(f"{name!r} is maker's option {flag} in `maker {'`, `maker '.join(commands)}`")
     return clashes
 
 
@@ -202,11 +224,13 @@ def _parse(task_cls: type[Task], command: str, groups: dict[str, list[Any]],
 
 def _add_model_options(group: argparse._ArgumentGroup, model: type[BaseModel], parser: argparse.ArgumentParser) -> None:
     for name, field in model.model_fields.items():
-        flag = "--" + name.replace("_", "-")
-        if flag in parser._option_string_actions:  # e.g. a task parameter called "seed": never renamed silently
-            raise ConfigError(f"task parameter {name!r} has the name of maker's own option {flag} "
-                              f"({parser._option_string_actions[flag].help}); rename it in the task's Params, "
+        flags = _parameter_flags(name, field.annotation)
+        for taken in (f for f in flags if f in parser._option_string_actions):  # e.g. "seed": never renamed silently
+            meaning = parser._option_string_actions[taken].help
+            raise ConfigError(f"task parameter {name!r} has the name of maker's own option {taken}"
+                              + (f" ({meaning})" if meaning else "") + f"; rename it in the task's Params, "
                               f"e.g. '{name}_value' (docs/tasks.md lists maker's option names)")
+        flag = flags[0]
         default = f" (default {field.default})" if field.default is not None and not field.is_required() else ""
         kwargs: dict[str, Any]
         if field.annotation is bool:
@@ -266,10 +290,14 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
         if progress is not None:
             progress.close()
     if isinstance(result, BackendError):
-        where = "" if result.step is None else f" at step {result.step}"
+        kept = "the journal keeps the decided steps" if args.journal is not None else "add --journal FILE to keep them"
+        if isinstance(result, BackendCodeError):  # a rerun meets the same bug
+            print(f"maker: error: {result}\nmaker: a bug in the backend's code: fix it, then rerun ({kept})", file=sys.stderr)
+            return EXIT_ERROR
+        where = "" if result.step is None or str(result).startswith(f"step {result.step}:") else f"step {result.step}: "
         resume = ("rerun the same command to resume from the journal" if args.journal is not None else
                   "add --journal FILE to the command so that a rerun resumes where it stopped")
-        print(f"maker: backend failed{where}: {result}\nmaker: the decided steps are kept; {resume}", file=sys.stderr)
+        print(f"maker: backend failed: {where}{result}\nmaker: {resume}", file=sys.stderr)
         return EXIT_BACKEND
     if isinstance(result, (StepFailed, StepError)):
         print(f"maker: run failed: {result}", file=sys.stderr)
@@ -442,8 +470,12 @@ def _cmd_check_task(head: argparse.Namespace, argv: list[str]) -> int:
     task_cls = _load_task(argv, "[--steps N] [--depth D]")
     clashes = parameter_clashes(task_cls)
     if clashes:  # the parameters could not even be parsed beside maker's options
-        print(f"maker check-task {head.task}\n  FAIL  parameter names  {'; '.join(clashes)}\n        fix: rename "
-              "them in the task's Params (maker never renames a parameter for you)")
+        from maker.checktask import CheckReport
+
+        finding = Finding("parameter names", "fail", "; ".join(clashes),
+                          "rename them in the task's Params (maker never renames a parameter for you)")
+        report = CheckReport(task_cls.name, 0, [finding])
+        print(json.dumps(report.to_json()) if "--json" in argv else report.to_text())
         return EXIT_UNSOLVED
     args, task = _parse(task_cls, "check-task", {"": _CHECK_TASK}, argv)
     report = check_task(task, steps=args.steps, depth=args.depth)
@@ -481,11 +513,13 @@ def _summary_table(summary: dict[str, Any]) -> str:
                                                           ("caught", "caught_errors"), ("oracle faults", "oracle_faults"))
           if summary.get(key)],
         ("sampling", "T {first_temperature:g} then {temperature:g}, red-flag limit {max_tokens} tokens, "
-                     "checks {on}".format(**summary["config"], on="on" if summary["checks"] else "off")),
+                     "checks {on}".format(**summary["config"], on="on" if summary["checks"] else
+                                          "off (the task defines no check)" if summary["config"]["checks"] else "off")),
         ("time", f"{summary['seconds']:.1f} s ({summary['steps_per_second']:,.0f} steps/s)"),
     ]
-    rows += [(key, summary[name]) for key, name in (("stopped", "stopped_reason"), ("why unsolved", "unsolved_reason"),
-                                                    ("journal", "journal")) if summary.get(name)]
+    # "why unsolved" includes the stop reason; a solved run never stopped early
+    rows += [(key, summary[name]) for key, name in (("why unsolved", "unsolved_reason"), ("journal", "journal"))
+             if summary.get(name)]
     answer = json.dumps(summary.get("answer"))
     rows.append(("answer", answer if len(answer) <= 300 else answer[:297] + "..."))
     return "\n".join(f"{key:>13}: {value}" for key, value in rows)

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from maker.backends.base import Backend, Sample, SampleRequest
+from maker.backends.base import Backend, SampleRequest, draw
 from maker.config import RunConfig
-from maker.errors import BackendError, BackendResponseError, MakerError, StepError, StepFailed
+from maker.errors import StepError, StepFailed
 from maker.events import ChainInfo, Emitter, StepDecision
 from maker.redflag import Flagged, RedFlagJudge
 from maker.statistics import RunStatistics
@@ -29,8 +29,8 @@ from maker.voting import VoteRace
 
 ProgressCallback = Callable[[RunStatistics], None]
 log = logging.getLogger("maker")
-# A chain hands control back to the event loop at least this often (seconds), so that Ctrl-C (which
-# cancels the run's task) lands within a second even on a backend that never waits for I/O.
+# A chain hands control back to the event loop at least this often (seconds), so that other tasks run even
+# on a backend that never waits for I/O. Ctrl-C does not wait for it: each step checks ``stop``.
 YIELD_EVERY = 0.1
 FLAG_EXAMPLES = 3  # discarded replies a failed step shows
 
@@ -52,6 +52,7 @@ class RunResult:
     stopped_reason: str | None = None  # why an unsolved run stopped early, if it did
     unsolved_reason: str | None = None  # why the run is not solved (None: it is)
     answer: Any = None  # Task.answer of the final state, as JSON data
+    has_check: bool = True  # whether the task defines a check (config.checks applies only then)
     depth: int = 0
     nodes: list[dict[str, Any]] = field(default_factory=list)  # per subtask: name, steps, seconds, reruns
 
@@ -66,7 +67,7 @@ class RunResult:
     def summary(self) -> dict[str, Any]:
         config = self.config
         return {"task": self.task, "params": self.params, "backend": self.backend, "simulated": self.simulated,
-                "solved": self.solved, "k": config.k, "rule": config.rule, "checks": config.checks,
+                "solved": self.solved, "k": config.k, "rule": config.rule, "checks": config.checks and self.has_check,
                 "config": config.model_dump(mode="json"), **self.statistics.to_json(), "resumed_steps": self.resumed_steps,
                 "journal": self.journal, "stopped_reason": self.stopped_reason,
                 "unsolved_reason": self.unsolved_reason, "answer": self.answer, "depth": self.depth,
@@ -94,8 +95,11 @@ def round_requests(config: RunConfig, prompt: str, seed: int, need: int, *, firs
 class Engine:
     """Decides and commits the steps of one chain with one backend under one config."""
 
-    def __init__(self, chain: ChainInfo, backend: Backend, config: RunConfig, emit: Emitter) -> None:
-        self.chain, self.backend, self.config, self.emit = chain, backend, config, emit
+    def __init__(self, chain: ChainInfo, backend: Backend, config: RunConfig, emit: Emitter,
+                 stop: Callable[[], int] = lambda: 0) -> None:
+        # stop(): non-zero once the run is being cancelled (Ctrl-C cancels the run's task, and a chain that
+        # never waits for I/O would otherwise run on until its next await that suspends).
+        self.chain, self.backend, self.config, self.emit, self.stop = chain, backend, config, emit, stop
         self.judge = RedFlagJudge(chain.task, max_tokens=config.max_tokens, checks=config.checks)
         self.debug = log.isEnabledFor(logging.DEBUG)
 
@@ -118,7 +122,7 @@ class Engine:
             if need <= 0:
                 raise self._failed(step, drawn, race, flags)
             requests = round_requests(self.config, prompt, seed, need, first=drawn == 0, rounds=rounds, agent=chain.agent)
-            samples = await self._sample(requests, step)
+            samples = [sample for batch in await draw(self.backend, requests, step=step) for sample in batch]
             rounds += 1
             drawn += len(samples)
             for hook in emit.sampled:
@@ -136,42 +140,15 @@ class Engine:
                 if winner is not None:  # only on a round's last vote: rounds draw exactly what can decide
                     return StepDecision(winner, sorted(race.counts.values(), reverse=True), drawn, rounds)
 
-    async def _sample(self, requests: list[SampleRequest], step: int) -> list[Sample]:
-        """One round's samples, flattened. Whatever goes wrong in the backend comes out as a
-        ``BackendError`` that names the backend and the step."""
-        try:
-            batches = await self.backend.sample_many(requests)
-            samples = [sample for batch in batches for sample in batch]
-        except BackendError as error:
-            if error.step is None:
-                error.step = step
-            raise
-        except MakerError:
-            raise
-        except Exception as exc:
-            error = BackendError(f"step {step}: backend {self.backend.name!r} ({type(self.backend).__name__}) raised "
-                                 f"{type(exc).__name__}: {exc}")
-            error.step = step
-            raise error from exc
-        if not samples:
-            raise self._bad_reply(step, f"no samples for {sum(r.n for r in requests)} requested")
-        for sample in samples:
-            if sample.__class__ is not Sample and not isinstance(sample, Sample):
-                raise self._bad_reply(step, f"a {type(sample).__name__} ({sample!r:.80}) among its samples")
-        return samples
-
-    def _bad_reply(self, step: int, what: str) -> BackendResponseError:
-        error = BackendResponseError(f"step {step}: backend {self.backend.name!r} ({type(self.backend).__name__}) returned "
-                                     f"{what}; sample_many must return one list of maker.Sample per request")
-        error.step = step
-        return error
-
     @staticmethod
     def _failed(step: int, drawn: int, race: VoteRace, flags: list[Flagged]) -> StepFailed:
-        kinds: dict[tuple[str, str], Flagged] = {}
+        by_reason: dict[Any, Flagged] = {}
+        by_detail: dict[Any, Flagged] = {}
         for flag in flags:
-            kinds.setdefault((flag.reason, flag.detail), flag)
-        examples = list(dict.fromkeys([*kinds.values(), *flags]))[:FLAG_EXAMPLES]  # one of each kind first, no repeats
+            by_reason.setdefault(flag.reason, flag)
+            by_detail.setdefault((flag.reason, flag.detail), flag)
+        # One reply per reason first, then one per distinct complaint, then any; no reply twice.
+        examples = list(dict.fromkeys([*by_reason.values(), *by_detail.values(), *flags]))[:FLAG_EXAMPLES]
         return StepFailed(step=step, samples=drawn, counts=race.counts, red_flags=len(flags),
                           flag_reasons=Counter(flag.reason.value for flag in flags), examples=examples)
 
@@ -180,8 +157,10 @@ class Engine:
         are committed. Returns the final state and the number of steps committed."""
         task, chain, emit = self.chain.task, self.chain, self.emit
         step, last = first_step, None if max_steps is None else first_step + max_steps
-        yielded = time.perf_counter()
+        yielded, stop = time.perf_counter(), self.stop
         while step != last and not task.is_done(state):
+            if stop():
+                raise asyncio.CancelledError
             if time.perf_counter() - yielded > YIELD_EVERY:
                 await asyncio.sleep(0)
                 yielded = time.perf_counter()

@@ -9,7 +9,8 @@
     │   ├── BackendTimeout
     │   ├── BackendConnectionError
     │   ├── BackendHTTPError      (status code kept)
-    │   └── BackendResponseError  the server answered with something unusable
+    │   ├── BackendResponseError  the server answered with something unusable
+    │   └── BackendCodeError      a backend's own code raised or broke the protocol (a bug: rerunning will not help)
     ├── JournalError              a journal is unreadable, foreign or corrupt
     └── ConfigError               a run setting is invalid
 
@@ -95,6 +96,11 @@ class BackendHTTPError(BackendError):
 
 class BackendResponseError(BackendError):
     """The server answered, but with something that is not a usable completion."""
+
+
+class BackendCodeError(BackendError):
+    """A backend's own code raised an unexpected exception or returned something other than lists of
+    ``Sample``: a bug to fix in the backend, not a failure that a rerun gets past."""
 
 
 class JournalError(MakerError):

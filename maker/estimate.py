@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from maker.backends.base import Backend, check_backend
+from maker.backends.base import Backend, check_backend, draw
 from maker.config import resolve_config
 from maker.engine import round_requests, step_seed
 from maker.errors import ConfigError, TaskError
@@ -266,7 +266,7 @@ async def estimate_async(
         requests = round_requests(config, prompt, step_seed(seed, index) + n, per_state, first=True, rounds=0,
                                   agent=task.agent)
         async with semaphore:
-            batches = await backend.sample_many(requests)
+            batches = await draw(backend, requests, step=index)
         out: list[Any] = []
         for sample in (x for batch in batches for x in batch):
             tally[0] += sample.tokens

@@ -11,9 +11,11 @@ Secrets never reach it: the header holds ``Backend.describe()``, which lists no 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,9 @@ class JournalContents:
     resets: frozenset[int | None] = frozenset()  # chains whose first attempt was voided (being redone)
 
 
-def read_journal(path: str | os.PathLike[str]) -> JournalContents:
-    """Read a journal, stopping at (and reporting) a torn or corrupt last line."""
+def read_journal(path: str | os.PathLike[str], stop: Callable[[], int] = lambda: 0) -> JournalContents:
+    """Read a journal, stopping at (and reporting) a torn or corrupt last line. ``stop()`` non-zero: the reader's
+    task is being cancelled (Ctrl-C during a resume); reading a million lines takes seconds, so it stops early."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -51,6 +54,8 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents:
     *lines, tail = data.split(b"\n")
     torn = tail != b""  # text after the final newline: a write that never finished
     for number, raw in enumerate(lines, 1):
+        if number % 4096 == 0 and stop():
+            raise asyncio.CancelledError
         try:
             obj = json.loads(raw)
             if not isinstance(obj, dict):
@@ -164,13 +169,14 @@ def records_by_chain(contents: JournalContents) -> Records:
     return grouped
 
 
-def open_journal(path: str | os.PathLike[str] | None, header: dict[str, Any]) -> tuple[JournalWriter | None, JournalContents | None]:
+def open_journal(path: str | os.PathLike[str] | None, header: dict[str, Any],
+                 stop: Callable[[], int] = lambda: 0) -> tuple[JournalWriter | None, JournalContents | None]:
     """The writer for a run, and what it resumes from. An existing journal is resumed only if it
     was written by the same task and settings (``check_compatible``)."""
     if path is None:
         return None, None
     if not (Path(path).exists() and Path(path).stat().st_size > 0):
         return JournalWriter(path, header), None
-    contents = read_journal(path)
+    contents = read_journal(path, stop)
     check_compatible(contents.header, header, path)
     return JournalWriter(path, header, resume_from=contents), contents

@@ -71,10 +71,11 @@ def resolved_spec(spec: str) -> str:
 
 
 def class_identity(cls: type) -> str:
-    """Which class this is, beyond its task name: ``module:Class``, or ``/abs/file.py:Class`` for a
-    task file. A journal records it, and resume refuses a journal written by another class."""
+    """Which class this is, beyond its task name: ``module:Class``, or ``file.py:Class`` for a task file
+    (its name, not its folder, so a moved checkout still resumes). Journals record it, and resume refuses
+    a journal written by another class."""
     source = getattr(sys.modules.get(cls.__module__), "__file__", None)
-    where = str(Path(source).resolve()) if cls.__module__.startswith(_FILE_MODULE) and source else cls.__module__
+    where = Path(source).name if cls.__module__.startswith(_FILE_MODULE) and source else cls.__module__
     return f"{where}:{cls.__qualname__}"
 
 
@@ -101,14 +102,20 @@ def _import_file(path: Path, what: str) -> Any:
     if not path.is_file():
         raise TaskError(f"{what} file {str(path)!r} does not exist")
     resolved = path.resolve()
+    root, dotted = resolved.parent, [resolved.stem]
+    while (root / "__init__.py").is_file():  # inside a package: import it as package.module, as pytest does
+        root, dotted = root.parent, [root.name, *dotted]
+    if str(root) not in sys.path:  # stays there: the task's own imports may happen later, at run time
+        sys.path.insert(0, str(root))
+    if len(dotted) > 1:
+        try:
+            return importlib.import_module(".".join(dotted))
+        except Exception as exc:
+            raise TaskError(f"importing {what} file {str(path)!r} as {'.'.join(dotted)} failed: "
+                            f"{type(exc).__name__}: {exc}") from exc
     name = f"{_FILE_MODULE}{resolved.stem}_{abs(hash(str(resolved))):x}"
     if name in sys.modules:
         return sys.modules[name]
-    root = resolved.parent
-    while (root / "__init__.py").is_file():  # inside a package: its parent folder, so `import package.x` works
-        root = root.parent
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     spec = importlib.util.spec_from_file_location(name, resolved)
     if spec is None or spec.loader is None:
         raise TaskError(f"cannot load {str(path)!r} as a Python file")

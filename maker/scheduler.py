@@ -11,8 +11,9 @@ records end.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -59,6 +60,7 @@ class _PlanRun:
     resets: frozenset[int | None]  # chains the journal says are being redone
     max_steps: int | None
     limiter: asyncio.Semaphore
+    stop: Callable[[], int]  # non-zero once the run's task is being cancelled (Ctrl-C)
     configs: dict[tuple[int, str | None], RunConfig] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -105,8 +107,11 @@ class _PlanRun:
             bounded = self.max_steps is not None
             limit = self.max_steps if bounded else sub.steps if sub.steps is not None else DEFAULT_STEP_CAP
             remaining = max(0, limit - len(records))
-            state, taken = await Engine(chain, self.backend, settings, self.emit).run_chain(state, first_step=len(records), max_steps=remaining)
+            state, taken = await Engine(chain, self.backend, settings, self.emit, self.stop).run_chain(state, first_step=len(records), max_steps=remaining)
             if not bounded and sub.steps is None and len(records) + taken >= DEFAULT_STEP_CAP and not chain.task.is_done(state):
+                if len(self.plan.graph) > 1:  # its unfinished state must not feed the chains after it
+                    raise StepError(f"subtask {sub.name!r} reached the default cap of {DEFAULT_STEP_CAP:,} steps without "
+                                    "is_done: give it its step count (Subtask(steps=...))", step=DEFAULT_STEP_CAP - 1, state=state)
                 self.capped.append(sub.name)
             if sub.expect is None or sub.expect(state) or bounded:
                 break
@@ -122,6 +127,8 @@ class _PlanRun:
         return state, attempt
 
     def _replayed(self, chain: ChainInfo, record: dict[str, Any], state: Any, candidate: Any) -> None:
+        if self.stop():  # replaying a million records takes seconds: Ctrl-C must not wait for it
+            raise asyncio.CancelledError
         decision = StepDecision(candidate, list(record.get("votes", ())), record.get("samples", 0), record.get("rounds", 1), replayed=True)
         for hook in self.emit.step_decided:
             hook(chain, record["step"], state, decision)
@@ -143,14 +150,16 @@ async def run_async(task: Task, backend: Backend, *, journal: str | Path | None 
     order = plan.order()
     if max_steps is not None and len(order) > 1:
         raise ConfigError("max_steps applies to single-chain runs (depth 0) only")
-    writer, contents = open_journal(journal, journal_header(task, backend, config, depth))
+    owner = asyncio.current_task()  # the run's task: Ctrl-C cancels it, and every chain checks for that
+    stop = owner.cancelling if owner is not None else (lambda: 0)
+    writer, contents = open_journal(journal, journal_header(task, backend, config, depth), stop)
     journalled, resets = (records_by_chain(contents), contents.resets) if contents else ({}, frozenset())
     recorder = StatisticsRecorder(oracle=task.has_oracle, check=task.has_check, verify=config.verify, checks=config.checks)
     watchers: list[Observer] = [o for o in (writer, recorder, backend.observer()) if o is not None]
     if progress is not None:
         watchers.append(ProgressReporter(progress, recorder))
     run = _PlanRun(plan, backend, config, None if fixed else settings, agent, emitter([*watchers, *observers]),
-                   journalled, resets, max_steps, asyncio.Semaphore(max_concurrency))
+                   journalled, resets, max_steps, asyncio.Semaphore(max_concurrency), stop)
     finished = {name: asyncio.Event() for name in order}
     try:
         async with asyncio.TaskGroup() as group:
@@ -183,8 +192,18 @@ def _result(task: Task, backend: Backend, config: RunConfig, run: _PlanRun, reco
     return RunResult(task=task.name, params=task.describe()["params"], backend=backend.name, simulated=backend.simulated,
                      config=config, solved=unsolved is None, final_state=final_state, statistics=snapshot,
                      resumed_steps=run.resumed, journal=None if journal is None else str(journal), stopped_reason=stopped,
-                     unsolved_reason=unsolved, answer=json_data(task.answer(final_state)), depth=depth,
+                     unsolved_reason=unsolved, answer=_answer(task, final_state), has_check=task.has_check, depth=depth,
                      nodes=[run.nodes[n] for n in order])
+
+
+def _answer(task: Task, final_state: Any) -> Any:
+    """``task.answer(final_state)`` as JSON data; None, with a warning, if it raises (e.g. on an unfinished state)."""
+    try:
+        return json_data(task.answer(final_state))
+    except Exception as exc:
+        logging.getLogger("maker").warning("task %r: answer() raised %s: %s; the summary shows none", task.name,
+                                           type(exc).__name__, exc)
+        return None
 
 
 def _unsolved(task: Task, final_state: Any, statistics: Any, run: _PlanRun) -> tuple[str | None, str | None]:

@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any
 
+from maker.errors import TaskError
 from maker.journal import read_journal, records_by_chain
 from maker.loading import load_task
 from maker.planner import plan_for, start_of
@@ -25,7 +26,14 @@ def verify_journal(path: str | os.PathLike[str], task_spec: str | None = None) -
     is rebuilt from the journal's spec (a task file's absolute path), or from ``task_spec`` if given."""
     contents = read_journal(path)
     header = contents.header
-    task = load_task(task_spec or header.get("spec") or header["task"], **header.get("params", {}))
+    spec = task_spec or header.get("spec") or header["task"]
+    try:
+        task = load_task(spec, **header.get("params", {}))
+    except TaskError as exc:
+        if task_spec or header.get("spec"):
+            raise
+        raise TaskError(f"{exc}; the journal names its task only as {header['task']!r} (class "
+                        f"{header.get('class', 'unknown')}): give the task's spec (--task path/file.py:Class)") from None
     depth = header.get("config", {}).get("depth", 0)
     plan = plan_for(task, depth)
     order = plan.order()

@@ -150,7 +150,7 @@ def test_a_backend_failure_has_its_own_exit_code_names_the_step_and_says_resume(
     code, out, err = run_cli(capsys, "run", TOY, "--start", "9", "--backend", fake_backend, "--k", "1",
                              "--journal", str(journal), "--no-progress")
     assert code == 3 and out == ""
-    assert "backend failed at step 5: connection reset by peer" in err and "rerun the same command to resume" in err
+    assert "backend failed: step 5: connection reset by peer" in err and "rerun the same command to resume" in err
     monkeypatch.delenv("FAIL")
     code, out, _ = run_cli(capsys, "run", TOY, "--start", "9", "--backend", fake_backend, "--k", "1",
                            "--journal", str(journal), "--json", "--no-progress")
@@ -229,3 +229,44 @@ def test_the_summary_shows_rule_violations_and_every_reason_when_unsolved():
     assert "solved: False" in table and "violations: 1" in table
     assert ("why unsolved: stopped after 3 steps without finishing: the task declares total_steps() = 3, and is_done "
             "is still false; 1 committed steps break the task's check (rule_violations)") in table
+
+
+def test_a_journal_resumes_after_its_task_file_moves_and_one_without_a_class_resumes_too(capsys, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    (first / "down.py").write_text("from tests.toy import Countdown\n\nclass Down(Countdown):\n    pass\n")
+    journal = tmp_path / "run.jsonl"
+    run_cli(capsys, "run", f"{first / 'down.py'}:Down", "--start", "6", "--backend", "sim", "--max-steps", "2",
+            "--journal", str(journal), "--no-progress")
+    first.rename(second)  # the checkout moved
+    lines = journal.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["class"] == "down.py:Down"
+    del header["class"]  # as journals written before the class was recorded
+    journal.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    code, out, _ = run_cli(capsys, "run", f"{second / 'down.py'}:Down", "--start", "6", "--backend", "sim",
+                           "--journal", str(journal), "--json", "--no-progress")
+    assert code == 0 and json.loads(out)["resumed_steps"] == 2
+
+
+def test_a_yes_no_parameter_whose_no_option_is_makers_is_refused(capsys, tmp_path):
+    path = tmp_path / "flagged.py"
+    path.write_text("from pydantic import BaseModel\nfrom tests.toy import Countdown\n\n"
+                    "class Flagged(Countdown):\n    class Params(BaseModel):\n        start: int = 3\n"
+                    "        progress: bool = False\n")
+    code, _, err = run_cli(capsys, "run", f"{path}:Flagged", "--backend", "sim")
+    assert code == 2 and "task parameter 'progress' has the name of maker's own option --no-progress" in err
+    code, out, _ = run_cli(capsys, "check-task", f"{path}:Flagged", "--json")
+    report = json.loads(out)
+    assert code == 1 and not report["ok"] and "--no-progress in `maker run`" in report["findings"][0]["message"]
+
+
+def test_an_answer_that_raises_leaves_the_summary_intact(capsys, tmp_path):
+    path = tmp_path / "picky.py"
+    path.write_text("from tests.toy import Countdown\n\nclass Picky(Countdown):\n"
+                    "    def answer(self, state):\n        assert state == 0, 'not finished'\n        return 'done'\n")
+    code, out, err = run_cli(capsys, "run", f"{path}:Picky", "--start", "5", "--backend", "sim", "--max-steps", "2",
+                             "--json", "--no-progress")
+    summary = json.loads(out)
+    assert code == 1 and summary["steps"] == 2 and summary["answer"] is None
+    assert "answer() raised AssertionError: not finished" in err

@@ -12,6 +12,8 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from maker import load_task
 from maker.journal import read_journal, records_by_chain
 from maker.verify import verify_journal
@@ -86,15 +88,18 @@ def test_twenty_sigkills_then_resume(tmp_path):
           f"extra samples {sum(extra.values())} at {len(extra)} in-flight steps; verified {report['valid']}")
 
 
-def test_ctrl_c_on_the_simulated_backend_stops_within_a_second_and_resumes(tmp_path):
+@pytest.mark.parametrize("depth", [0, 6])
+def test_ctrl_c_on_the_simulated_backend_stops_within_a_second_and_resumes(tmp_path, depth):
     """The simulator never waits for I/O, so a run that never yielded to the event loop used to
-    ignore Ctrl-C until it had finished. Now SIGINT stops it within a second (exit 130), the
-    journal keeps every decided step, and the same command resumes and finishes."""
+    ignore Ctrl-C until it had finished; at depth 6, 64 chains each ran on for their turn. Now SIGINT
+    stops it within a second (exit 130), the journal keeps every decided step, and the same command
+    resumes and finishes."""
     journal = tmp_path / "run.jsonl"
     command = [sys.executable, "-m", "maker", "run", "hanoi", "--disks", "17", "--backend", "sim", "--error-rate",
-               "0.01", "--k", "4", "--journal", str(journal), "--no-progress", "--json"]
+               "0.01", "--k", "4", "--depth", str(depth), "--journal", str(journal), "--no-progress", "--json"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even if ours ignores it
     _wait_for_progress(proc, journal)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
@@ -109,3 +114,18 @@ def test_ctrl_c_on_the_simulated_backend_stops_within_a_second_and_resumes(tmp_p
     summary = json.loads(resumed.stdout)
     assert summary["solved"] and summary["resumed_steps"] == kept and summary["steps"] == 2**17 - 1
     assert verify_journal(journal)["valid"]
+
+
+def test_reading_a_journal_stops_when_the_run_is_cancelled(tmp_path):
+    """Resuming a million-step journal reads and replays for seconds; Ctrl-C must not wait for that."""
+    import asyncio
+
+    from maker import SimulatedBackend, run
+    from maker.journal import read_journal as read
+
+    task = load_task("hanoi", disks=13)
+    run(task, SimulatedBackend(task), journal=tmp_path / "run.jsonl")
+    calls = []
+    with pytest.raises(asyncio.CancelledError):
+        read(tmp_path / "run.jsonl", stop=lambda: calls.append(1) or 1)
+    assert len(calls) == 1  # asked after the first 4,096 lines, not after all 8,191

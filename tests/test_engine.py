@@ -230,6 +230,13 @@ class _ReturnsNone(maker.Backend):
         return None
 
 
+class _Raises(maker.Backend):
+    name = "buggy"
+
+    async def sample(self, request):
+        return [maker.Sample(request.prompt.upper(1), 1)]  # a bug: str.upper takes no argument
+
+
 class _NotAsync(maker.Backend):
     name = "blocking"
 
@@ -238,14 +245,21 @@ class _NotAsync(maker.Backend):
 
 
 @pytest.mark.parametrize("backend, error, message", [
-    (_ReturnsText(), maker.BackendResponseError, "step 0: backend 'texter' \\(_ReturnsText\\) returned a str"),
-    (_ReturnsNone(), maker.BackendError, "step 0: backend 'nothing' \\(_ReturnsNone\\) raised TypeError"),
+    (_ReturnsText(), maker.BackendCodeError,
+     "step 0: backend 'texter' \\(_ReturnsText\\) returned a str \\('2'\\) from sample, not a list of maker.Sample"),
+    (_ReturnsNone(), maker.BackendCodeError,
+     "step 0: backend 'nothing' \\(_ReturnsNone\\) returned a NoneType from sample_many, not a list of 1 lists"),
+    (_Raises(), maker.BackendCodeError, "step 0: backend 'buggy' \\(_Raises\\) raised TypeError: "),
     (_NotAsync(), maker.ConfigError, "backend _NotAsync.sample must be a coroutine"),
     (object(), maker.ConfigError, "object is not a maker backend: subclass maker.Backend"),
 ])
 def test_a_backend_of_the_wrong_shape_is_a_clear_error_naming_it(backend, error, message):
     with pytest.raises(error, match=message):
         maker.run(Countdown(start=3), backend, k=1)
+    from maker.estimate import estimate
+
+    with pytest.raises(error, match=message.replace("step 0", "step \\d+")):  # estimation calls it the same way
+        estimate(Countdown(start=3), backend, samples=2)
 
 
 def test_a_failing_step_shows_red_flag_reasons_with_example_replies(caplog):

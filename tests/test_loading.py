@@ -114,3 +114,14 @@ def test_a_task_file_spec_is_recorded_absolute(tmp_path, monkeypatch):
     (tmp_path / "doubling.py").write_text(OUTSIDE_TASK)
     monkeypatch.chdir(tmp_path)
     assert load_task("doubling.py:Doubling").spec == f"{tmp_path / 'doubling.py'}:Doubling"
+
+
+def test_a_task_file_inside_a_package_imports_its_neighbours_relatively_and_absolutely(tmp_path):
+    package = tmp_path / "mytasks"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "limits.py").write_text("LIMIT = 9\n")
+    (package / "task.py").write_text("from . import limits\nimport mytasks.limits as again\n" + OUTSIDE_TASK.replace(
+        "limit: int = 100", "limit: int = limits.LIMIT + again.LIMIT"))
+    task = load_task(f"{package / 'task.py'}:Doubling")
+    assert task.params.limit == 18 and type(task).__module__ == "mytasks.task"

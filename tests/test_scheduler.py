@@ -243,3 +243,27 @@ def test_a_task_that_defines_check_has_it_applied_without_declaring_has_check():
 
     result = maker.run(Countdown(start=3), ScriptedBackend(reply_for=reply), k=1)
     assert result.solved and result.statistics.red_flags["invalid"] == 3 and result.config.checks
+
+
+def test_a_plan_chain_at_the_default_step_cap_stops_the_run_before_its_state_feeds_others(monkeypatch):
+    import maker.scheduler
+
+    class EndlessPlan(Countdown):
+        def is_done(self, state):
+            return False
+
+        def total_steps(self):
+            return None
+
+        def plan(self, depth):
+            plan = Plan()
+            plan.add(Subtask("first", start=100))
+            plan.add(Subtask("then", start_from=lambda results: results["first"], after=("first",)))
+            return plan
+
+    monkeypatch.setattr(maker.scheduler, "DEFAULT_STEP_CAP", 30)
+    task = EndlessPlan(start=3)
+    with pytest.raises(StepError, match="subtask 'first' reached the default cap of 30 steps without is_done: give it "
+                                        "its step count \\(Subtask\\(steps=...\\)\\)") as info:
+        maker.run(task, SimulatedBackend(task, error_rate=0.0), k=1, depth=1)
+    assert info.value.statistics.steps == 30
