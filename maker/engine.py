@@ -122,7 +122,7 @@ class Engine:
             if need <= 0:
                 raise self._failed(step, drawn, race, flags)
             requests = round_requests(self.config, prompt, seed, need, first=drawn == 0, rounds=rounds, agent=chain.agent)
-            samples = [sample for batch in await draw(self.backend, requests, step=step) for sample in batch]
+            samples = await draw(self.backend, requests, step=step)
             rounds += 1
             drawn += len(samples)
             for hook in emit.sampled:

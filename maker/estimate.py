@@ -266,9 +266,9 @@ async def estimate_async(
         requests = round_requests(config, prompt, step_seed(seed, index) + n, per_state, first=True, rounds=0,
                                   agent=task.agent)
         async with semaphore:
-            batches = await draw(backend, requests, step=index)
+            samples = await draw(backend, requests, step=index)
         out: list[Any] = []
-        for sample in (x for batch in batches for x in batch):
+        for sample in samples:
             tally[0] += sample.tokens
             tally[1] += len(prompt)
             verdict = judge.judge(state, sample, step=index)

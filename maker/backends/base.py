@@ -111,14 +111,12 @@ def check_backend(backend: Any) -> None:
             raise ConfigError(f"backend {kind}.{name} must be a coroutine (`async def {name}(...)`)")
 
 
-async def draw(backend: Backend, requests: Sequence[SampleRequest], *, step: int | None = None) -> list[list[Sample]]:
-    """``backend.sample_many(requests)``, checked: one list of ``Sample`` per request. The engine and estimation
-    call backends only through here, so a backend's failure names it (and the step), and a backend that
-    breaks the protocol gets a ``BackendCodeError`` saying what it returned instead."""
-    from maker.errors import BackendCodeError, BackendError, MakerError
+async def draw(backend: Backend, requests: Sequence[SampleRequest], *, step: int | None = None) -> list[Sample]:
+    """The samples of ``backend.sample_many(requests)``, all requests' in order, checked: one list of ``Sample``
+    per request. The engine and estimation call backends only through here, so a backend's failure names it (and
+    the step), and a backend that breaks the protocol gets a ``BackendCodeError`` saying what it returned."""
+    from maker.errors import BackendError, MakerError
 
-    where = "" if step is None else f"step {step}: "
-    kind = f"backend {backend.name!r} ({type(backend).__name__})"
     try:
         batches = await backend.sample_many(requests)
     except BackendError as error:
@@ -128,29 +126,30 @@ async def draw(backend: Backend, requests: Sequence[SampleRequest], *, step: int
     except MakerError:
         raise
     except Exception as exc:
-        error = BackendCodeError(f"{where}{kind} raised {type(exc).__name__}: {exc}")
-        error.step = step
-        raise error from exc
-    problem = _shape_problem(batches, len(requests))
-    if problem is not None:
-        error = BackendCodeError(f"{where}{kind} {problem}")
-        error.step = step
-        raise error
-    return batches
-
-
-def _shape_problem(batches: Any, expected: int) -> str | None:
-    """What is wrong with ``sample_many``'s answer, or None."""
-    if not isinstance(batches, list) or len(batches) != expected:
+        raise _code_error(backend, step, f"raised {type(exc).__name__}: {exc}") from exc
+    if batches.__class__ is not list or len(batches) != len(requests):
         size = f" of {len(batches)}" if isinstance(batches, (list, tuple)) else ""
-        return (f"returned a {type(batches).__name__}{size} from sample_many, not a list of {expected} lists "
-                "(one list of maker.Sample per request)")
+        raise _code_error(backend, step, f"returned a {type(batches).__name__}{size} from sample_many, not a list of "
+                                         f"{len(requests)} lists (one list of maker.Sample per request)")
+    samples: list[Sample] = []
     for batch in batches:
-        if not isinstance(batch, list):
-            return f"returned a {type(batch).__name__} ({batch!r:.60}) from sample, not a list of maker.Sample"
-        for sample in batch:
-            if sample.__class__ is not Sample and not isinstance(sample, Sample):
-                return f"returned a list holding a {type(sample).__name__} ({sample!r:.60}), not maker.Sample"
-    if not any(batches):
-        return f"returned no samples for {expected} request(s)"
-    return None
+        if batch.__class__ is not list and not isinstance(batch, list):
+            raise _code_error(backend, step, f"returned a {type(batch).__name__} ({batch!r:.60}) from sample, not a list "
+                                             "of maker.Sample")
+        samples += batch
+    for sample in samples:
+        if sample.__class__ is not Sample and not isinstance(sample, Sample):
+            raise _code_error(backend, step, f"returned a list holding a {type(sample).__name__} ({sample!r:.60}), not "
+                                             "maker.Sample")
+    if not samples:
+        raise _code_error(backend, step, f"returned no samples for {len(requests)} request(s)")
+    return samples
+
+
+def _code_error(backend: Backend, step: int | None, what: str) -> Exception:
+    from maker.errors import BackendCodeError
+
+    error = BackendCodeError(f"{'' if step is None else f'step {step}: '}backend {backend.name!r} "
+                             f"({type(backend).__name__}) {what}")
+    error.step = step
+    return error
