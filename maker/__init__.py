@@ -9,6 +9,7 @@
 
 from maker.backends import (
     Backend,
+    EndpointPool,
     OpenAIBackend,
     RetryingBackend,
     Sample,
@@ -55,7 +56,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Backend", "BackendCodeError", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError", "BackendTimeout",
-    "ConfigError", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag",
+    "ConfigError", "EndpointPool", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag",
     "RedFlagReason", "RetryingBackend", "RunConfig", "RunResult", "RunStatistics", "Sample", "SampleRequest",
     "ScriptedBackend", "SimulatedBackend", "StepError", "StepFailed", "Subtask", "Task", "TaskError",
     "TaskParameterError", "VoteRace", "load_task", "load_task_class", "registered_tasks", "run", "run_async",

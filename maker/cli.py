@@ -162,7 +162,9 @@ _BACKEND = [
     ("--device", None, "cpu", "hf: cpu or cuda"),
     ("--max-batch", int, 256, "hf: most sequences in one forward batch"),
     ("--threads", int, None, "hf: torch threads (default: torch's choice)"),
-    ("--base-url", None, None, "openai: server URL, e.g. http://127.0.0.1:8000/v1"),
+    ("--base-url", "append", None, "openai: server URL, e.g. http://127.0.0.1:8000/v1; give it again for each "
+                                   "server of a pool (the least busy healthy one serves each step)"),
+    ("--pool", Path, None, "openai: a file of server URLs, one a line (# comments), added to --base-url's"),
     ("--api", ["completions", "chat"], "completions", "openai: endpoint"),
     ("--api-key-env", None, "OPENAI_API_KEY", "openai: environment variable holding the key"),
     ("--timeout", float, 120.0, "openai: seconds per request"),
@@ -214,7 +216,7 @@ def _parse(task_cls: type[Task], command: str, groups: dict[str, list[Any]],
     for title, rows in groups.items():
         group = parser.add_argument_group(title) if title else parser
         for flag, kind, default, help_text in rows:
-            key = "choices" if isinstance(kind, list) else "action" if kind in ("store_true", _BOOL) else "type"
+            key = "choices" if isinstance(kind, list) else "action" if kind in ("store_true", "append", _BOOL) else "type"
             group.add_argument(flag, default=default, help=help_text, **{key: kind})
     _add_model_options(parser.add_argument_group(f"task parameters ({task_cls.name})"), task_cls.Params, parser)
     args = parser.parse_args(argv[1:])
@@ -352,10 +354,16 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
         from maker.backends.openai import OpenAIBackend
         from maker.backends.retry import RetryingBackend
 
-        if not args.base_url or not args.model:
-            raise ConfigError("--backend openai needs --base-url URL and --model NAME")
-        return RetryingBackend(OpenAIBackend(args.base_url, args.model, api=args.api, api_key_env=args.api_key_env,
-                                             timeout=args.timeout), max_attempts=args.max_attempts)
+        urls = [*(args.base_url or []), *(_pool_file(args.pool) if args.pool else [])]
+        if not urls or not args.model:
+            raise ConfigError("--backend openai needs --base-url URL (or --pool FILE) and --model NAME")
+        servers = [OpenAIBackend(url, args.model, api=args.api, api_key_env=args.api_key_env, timeout=args.timeout)
+                   for url in urls]
+        if len(servers) > 1:
+            from maker.backends.pool import EndpointPool
+
+            return RetryingBackend(EndpointPool(servers), max_attempts=args.max_attempts)
+        return RetryingBackend(servers[0], max_attempts=args.max_attempts)
     if args.backend == "hf":
         from maker.backends.hf import HFBackend
 
@@ -366,6 +374,18 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
             raise ConfigError(f"model folder {str(model)!r} does not exist")
         return HFBackend(model, device=args.device, max_batch=args.max_batch, num_threads=args.threads)
     raise ConfigError(f"unknown backend {args.backend!r}: use sim, hf, openai or path/to/file.py:Class")
+
+
+def _pool_file(path: Path) -> list[str]:
+    """Server URLs from a pool file: one a line; blank lines and # comments skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"--pool {str(path)!r}: {exc.strerror or exc}") from None
+    urls = [line.split("#", 1)[0].strip() for line in lines]
+    if not any(urls):
+        raise ConfigError(f"--pool {str(path)!r} lists no server URL")
+    return [url for url in urls if url]
 
 
 def _user_backend(spec: str, task: Task) -> Backend:

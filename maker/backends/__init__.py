@@ -2,6 +2,7 @@
 
 from maker.backends.base import Backend, Sample, SampleRequest
 from maker.backends.openai import OpenAIBackend
+from maker.backends.pool import EndpointPool
 from maker.backends.retry import RetryingBackend
 from maker.backends.scripted import ScriptedBackend
 from maker.backends.sim import SimulatedBackend
@@ -16,4 +17,4 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'maker.backends' has no attribute {name!r}")
 
 
-__all__ = ["Backend", "HFBackend", "OpenAIBackend", "RetryingBackend", "Sample", "SampleRequest", "ScriptedBackend", "SimulatedBackend"]
+__all__ = ["Backend", "EndpointPool", "HFBackend", "OpenAIBackend", "RetryingBackend", "Sample", "SampleRequest", "ScriptedBackend", "SimulatedBackend"]

@@ -83,6 +83,7 @@ class OpenAIBackend(Backend):
         self.timeout, self.max_connections, self.max_n = float(timeout), max_connections, max_n
         self.extra = dict(extra or {})
         self._url = (url / _PATHS[api]).with_query(url.query)  # a query (api-version=...) is kept
+        self._models_url = (url / "models").with_query(url.query)
         # What messages, repr and describe() show: no user, password, query or fragment.
         self.base_url = _shown(url)
         self.url = _shown(self._url)
@@ -176,6 +177,16 @@ class OpenAIBackend(Backend):
         logprobs = choice.get("logprobs")
         listed = logprobs.get("content" if self.api == "chat" else "tokens") if isinstance(logprobs, dict) else None
         return text, finish_reason(choice.get("finish_reason")), len(listed) if isinstance(listed, list) else None
+
+    async def probe(self) -> bool:
+        """Whether the server answers ``GET /models`` with 200 (an ``EndpointPool``'s health check)."""
+        session, _ = await self._client()
+        headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"} if self._api_key else None
+        try:
+            async with session.get(self._models_url, headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            return False
 
     # --- HTTP ---------------------------------------------------------------------------------
     async def _post(self, payload: dict[str, Any]) -> dict[str, Any]:

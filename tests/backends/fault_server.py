@@ -73,12 +73,17 @@ class FaultServer:
         api_key: str | None = None,  # when set, other bearer keys get 401
         delay_s: float = 0.5,
         down_s: float = 0.05,
+        latency_s: float = 0.0,  # every answer takes this long (a model's decode time)
+        max_concurrent: int | None = None,  # requests served at once; the rest queue (a server's batch limit)
     ) -> None:
         self.reply = reply
         self.max_n = max_n
         self.api_key = api_key
         self.delay_s = delay_s
         self.down_s = down_s
+        self.latency_s = latency_s
+        self.max_concurrent = max_concurrent
+        self._serving: asyncio.Semaphore | None = None
         self.requests_seen: list[SeenRequest] = []
         self.faults_injected: Counter[str] = Counter()
         self.restarts = 0
@@ -131,6 +136,8 @@ class FaultServer:
         app = web.Application()
         app.router.add_post("/v1/completions", self._handle)
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_get("/v1/models", self._models)
+        self._serving = asyncio.Semaphore(self.max_concurrent) if self.max_concurrent else None
         self._stopping = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -173,7 +180,18 @@ class FaultServer:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     # --- serving ------------------------------------------------------------------------------
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self._serving is None:
+            return await self._answer(request)
+        async with self._serving:
+            return await self._answer(request)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        if self.latency_s:
+            await asyncio.sleep(self.latency_s)
         body = await request.json()
         authorized = self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}"
         seen = SeenRequest(request.path, body, dict(request.headers), self._next_fault() if authorized else None)
