@@ -57,7 +57,7 @@ class EndpointPool(Backend):
     name = "pool"
     batches = True  # a call is served whole by one endpoint: a wrapper must pass it on whole, not request by request
 
-    def __init__(self, endpoints: Sequence[Backend], *, cooldown: float = 0.5, max_cooldown: float = 30.0,
+    def __init__(self, endpoints: Sequence[Backend], *, cooldown: float = 0.5, max_cooldown: float = 4.0,
                  wait_s: float = 60.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         if not endpoints:
