@@ -355,6 +355,8 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
         from maker.backends.retry import RetryingBackend
 
         urls = [*(args.base_url or []), *(_pool_file(args.pool) if args.pool else [])]
+        if twice := sorted({url for url in urls if urls.count(url) > 1}):
+            raise ConfigError(f"server {twice[0]} is listed twice (--base-url and --pool): it would get twice the load")
         if not urls or not args.model:
             raise ConfigError("--backend openai needs --base-url URL (or --pool FILE) and --model NAME")
         servers = [OpenAIBackend(url, args.model, api=args.api, api_key_env=args.api_key_env, timeout=args.timeout)

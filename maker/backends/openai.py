@@ -179,13 +179,14 @@ class OpenAIBackend(Backend):
         return text, finish_reason(choice.get("finish_reason")), len(listed) if isinstance(listed, list) else None
 
     async def probe(self) -> bool:
-        """Whether the server answers ``GET /models`` with 200 (an ``EndpointPool``'s health check)."""
+        """Whether the server is up (an ``EndpointPool``'s health check): it answers ``GET /models`` with
+        anything but 429 or 5xx (a server or proxy without that route still answers 404)."""
         session, _ = await self._client()
         headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"} if self._api_key else None
         try:
             async with session.get(self._models_url, headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as response:
-                return response.status == 200
-        except (aiohttp.ClientError, OSError, TimeoutError):
+                return response.status != 429 and response.status < 500
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
             return False
 
     # --- HTTP ---------------------------------------------------------------------------------

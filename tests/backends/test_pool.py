@@ -61,18 +61,59 @@ async def test_an_ejected_endpoint_comes_back_after_its_health_check():
                             clock=lambda: clock[0])
         async with pool:
             await pool.sample_many(_requests())  # a resets: ejected, b answers
-            clock[0] = 2.0  # past the cooldown: a's GET /models passes
-            first = await pool.sample_many(_requests())
-        assert first[0][0].text == "a" and pool.statistics()["endpoint0.readmissions"] == 1
+            clock[0] = 2.0  # past the cooldown: the next call starts a's health check in the background
+            assert (await pool.sample_many(_requests("other")))[0][0].text == "b"  # and does not wait for it
+            await asyncio.sleep(0.2)
+            again = await pool.sample_many(_requests("third"))
+        assert again[0][0].text == "a" and pool.statistics()["endpoint0.readmissions"] == 1
+
+
+async def test_a_call_against_an_endpoint_that_always_fails_ends_with_its_error():
+    async with fault_server() as a:
+        a.set_faults(rate=1.0, kinds=["http503"])  # up (GET /models answers) but every completion fails
+        pool = EndpointPool([OpenAIBackend(a.base_url, "m")], cooldown=0.01, wait_s=5)
+        async with pool:
+            with pytest.raises(maker.BackendHTTPError, match="HTTP 503"):
+                await pool.sample_many(_requests())
+        assert len(a.requests_seen) == 2 * 2  # moved at most twice per endpoint, two requests a call
 
 
 async def test_with_every_endpoint_down_a_call_waits_then_fails_clearly():
     async with fault_server() as a:
-        a.set_faults(["http500"] * 10)
-        pool = EndpointPool([OpenAIBackend(a.base_url, "m")], cooldown=0.01, wait_s=0.05)
+        url = a.base_url
+    pool = EndpointPool([OpenAIBackend(url, "m")], cooldown=0.01, wait_s=0.1)  # nothing listens there now
+    async with pool:
+        with pytest.raises(maker.BackendConnectionError, match="all 1 endpoints of the pool are down after waiting 0.1 s"):
+            await pool.sample_many(_requests())
+
+
+async def test_a_server_without_a_models_route_is_still_taken_back():
+    from aiohttp import web
+
+    async def completion(request):
+        return web.json_response({"choices": [{"text": "up", "finish_reason": "stop"}], "usage": {"completion_tokens": 1}})
+
+    app = web.Application()
+    app.router.add_post("/v1/completions", completion)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        backend = OpenAIBackend(f"http://127.0.0.1:{runner.addresses[0][1]}/v1", "m")
+        async with backend:
+            assert await backend.probe()  # 404 on GET /models: the server is up
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_steps_later_rounds_go_back_to_its_endpoint():
+    async with fault_server() as a, fault_server() as b:
+        pool = EndpointPool([OpenAIBackend(a.base_url, "m"), OpenAIBackend(b.base_url, "m")])
         async with pool:
-            with pytest.raises(maker.BackendConnectionError, match="all 1 endpoints of the pool are down .*HTTP 500"):
-                await pool.sample_many(_requests())
+            for _ in range(3):  # three rounds of one step, one after another
+                await pool.sample_many([SampleRequest("step 7", 1, 1.0, 16, 1)])
+        assert sorted([len(a.requests_seen), len(b.requests_seen)]) == [0, 3]
 
 
 async def test_a_request_the_server_refuses_is_not_retried_elsewhere():
