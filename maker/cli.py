@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 import sys
 import typing
 from collections.abc import Sequence
@@ -162,6 +163,9 @@ _BACKEND = [
     ("--device", None, "cpu", "hf: cpu or cuda"),
     ("--max-batch", int, 256, "hf: most sequences in one forward batch"),
     ("--threads", int, None, "hf: torch threads (default: torch's choice)"),
+    ("--ray", "address", None, "hf: sample on a Ray cluster, one worker per maker_worker resource or CPU, each with "
+                               "its own model: --ray (a local cluster) or --ray ADDRESS (e.g. auto, ray://head:10001)"),
+    ("--ray-workers", int, None, "with --ray: how many workers (default: the cluster's maker_worker resources, else CPUs)"),
     ("--base-url", "append", None, "openai: server URL, e.g. http://127.0.0.1:8000/v1; give it again for each "
                                    "server of a pool (the least busy healthy one serves each step)"),
     ("--pool", Path, None, "openai: a file of server URLs, one a line (# comments), added to --base-url's"),
@@ -216,6 +220,9 @@ def _parse(task_cls: type[Task], command: str, groups: dict[str, list[Any]],
     for title, rows in groups.items():
         group = parser.add_argument_group(title) if title else parser
         for flag, kind, default, help_text in rows:
+            if kind == "address":  # a flag with an optional value: alone it means "local"
+                group.add_argument(flag, default=default, help=help_text, nargs="?", const="local", metavar="ADDRESS")
+                continue
             key = "choices" if isinstance(kind, list) else "action" if kind in ("store_true", "append", _BOOL) else "type"
             group.add_argument(flag, default=default, help=help_text, **{key: kind})
     _add_model_options(parser.add_argument_group(f"task parameters ({task_cls.name})"), task_cls.Params, parser)
@@ -271,6 +278,8 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("--p is used only with --target-success")
     if args.target_success is not None and args.k is not None:
         raise ConfigError("give either --k or --target-success, not both")
+    # Ray's processes print to the driver's stdout; only the summary may go there.
+    out = _stdout_for_results_only() if args.ray is not None else sys.stdout
     backend = _make_backend(args, task)
     progress = None if args.no_progress else _ProgressBar(task, backend)
     config = resolve_config(task, backend, agent=args.agent, **overrides)  # the main agent's, as run_async's
@@ -306,10 +315,19 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
         if args.json and result.statistics is not None:
             print(json.dumps({"task": task.name, "params": task.describe()["params"], "backend": backend.name,
                               "simulated": backend.simulated, "solved": False, "k": overrides["k"] or config.k,
-                              "rule": config.rule, **result.statistics.to_json(), "error": str(result)}))
+                              "rule": config.rule, **result.statistics.to_json(), "error": str(result)}), file=out, flush=True)
         return EXIT_UNSOLVED
-    print(json.dumps(result.summary()) if args.json else _summary_table(result.summary()))
+    print(json.dumps(result.summary()) if args.json else _summary_table(result.summary()), file=out, flush=True)
     return 0 if result.solved else EXIT_UNSOLVED
+
+
+def _stdout_for_results_only() -> Any:
+    """A file on the real stdout for the summary, with file descriptor 1 pointed at stderr: whatever else
+    writes to stdout (Ray's log monitor, from its own threads) lands on stderr, so --json stays one object."""
+    sys.stdout.flush()
+    results = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    return results
 
 
 async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, config: Any) -> int:
@@ -337,6 +355,8 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
     if args.backend is None:
         shipped = getattr(task, "default_model", None)
         args.backend = "hf" if shipped is not None and Path(shipped).is_dir() else "sim"
+    if args.ray is not None and args.backend != "hf":
+        raise ConfigError(f"--ray runs in-process models on Ray workers: it needs --backend hf, not {args.backend}")
     if ":" in args.backend:
         return _user_backend(args.backend, task)
     if args.backend == "sim":
@@ -350,9 +370,10 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
         except ValidationError as exc:
             detail = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"invalid simulated-backend settings: {detail}") from None
+    from maker.backends.retry import RetryingBackend
+
     if args.backend == "openai":
         from maker.backends.openai import OpenAIBackend
-        from maker.backends.retry import RetryingBackend
 
         urls = [*(args.base_url or []), *(_pool_file(args.pool) if args.pool else [])]
         if twice := sorted({url for url in urls if urls.count(url) > 1}):
@@ -374,6 +395,17 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
             raise ConfigError(f"--backend hf needs --model PATH (task {task.name!r} ships no model)")
         if not Path(model).is_dir():
             raise ConfigError(f"model folder {str(model)!r} does not exist")
+        if args.ray is not None:
+            from functools import partial
+
+            from maker.backends.ray_workers import ray_pool
+
+            threads = args.threads or 1
+            make = partial(HFBackend, str(Path(model).resolve()), device=args.device, max_batch=args.max_batch,
+                           num_threads=threads)
+            address = None if args.ray == "local" else args.ray
+            return RetryingBackend(ray_pool(make, address=address, workers=args.ray_workers, cpus_per_worker=threads),
+                                   max_attempts=args.max_attempts)
         return HFBackend(model, device=args.device, max_batch=args.max_batch, num_threads=args.threads)
     raise ConfigError(f"unknown backend {args.backend!r}: use sim, hf, openai or path/to/file.py:Class")
 
