@@ -81,7 +81,8 @@ class EndpointPool(Backend):
         self._clock = clock
         self._affinity: OrderedDict[str, _Endpoint] = OrderedDict()  # a step's prompt -> its endpoint
         self._probes: set[asyncio.Task[None]] = set()
-        self._readmitted: asyncio.Event | None = None  # set when an endpoint comes back; waiting calls wake
+        # set when an endpoint comes back, so that waiting calls wake; one per event loop
+        self._readmitted: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "simulated": False, "endpoints": [e.backend.describe() for e in self.endpoints]}
@@ -150,10 +151,8 @@ class EndpointPool(Backend):
                                              f"{self.wait_s:g} s ({errors})") from last
             due = [e.down_until for e in self.endpoints if e.down_until is not None and not e.probing]
             wake = min([deadline, *due]) - now
-            if self._readmitted is None:
-                self._readmitted = asyncio.Event()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._readmitted.wait(), max(wake, 0.001))
+                await asyncio.wait_for(self._readmission().wait(), max(wake, 0.001))
 
     def _probe_due(self) -> None:
         """Start a background health check of each ejected endpoint whose cooldown is over."""
@@ -179,9 +178,15 @@ class EndpointPool(Backend):
         endpoint.down_until = None
         endpoint.epoch += 1
         endpoint.readmissions += 1
-        if self._readmitted is not None:
-            self._readmitted.set()
-            self._readmitted = asyncio.Event()
+        self._readmission().set()  # wakes the calls waiting now; the next ones wait on a fresh event
+        self._readmitted = None
+
+    def _readmission(self) -> asyncio.Event:
+        """This event loop's "an endpoint came back" event (a pool may serve one asyncio.run after another)."""
+        loop = asyncio.get_running_loop()
+        if self._readmitted is None or self._readmitted[0] is not loop:
+            self._readmitted = (loop, asyncio.Event())
+        return self._readmitted[1]
 
     def _eject(self, endpoint: _Endpoint) -> None:
         if endpoint.down_until is None:

@@ -167,3 +167,13 @@ def test_the_command_line_takes_several_base_urls_or_a_pool_file(tmp_path, capsy
     served = summary["backend_statistics"]
     assert served["endpoint0.calls"] > 0 and served["endpoint1.calls"] > 0
     assert len(a.requests_seen) + len(b.requests_seen) == summary["samples"]  # k = 2: a greedy and a sampled request of n = 1
+
+
+def test_a_pool_serves_one_event_loop_after_another():
+    """maker.run twice with one pool: each asyncio.run has its own loop, and waiting still works in the second."""
+    with threaded_fault_server(reply=lambda seen: "x") as a:
+        url = a.base_url
+    dead = EndpointPool([OpenAIBackend(url, "m")], cooldown=0.01, wait_s=0.05)  # nothing listens: calls wait, then fail
+    for _ in range(2):
+        with pytest.raises(maker.BackendConnectionError, match="all 1 endpoints of the pool are down"):
+            asyncio.run(dead.sample_many(_requests()))
