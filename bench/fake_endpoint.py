@@ -14,22 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from maker import load_task  # noqa: E402
-from tests.backends.fault_server import FaultServer  # noqa: E402
-
-
-def replies(disks: int) -> dict[str, str]:
-    task = load_task("hanoi", disks=disks)
-    state, table = task.initial_state(), {}
-    while not task.is_done(state):
-        candidate = task.oracle(state)
-        table[task.prompt(state)] = task.format_reply(state, candidate)
-        state = task.apply(state, candidate)
-    return table
+from tests.backends.fault_server import FaultServer, oracle_replies  # noqa: E402
 
 
 async def serve(args: argparse.Namespace) -> None:
-    table = replies(args.disks)
-    server = FaultServer(lambda seen: table.get(seen.prompt, "no idea"), latency_s=args.latency,
+    server = FaultServer(oracle_replies(load_task("hanoi", disks=args.disks)), latency_s=args.latency,
                          max_concurrent=args.concurrent)
     server.port = args.port
     await server.start()

@@ -258,6 +258,17 @@ class FaultServer:
         }
 
 
+def oracle_replies(task: Any) -> Reply:
+    """A reply function that answers every prompt of ``task``'s oracle trajectory correctly (a fake model
+    that never errs); anything else gets "I do not know"."""
+    state, table = task.initial_state(), {}
+    while not task.is_done(state):
+        candidate = task.oracle(state)
+        table[task.prompt(state)] = task.format_reply(state, candidate)
+        state = task.apply(state, candidate)
+    return lambda seen: table.get(seen.prompt, "I do not know")
+
+
 @contextlib.asynccontextmanager
 async def fault_server(reply: Reply = lambda seen: "ok", **options: Any) -> AsyncIterator[FaultServer]:
     """A running ``FaultServer`` on the current event loop (options: see ``FaultServer``)."""

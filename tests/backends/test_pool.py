@@ -10,18 +10,11 @@ import pytest
 import maker
 from maker import EndpointPool, OpenAIBackend, RetryingBackend, SampleRequest, load_task
 from maker.verify import verify_journal
-from tests.backends.fault_server import fault_server, threaded_fault_server
+from tests.backends.fault_server import fault_server, oracle_replies, threaded_fault_server
 
 
 def hanoi_replies(disks):
-    """The correct reply for every prompt of a Hanoi run (a fake model that never errs)."""
-    task = load_task("hanoi", disks=disks)
-    state, table = task.initial_state(), {}
-    while not task.is_done(state):
-        candidate = task.oracle(state)
-        table[task.prompt(state)] = task.format_reply(state, candidate)
-        state = task.apply(state, candidate)
-    return lambda seen: table.get(seen.prompt, "I do not know")
+    return oracle_replies(load_task("hanoi", disks=disks))
 
 
 def _requests(prompt="p"):

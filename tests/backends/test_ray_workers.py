@@ -8,6 +8,7 @@ import pytest
 import maker
 from maker import load_task
 from maker.verify import verify_journal
+from tests.backends.fault_server import oracle_replies
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -28,22 +29,16 @@ def cluster():
 
 
 def oracle_model(disks):
-    """A factory (pickled by value to the workers) of a fake model that answers every Hanoi prompt correctly."""
+    """A factory (pickled by value to the workers, with its reply function) of a fake model that answers every
+    Hanoi prompt correctly."""
+    reply = oracle_replies(load_task("hanoi", disks=disks))
 
     def make():
         class OracleModel(maker.Backend):
             name = "oracle-model"
 
-            def __init__(self):
-                task = load_task("hanoi", disks=disks)
-                state, self.table = task.initial_state(), {}
-                while not task.is_done(state):
-                    candidate = task.oracle(state)
-                    self.table[task.prompt(state)] = task.format_reply(state, candidate)
-                    state = task.apply(state, candidate)
-
             async def sample(self, request):
-                return [maker.Sample(self.table[request.prompt], 20)] * request.n
+                return [maker.Sample(reply(request), 20)] * request.n
 
         return OracleModel()
 
