@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser()
     commands = {"run": _cmd_run, "verify": _cmd_verify, "tasks": _cmd_tasks, "plan": _cmd_plan,
-                "estimate": _cmd_estimate, "plot": _cmd_plot, "check-task": _cmd_check_task}
+                "estimate": _cmd_estimate, "plot": _cmd_plot, "check-task": _cmd_check_task, "train": _cmd_train}
     _log_to_stderr(verbose="--verbose" in argv)
     try:
         args, _ = parser.parse_known_args(argv)
@@ -101,6 +102,8 @@ def _build_parser() -> argparse.ArgumentParser:
                    add_help=False).add_argument("task")
     sub.add_parser("plot", help="write plots: vote rounds of a journal, k_min against steps", add_help=False)
     sub.add_parser("check-task", help="self-test a task before any model: round trips, check, is_done, plan",
+                   add_help=False).add_argument("task")
+    sub.add_parser("train", help="train a microagent for a task (LoRA on the shared base), from its oracle or journals",
                    add_help=False).add_argument("task")
     return parser
 
@@ -184,10 +187,29 @@ _CHECK_TASK = [
     ("--depth", int, 1, "the plan depth to check, if the task has a planner"),
     ("--json", "store_true", False, None),
 ]
+_TRAIN = [
+    ("--out", Path, None, "folder to write the microagent to (required; running again resumes it)"),
+    ("--from-journal", "journals", None, "train on the decided steps of these verified journals, without the oracle"),
+    ("--method", ["lora", "full", "scratch"], "lora", "LoRA adapter on the base (default), every weight of the base, "
+                                                      "or a new model with the base's tokenizer"),
+    ("--base", Path, None, "the base model folder (default: models/base/model)"),
+    ("--budget-min", float, 10.0, "minutes of training (the learning rate follows this clock)"),
+    ("--examples", int, 50_000, "training examples drawn from the task's training states (oracle data)"),
+    ("--held-out", int, 500, "states (or journal prompts) kept out of training, to measure the model on"),
+    ("--temperature", float, 1.0, "the run temperature: written to the model's maker.json and used to measure it"),
+    ("--eval-states", int, 300, "held-out states sampled through the in-process backend after training"),
+    ("--batch-size", int, 64, None),
+    ("--lr", float, None, "peak learning rate (default 2e-3 for lora and scratch, 5e-4 for full)"),
+    ("--lora-rank", int, 16, None),
+    ("--seed", int, 0, None),
+    ("--threads", int, None, "torch threads (default: torch's choice)"),
+    ("--json", "store_true", False, "print the training record as one JSON object"),
+    ("--no-progress", "store_true", False, None),
+]
 # maker's own options, by command: a task parameter may not take one of these names (its parameters become
 # options beside them). `maker check-task` reports a clash with any command.
 _COMMAND_TABLES = {"run": (_VOTING, _PLAN, _BACKEND, _OUTPUT), "estimate": (_ESTIMATE, _BACKEND),
-                   "plan": (_PLAN_COMMAND,), "check-task": (_CHECK_TASK,)}
+                   "plan": (_PLAN_COMMAND,), "check-task": (_CHECK_TASK,), "train": (_TRAIN,)}
 RESERVED = {command: frozenset(option for table in tables for flag, kind, *_ in table
                                 for option in (flag, "--no-" + flag[2:]) if option == flag or kind is _BOOL) | {"--help"}
             for command, tables in _COMMAND_TABLES.items()}
@@ -222,6 +244,10 @@ def _parse(task_cls: type[Task], command: str, groups: dict[str, list[Any]],
         for flag, kind, default, help_text in rows:
             if kind == "address":  # a flag with an optional value: alone it means "local"
                 group.add_argument(flag, default=default, help=help_text, nargs="?", const="local", metavar="ADDRESS")
+                continue
+            if kind == "journals":  # one or more paths, the flag repeatable
+                group.add_argument(flag, default=default, help=help_text, nargs="+", action="extend", type=Path,
+                                   metavar="JOURNAL")
                 continue
             key = "choices" if isinstance(kind, list) else "action" if kind in ("store_true", "append", _BOOL) else "type"
             group.add_argument(flag, default=default, help=help_text, **{key: kind})
@@ -458,6 +484,37 @@ def _cmd_estimate(head: argparse.Namespace, argv: list[str]) -> int:
     report = asyncio.run(go())
     print(json.dumps(report.to_json()) if args.json else report.to_table())
     return 0 if report.k_min is not None else EXIT_UNSOLVED
+
+
+def _cmd_train(head: argparse.Namespace, argv: list[str]) -> int:
+    import torch
+
+    from maker.loading import resolved_spec
+    from maker.training.microagent import train_microagent
+    from maker.training.trainer import TrainSettings
+
+    task_cls = _load_task(argv, "--out DIR [--from-journal J ...] [--method lora|full|scratch] [--budget-min M]")
+    args, task = _parse(task_cls, "train", {"": _TRAIN}, argv)
+    if args.out is None:
+        raise ConfigError("maker train needs --out DIR: the folder the microagent is written to")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        settings = TrainSettings(method=args.method, budget_min=args.budget_min, batch_size=args.batch_size, lr=args.lr,
+                                 lora_rank=args.lora_rank, lora_alpha=2 * args.lora_rank, seed=args.seed)
+    except ValidationError as exc:
+        detail = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid training settings: {detail}") from None
+    log = functools.partial(print, file=sys.stderr)
+    record = train_microagent(task, args.out, settings=settings, base=args.base, journals=args.from_journal or (),
+                              task_spec=resolved_spec(head.task), examples=args.examples, held_out=args.held_out,
+                              temperature=args.temperature, eval_states=args.eval_states,
+                              progress=not args.no_progress, log=log)
+    if args.json:
+        print(json.dumps(record))
+    else:
+        print((args.out / "README.md").read_text())
+    return 0
 
 
 def _cmd_plot(head: argparse.Namespace, argv: list[str]) -> int:

@@ -74,10 +74,46 @@ def resolve_config(task: Task, backend: Backend, *, agent: str | None = None, **
     return make_config(**settings)
 
 
-def manifest_defaults(folder: Path) -> dict[str, Any]:
-    """The run settings a model folder's manifest (``maker.json``: ``{"defaults": {...}}``) asks for."""
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """A model folder's manifest (``maker.json``), or {} when it has none.
+
+    Keys maker reads: ``defaults`` (run settings the model asks for, layered by ``resolve_config``),
+    ``base`` (an adapter folder's base model folder, relative to the adapter folder), ``agent``
+    (the agent it was trained for). Other keys are for people (what trained it, measured numbers).
+    """
     manifest = folder / "maker.json"
     try:
-        return dict(json.loads(manifest.read_text()).get("defaults", {}) if manifest.is_file() else {})
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        data = json.loads(manifest.read_text()) if manifest.is_file() else {}
+        if not isinstance(data, dict) or not isinstance(data.get("defaults", {}), dict):
+            raise ValueError("not a JSON object with a 'defaults' object")
+    except (OSError, ValueError) as exc:
         raise ConfigError(f"{str(manifest)!r} is not a JSON object with a 'defaults' object: {exc}") from None
+    return data
+
+
+def manifest_defaults(folder: Path) -> dict[str, Any]:
+    """The run settings a model folder's manifest (``maker.json``: ``{"defaults": {...}}``) asks for."""
+    return dict(read_manifest(folder).get("defaults", {}))
+
+
+def adapter_base(folder: Path) -> Path | None:
+    """The base model folder of an adapter folder (one with peft's ``adapter_config.json``), else None.
+
+    The manifest's ``base`` (relative to the adapter folder) wins; else peft's own
+    ``base_model_name_or_path``, relative to the adapter folder when it is not absolute.
+    """
+    if not (folder / "adapter_config.json").is_file():
+        return None
+    named = read_manifest(folder).get("base")
+    if named is None:
+        try:
+            named = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{str(folder / 'adapter_config.json')!r} is not valid JSON: {exc}") from None
+    if not named:
+        raise ConfigError(f"adapter folder {str(folder)!r} names no base model: add \"base\" to its maker.json")
+    base = (folder / named).resolve()
+    if not (base / "config.json").is_file():
+        raise ConfigError(f"adapter folder {str(folder)!r} names the base {str(base)!r}, which holds no model "
+                          "(config.json): fix \"base\" in its maker.json")
+    return base

@@ -1,7 +1,7 @@
 """The Task protocol: what a user writes to have maker carry out a long process.
 
 A task is a handful of plain (non-async) methods: ``initial_state``, ``prompt``, ``parse``, ``apply`` and
-``is_done`` are required; ``check``, ``oracle``, ``total_steps``, ``format_reply``, ``plausible_mistake``,
+``is_done`` are required; ``check``, ``oracle``, ``total_steps``, ``format_reply``, ``plausible_mistake``, ``training_states``,
 ``candidate_to_json`` / ``candidate_from_json``, ``answer``, ``agent`` and ``run_defaults`` are optional. The candidate
 ``parse`` returns is the vote key, so it must be hashable and canonical: two replies that mean the same
 thing must parse to equal candidates. The oracle (ground truth) is only for the simulated backend,
@@ -111,6 +111,16 @@ class Task:
         """What a user wants to see of the final state (``maker run`` prints it; ``--json`` has it
         as ``"answer"``): the closing balances, the sorted list. Default: the state itself."""
         return state
+
+    def training_states(self, rng: random.Random, count: int) -> list[Any]:
+        """States that ``maker train`` makes examples of, each paired with ``format_reply`` of the
+        oracle's answer. Default: ``count`` states drawn at random along the oracle's trajectory of
+        this instance (``maker.training.examples.trajectory_states``). Override it to train beyond
+        one instance (other sizes, other inputs) or to oversample rare, hard states. Never used by
+        a run."""
+        from maker.training.examples import trajectory_states
+
+        return trajectory_states(self, rng, count)
 
     def format_reply(self, state: Any, candidate: Any) -> str:
         """The reply a perfect model would write for ``candidate`` (simulation, training data)."""
@@ -246,7 +256,7 @@ def _same(a: Any, b: Any) -> bool:
     if type(a) is not type(b) or a != b:
         return False
     if isinstance(a, (tuple, list)):
-        return all(_same(x, y) for x, y in zip(a, b))
+        return all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return all(_same(a[key], b[key]) for key in a)
     return True

@@ -304,6 +304,13 @@ class HanoiTask(Task):
     def total_steps(self) -> int:
         return 2**self.disks - 1
 
+    def training_states(self, rng: random.Random, count: int) -> list[HanoiState]:
+        """States of towers of 1 to max(20, disks) disks (more of the larger ones), not only this
+        instance's trajectory: one microagent serves every size and every chain of a plan."""
+        sizes = range(1, max(20, self.disks) + 1)
+        weights = [1.0 if d < 10 else 2.0 + 4.0 * min(d - 10, 10) / 10 for d in sizes]
+        return [training_state(rng, rng.choices(sizes, weights)[0]) for _ in range(count)]
+
     def plan(self, depth: int) -> Plan:
         """Split the tower ``depth`` levels deep into 2^depth chains that can run at once.
 
@@ -363,6 +370,68 @@ class HanoiTask(Task):
 
 
 _PAPER_TAIL = PAPER_PROMPT.split("Current state: {state}\n\n")[1]
+
+
+def tower_positions(m: int, t: int, src: int, dst: int) -> list[int]:
+    """Peg of each disk 1..m (index d-1) after t moves of the optimal m-disk solution src -> dst."""
+    if not 0 <= t < 2**m:
+        raise ValueError(f"an {m}-disk solution has moves 0..{2**m - 1}, not {t}")
+    pos = [0] * m
+    for disk in range(m, 0, -1):
+        spare = 3 - src - dst
+        half = 1 << (disk - 1)
+        if t < half:  # disk still on src; the smaller tower is on its way src -> spare
+            pos[disk - 1] = src
+            dst = spare
+        else:  # disk on dst; the smaller tower is on its way spare -> dst
+            pos[disk - 1] = dst
+            t -= half
+            src = spare
+    return pos
+
+
+def tth_move(m: int, t: int, src: int, dst: int) -> Move:
+    """The t-th move (1-based) of the optimal m-disk solution src -> dst."""
+    disk = (t & -t).bit_length()  # disk k moves at the moves whose index has k-1 trailing zeros
+    before = tower_positions(m, t - 1, src, dst)[disk - 1]
+    after = tower_positions(m, t, src, dst)[disk - 1]
+    return (disk, before, after)
+
+
+def build_state(disks: int, m: int, t: int, src: int, dst: int, big: list[int], previous: Move | None) -> HanoiState:
+    """State with disks m+1..D on pegs ``big`` (index d-m-1) and the m-tower after t moves src -> dst."""
+    pos = tower_positions(m, t, src, dst)
+    pegs: list[list[int]] = [[], [], []]
+    for d in range(disks, m, -1):
+        pegs[big[d - m - 1]].append(d)
+    for d in range(m, 0, -1):
+        pegs[pos[d - 1]].append(d)
+    return HanoiState((tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2])), previous, disk1_cycle(m, src, dst))
+
+
+def training_state(rng: random.Random, disks: int) -> HanoiState:
+    """A random state of an optimal solution with ``disks`` disks in all, as a run or a plan's chain
+    meets it: a whole tower moving between any two pegs, or (a third of the time) a sub-tower moving
+    over larger disks that sit anywhere. A quarter of the steps are taken next to a move of a large
+    disk: a sub-tower has just been assembled, which is rare under uniform sampling and where small
+    models err; the rest are uniform, with the harder move (not disk 1's) oversampled."""
+    src, dst = rng.sample(range(3), 2)
+    if disks > 1 and rng.random() < 0.35:
+        m = rng.randint(1, disks - 1)
+        big = [rng.randrange(3) for _ in range(disks - m)]
+    else:
+        m, big = disks, []
+    steps = 2**m - 1  # states t = 0 .. steps-1 have a next move
+    if m > 2 and rng.random() < 0.25:
+        k = rng.randint(1, m - 1)  # move j * 2^k (j odd) moves disk k+1
+        j = 2 * rng.randrange(2 ** (m - k - 1)) + 1
+        t = min(steps - 1, max(0, j * 2**k - 1 + rng.choice([-2, -1, 0, 0, 0, 1, 1, 2])))
+    elif m > 1:
+        t = 2 * rng.randrange(steps // 2) + 1 if rng.random() < 0.6 else 2 * rng.randrange((steps + 1) // 2)
+    else:
+        t = 0
+    previous = tth_move(m, t, src, dst) if t > 0 else None
+    return build_state(disks, m, t, src, dst, big, previous)
 
 
 def compact_prompt(state: HanoiState) -> str:

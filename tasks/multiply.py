@@ -369,6 +369,19 @@ class MultiplyTask(Task):
         done = state.current is None and bool(state.results)
         return {"a": self.a, "b": self.b, "product": str(product_of(state)) if done else None}
 
+    def training_states(self, rng: random.Random, count: int) -> list[MultiplyState]:
+        """Digit steps of both kinds, half each: a product step shows only (digit, factor digit,
+        carry 0-8), a sum step only (digit, digit, carry 0-1). That is 1,100 prompts in all, so a
+        microagent trained on these has seen every state a run can show it (its card says so)."""
+        states = []
+        for _ in range(count):
+            if rng.random() < 0.5:
+                inner: ProductState | SumState = ProductState(str(rng.randrange(10)), rng.randrange(10), rng.randrange(9), "", 0)
+            else:
+                inner = SumState(str(rng.randrange(10)), str(rng.randrange(10)), rng.randrange(2), "", 0)
+            states.append(MultiplyState((), inner))
+        return states
+
     def total_steps(self) -> int:
         return sum(stage.steps for stage in self.stages)
 

@@ -14,8 +14,9 @@ import contextlib
 import os
 import threading
 import time
+import warnings
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 
 from maker.backends.base import Backend, Sample, SampleRequest
 from maker.backends.hf_decode import Group, decode, make_decoder
-from maker.config import manifest_defaults
+from maker.config import adapter_base, manifest_defaults
 from maker.errors import BackendError, ConfigError
 
 _COUNTERS = ("batches", "requests", "sequences", "prefills", "forward_passes", "tokens", "busy_s")
@@ -34,7 +35,8 @@ _COUNTERS = ("batches", "requests", "sequences", "prefills", "forward_passes", "
 @dataclass(frozen=True)
 class Microagent:
     """One model the backend serves: its tokenizer, weights, decoder, end tokens and the run
-    settings its folder's manifest (``maker.json``: ``{"defaults": {...}}``) asks for."""
+    settings its folder's manifest (``maker.json``: ``{"defaults": {...}}``) asks for. An adapter
+    folder's microagent is its base with the adapter merged in (``base`` names the base folder)."""
 
     path: Path
     tokenizer: Any
@@ -42,6 +44,7 @@ class Microagent:
     decoder: Any
     eos: frozenset[int]
     defaults: dict[str, Any]
+    base: Path | None = None
 
 
 class HFBackend(Backend):
@@ -52,7 +55,11 @@ class HFBackend(Backend):
     ...         return await backend.sample(SampleRequest("cw prev = none state = [[2, 1], [], []]\\n", n=3))
 
     ``path`` is one model folder, which serves every request, or a table ``{agent: folder}``, which
-    serves each request by its ``agent``. A batch holds one agent's requests. The models run in
+    serves each request by its ``agent``. A folder is a whole model, or a LoRA adapter (peft's
+    ``adapter_config.json``; its base named by its ``maker.json``, ``maker.config.adapter_base``):
+    each base is loaded once and each adapter is merged into a copy of it, so an adapter runs on the
+    same fast decoder as a whole model. Agents that name the same folder share one model, and a
+    batch holds the requests of one model. The models run in
     float32 on ``device`` ("cpu", "cuda" or "auto"). ``num_threads`` calls
     ``torch.set_num_threads`` (process-wide; None keeps torch's choice). ``stop`` strings end a
     reply (the text is cut before the first one); ``ignore_eos`` makes every reply run to
@@ -83,7 +90,14 @@ class HFBackend(Backend):
         self.ignore_eos, self.fast, self.max_batch, self.stop = ignore_eos, fast, max_batch, tuple(stop)
         # One folder serves every agent (the table's None entry); a table serves agents by name.
         table = dict(path) if isinstance(path, Mapping) else {None: path}
-        self.agents: dict[str | None, Microagent] = {agent: self._load(Path(folder)) for agent, folder in table.items()}
+        self._bases: dict[Path, tuple[Any, Any]] = {}  # base folder -> (tokenizer, model), loaded once
+        loaded: dict[Path, Microagent] = {}  # folder -> its microagent, loaded once however many agents name it
+        self.agents: dict[str | None, Microagent] = {}
+        for agent, folder in table.items():
+            resolved = Path(folder).resolve()
+            if resolved not in loaded:
+                loaded[resolved] = self._load(Path(folder))
+            self.agents[agent] = loaded[resolved]
         first = next(iter(self.agents.values()))
         self.path, self.tokenizer, self.model, self.decoder = first.path, first.tokenizer, first.model, first.decoder
         # A stop string of c characters spans at most c tokens that print something; the slack
@@ -103,6 +117,16 @@ class HFBackend(Backend):
         self._wake = asyncio.Event()
 
     def _load(self, path: Path) -> Microagent:
+        base = adapter_base(path)
+        if base is None:
+            tokenizer, model = self._load_model(path)
+        else:
+            tokenizer, base_model = self._bases.get(base) or self._bases.setdefault(base, self._load_model(base))
+            model = _merged(base_model, path)
+        eos = frozenset() if self.ignore_eos else _eos_ids(tokenizer, model)
+        return Microagent(path, tokenizer, model, make_decoder(model, self.fast), eos, manifest_defaults(path), base)
+
+    def _load_model(self, path: Path) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
@@ -110,9 +134,7 @@ class HFBackend(Backend):
             model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
         except (OSError, ValueError) as exc:
             raise BackendError(f"cannot load a causal LM from {str(path)!r}: {exc}") from exc
-        model = model.to(self.device).eval()
-        eos = frozenset() if self.ignore_eos else _eos_ids(tokenizer, model)
-        return Microagent(path, tokenizer, model, make_decoder(model, self.fast), eos, manifest_defaults(path))
+        return tokenizer, model.to(self.device).eval()
 
     def serving(self, agent: str | None) -> Microagent:
         """The model that serves ``agent``: its own in a table, else the one folder given."""
@@ -133,6 +155,9 @@ class HFBackend(Backend):
         }
         if None not in self.agents:
             described["agents"] = {agent: str(served.path) for agent, served in self.agents.items()}
+        bases = sorted({str(served.base) for served in self.agents.values() if served.base is not None})
+        if bases:  # adapters served merged into their base
+            described["bases"] = bases
         return described
 
     def statistics(self) -> dict[str, int | float]:
@@ -278,6 +303,29 @@ class HFBackend(Backend):
     def _cut(self, text: str) -> str:
         cuts = [i for i in (text.find(s) for s in self.stop) if i >= 0]
         return text[: min(cuts)] if cuts else text
+
+
+@contextlib.contextmanager
+def peft_quietly() -> Iterator[None]:
+    """peft 0.21 calls a transformers 5.2x method that warns it is deprecated (FutureWarning, once
+    per model it wraps); the warning is about peft's code, not the user's, so it is kept off."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
+def _merged(base_model: Any, adapter: Path) -> Any:
+    """A copy of ``base_model`` with the LoRA adapter in ``adapter`` merged into its weights."""
+    import copy
+
+    from peft import PeftModel
+
+    try:
+        with peft_quietly():
+            merged = PeftModel.from_pretrained(copy.deepcopy(base_model), adapter).merge_and_unload()
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise BackendError(f"cannot apply the adapter in {str(adapter)!r} to its base: {exc}") from exc
+    return merged.eval()
 
 
 def _eos_ids(tokenizer: Any, model: Any) -> frozenset[int]:

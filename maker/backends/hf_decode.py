@@ -19,10 +19,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:  # imported at run time inside make_decoder: llama_decode imports this module
+    from maker.backends.llama_decode import LlamaDecoder
 
 _CHUNK = 16  # generated-cache columns added at a time (at least): masked columns still cost attention
 _MERGE_BELOW = 1 << 20  # a full chunk smaller than this (in floats) is copied into the next one
@@ -284,12 +287,19 @@ class _HFSession(Session):
         return out.logits[:, -1].float()
 
 
-def make_decoder(model: Any, fast: bool = True) -> GPT2Decoder | HFDecoder:
-    return GPT2Decoder(model) if fast and GPT2Decoder.supports(model) else HFDecoder(model)
+def make_decoder(model: Any, fast: bool = True) -> GPT2Decoder | LlamaDecoder | HFDecoder:
+    """The hand-written decoder of the model's architecture if ``fast`` and it runs the model exactly, else HF's."""
+    from maker.backends.llama_decode import LlamaDecoder  # here: that module builds on this one
+
+    if fast:
+        for hand_written in (GPT2Decoder, LlamaDecoder):
+            if hand_written.supports(model):
+                return hand_written(model)
+    return HFDecoder(model)
 
 
 def decode(
-    decoder: GPT2Decoder | HFDecoder, prompts: Sequence[Sequence[int]], groups: Sequence[Group], *,
+    decoder: GPT2Decoder | LlamaDecoder | HFDecoder, prompts: Sequence[Sequence[int]], groups: Sequence[Group], *,
     eos: frozenset[int], generator: torch.Generator, hit_stop: Callable[[list[int]], bool] | None = None,
     aborted: Callable[[], bool] = lambda: False,
 ) -> tuple[list[list[int]], list[str], int]:

@@ -119,7 +119,7 @@ def ray_pool(make_backend: Callable[[], Backend], *, address: str | None = None,
     actors = [actor_class.remote(make_backend) for _ in range(count)]
     defaults = ray.get([actor.agent_defaults.remote(None) for actor in actors])
     inner = ray.get(actors[0].name.remote())
-    members = [RayWorker(actor, f"ray worker {i}", f"ray-{inner}", d) for i, (actor, d) in enumerate(zip(actors, defaults))]
+    members = [RayWorker(actor, f"ray worker {i}", f"ray-{inner}", d) for i, (actor, d) in enumerate(zip(actors, defaults, strict=True))]
     pool = EndpointPool(members)
     pool.name = f"ray[{inner}]"
     return pool

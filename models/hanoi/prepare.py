@@ -24,47 +24,13 @@ from dataclasses import dataclass
 from maker_tasks.hanoi import (
     HanoiState,
     apply_move,
+    build_state,
     compact_prompt,
-    disk1_cycle,
     format_reply,
     strategy_move,
+    tower_positions,  # noqa: F401  (train.py and evaluate.py use it from here)
+    tth_move,
 )
-
-
-def tower_positions(m: int, t: int, src: int, dst: int) -> list[int]:
-    """Peg of each disk 1..m (index d-1) after t moves of the optimal m-disk solution src -> dst."""
-    assert 0 <= t < 2**m
-    pos = [0] * m
-    for disk in range(m, 0, -1):
-        spare = 3 - src - dst
-        half = 1 << (disk - 1)
-        if t < half:  # disk still on src; the smaller tower is on its way src -> spare
-            pos[disk - 1] = src
-            dst = spare
-        else:  # disk on dst; the smaller tower is on its way spare -> dst
-            pos[disk - 1] = dst
-            t -= half
-            src = spare
-    return pos
-
-
-def tth_move(m: int, t: int, src: int, dst: int) -> tuple[int, int, int]:
-    """The t-th move (1-based) of the optimal m-disk solution src -> dst."""
-    disk = (t & -t).bit_length()  # disk k moves at the moves whose index has k-1 trailing zeros
-    before = tower_positions(m, t - 1, src, dst)[disk - 1]
-    after = tower_positions(m, t, src, dst)[disk - 1]
-    return (disk, before, after)
-
-
-def build_state(disks: int, m: int, t: int, src: int, dst: int, big: list[int], previous) -> HanoiState:
-    """State with disks m+1..D on pegs ``big`` (index d-m-1) and the m-tower after t moves."""
-    pos = tower_positions(m, t, src, dst)
-    pegs: list[list[int]] = [[], [], []]
-    for d in range(disks, m, -1):
-        pegs[big[d - m - 1]].append(d)
-    for d in range(m, 0, -1):
-        pegs[pos[d - 1]].append(d)
-    return HanoiState((tuple(pegs[0]), tuple(pegs[1]), tuple(pegs[2])), previous, disk1_cycle(m, src, dst))
 
 
 @dataclass

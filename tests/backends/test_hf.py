@@ -243,3 +243,72 @@ async def test_one_backend_serves_two_agents_each_by_its_own_model(model_dir, ot
             alone[agent] = await asyncio.gather(*(single.sample(r) for r in requests if r.agent == agent))
     assert mixed == alone["a"] + alone["b"]
     assert alone["a"] != alone["b"]  # the two models really answer differently
+
+
+# --- adapters: a LoRA folder is served merged into its base --------------------------------------
+@pytest.fixture(scope="module")
+def llama_with_adapters(model_dir, tmp_path_factory):
+    """A random tiny Llama base (the fixture's tokenizer) and two random LoRA adapters on it, each
+    folder as ``maker train`` writes it: peft's files and a maker.json naming the base."""
+    peft = pytest.importorskip("peft")
+    from maker.backends.hf import peft_quietly
+
+    root = tmp_path_factory.mktemp("llama-adapters")
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    torch.manual_seed(3)
+    config = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                      initializer_range=0.2, eos_token_id=EOS, pad_token_id=PAD, bos_token_id=None)
+    base = transformers.LlamaForCausalLM(config).eval()
+    base.save_pretrained(root / "base")
+    tok.save_pretrained(root / "base")
+    for seed, name in enumerate(("left", "right")):
+        torch.manual_seed(10 + seed)
+        lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"],
+                               init_lora_weights=False)  # random B as well: the adapter really changes outputs
+        with peft_quietly():
+            wrapped = peft.get_peft_model(transformers.LlamaForCausalLM.from_pretrained(root / "base"), lora)
+        wrapped.save_pretrained(root / name)
+        (root / name / "maker.json").write_text('{"base": "../base", "defaults": {"temperature": 0.5}}')
+    return root
+
+
+def _peft_greedy(root, adapter, prompts, max_new):
+    """Greedy replies of transformers + peft in process (no merging), the reference."""
+    import peft
+
+    from maker.backends.hf import peft_quietly
+
+    tok = transformers.AutoTokenizer.from_pretrained(root / "base", local_files_only=True, padding_side="left")
+    model = transformers.LlamaForCausalLM.from_pretrained(root / "base")
+    if adapter is not None:
+        with peft_quietly():
+            model = peft.PeftModel.from_pretrained(model, root / adapter)
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        out = model.eval().generate(**enc, do_sample=False, max_new_tokens=max_new, eos_token_id=EOS, pad_token_id=PAD)
+    return [tok.decode(row, skip_special_tokens=True) for row in out[:, enc["input_ids"].shape[1]:].tolist()]
+
+
+async def test_adapters_are_served_merged_and_match_peft(llama_with_adapters):
+    root = llama_with_adapters
+    table = {"plain": root / "base", "l": root / "left", "l-too": root / "left", "r": root / "right"}
+    async with HFBackend(table, num_threads=1) as served:
+        replies = {agent: [s[0].text for s in await asyncio.gather(
+            *(served.sample(SampleRequest(p, max_tokens=12, agent=agent)) for p in PROMPTS))] for agent in table}
+        assert served.serving("l") is served.serving("l-too")  # one folder, one model, however many agents
+        assert served.agent_defaults("r") == {"temperature": 0.5}
+        described = served.describe()
+        assert described["decoder"] == "llama" and described["bases"] == [str((root / "base").resolve())]
+    for agent, adapter in (("plain", None), ("l", "left"), ("r", "right")):
+        assert replies[agent] == _peft_greedy(root, adapter, PROMPTS, 12), agent
+    assert len({tuple(replies[a]) for a in ("plain", "l", "r")}) == 3  # three models, three sets of replies
+
+
+def test_an_adapter_without_a_base_is_a_clear_error(llama_with_adapters, tmp_path):
+    import shutil
+
+    shutil.copytree(llama_with_adapters / "left", tmp_path / "orphan")
+    (tmp_path / "orphan" / "maker.json").write_text('{"base": "../nowhere"}')
+    with pytest.raises(ConfigError, match="holds no model"):
+        HFBackend(tmp_path / "orphan")

@@ -1,0 +1,187 @@
+"""``maker train``: give a task a microagent of its own, from its oracle or from verified journals.
+
+``train_microagent`` is the whole command: examples (``maker.training.examples``), a held-out set,
+the training loop (``maker.training.trainer``), then an evaluation through the real in-process
+backend at the run's temperature (``maker.estimate``: the numbers ``maker estimate --backend hf``
+reports, by the same code), and a folder that ``maker run TASK --model DIR`` uses as it is:
+
+- the adapter (peft files) or the whole model;
+- ``maker.json``: the base it adapts (relative path), the agent, and the run defaults (temperature);
+- ``training.json``: settings, data, the training curve and the measured numbers;
+- ``README.md``: the model card.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from maker.errors import ConfigError
+from maker.task import Task
+from maker.training.examples import Example, journal_examples
+from maker.training.trainer import Trainer, TrainSettings, pool_source, write_json
+
+__all__ = ["DEFAULT_BASE", "train_microagent"]
+
+DEFAULT_BASE = Path(__file__).resolve().parent.parent.parent / "models" / "base" / "model"
+
+
+def _oracle_data(task: Task, examples: int, held_out: int, seed: int) -> tuple[list[Example], list[Any], bool]:
+    """Training examples, held-out states and whether those states are really unseen: states whose
+    prompt is among the training examples' are dropped, unless that leaves too few (a task with a
+    small state space, whose every state is trained on)."""
+    rng = random.Random(seed)
+    states = task.training_states(rng, examples)
+    train = [Example(task.prompt(s), task.format_reply(s, task.oracle(s))) for s in states]
+    seen = {e.prompt for e in train}
+    candidates = task.training_states(random.Random(seed + 1), held_out)
+    unseen = [s for s in candidates if task.prompt(s) not in seen]
+    if len(unseen) >= held_out // 2:
+        return train, unseen, True
+    return train, candidates, False
+
+
+def _journal_data(task_spec: str | None, journals: Sequence[str | os.PathLike[str]], held_out: int,
+                  seed: int) -> tuple[list[Example], list[Example]]:
+    """The journals' steps, split by prompt: about ``held_out`` distinct prompts are kept out of training."""
+    examples = journal_examples(task_spec, journals)
+    prompts = sorted({e.prompt for e in examples})
+    random.Random(seed).shuffle(prompts)
+    kept_out = set(prompts[:min(held_out, len(prompts) // 10)])
+    return [e for e in examples if e.prompt not in kept_out], [e for e in examples if e.prompt in kept_out]
+
+
+def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: TrainSettings | None = None,
+                     base: str | os.PathLike[str] | None = None, journals: Sequence[str | os.PathLike[str]] = (),
+                     task_spec: str | None = None, examples: int = 50_000, held_out: int = 500,
+                     temperature: float = 1.0, eval_states: int = 300, progress: bool = True,
+                     log: Any = print) -> dict[str, Any]:
+    """Train a microagent for ``task`` into ``out`` and measure it; returns what ``training.json`` holds.
+
+    Data: ``examples`` examples from the task's ``training_states`` and oracle, or, with ``journals``,
+    every step of those (verified) journals and no oracle. ``held_out`` states (or journal prompts)
+    are kept out of training to measure it. ``temperature`` is the run temperature written to the
+    manifest and used by the evaluation (``eval_states`` states, two samples each, at least one at it).
+    """
+    settings = settings or TrainSettings()
+    out = Path(out)
+    base_folder = Path(base) if base is not None else DEFAULT_BASE
+    if not (base_folder / "tokenizer.json").is_file() and not (base_folder / "tokenizer_config.json").is_file():
+        raise ConfigError(f"base folder {str(base_folder)!r} holds no tokenizer: give --base DIR (a model folder)")
+    if settings.method != "scratch" and not (base_folder / "config.json").is_file():
+        raise ConfigError(f"base folder {str(base_folder)!r} holds no model (config.json) to start {settings.method} from")
+    began = time.perf_counter()
+    if journals:
+        train, held = _journal_data(task_spec, journals, held_out, settings.seed)
+        source = {"from": "journals", "journals": [str(Path(j).resolve()) for j in journals], "oracle_used": False}
+        held_states: list[Any] = []
+        unseen = True
+    else:
+        if not task.has_oracle:
+            raise ConfigError(f"task {task.name!r} has no oracle: train it from verified journals (--from-journal)")
+        train, held_states, unseen = _oracle_data(task, examples, held_out, settings.seed)
+        held = [Example(task.prompt(s), task.format_reply(s, task.oracle(s))) for s in held_states]
+        source = {"from": "oracle", "training_states": "the task's own" if type(task).training_states is not Task.training_states
+                  else "default: random states along this instance's oracle trajectory"}
+    if not train or not held:
+        raise ConfigError(f"too little data: {len(train)} training and {len(held)} held-out examples")
+    source.update(examples=len(train), distinct_prompts=len({e.prompt for e in train}), held_out=len(held),
+                  held_out_unseen=unseen)
+    log(f"maker train: {task.name}: {len(train):,} examples ({source['distinct_prompts']:,} distinct prompts), "
+        f"{len(held):,} held out{'' if unseen else ' (NOT unseen: the task has too few states to hold any out)'}")
+    record: dict[str, Any] = {"task": task.name, "params": task.describe()["params"], "agent": task.agent,
+                              "method": settings.method, "base": str(base_folder.resolve()), "data": source,
+                              "settings": settings.model_dump(mode="json"), "temperature": temperature}
+
+    def on_save(summary: dict[str, Any]) -> None:
+        _write_manifest(out, task, settings, base_folder, temperature)
+        write_json(out / "training.json", {**record, "training": summary})
+
+    trainer = Trainer(base_folder, out, pool_source(train), held, settings, on_save=on_save, log=log)
+    record["training"] = trainer.train(progress=progress)
+    record["evaluation"] = (evaluate(task, out, held_states[:eval_states], temperature)
+                            if held_states and task.has_oracle else None)
+    record["total_minutes"] = round((time.perf_counter() - began) / 60, 2)
+    write_json(out / "training.json", record)
+    write_card(out, record)
+    return record
+
+
+def _write_manifest(out: Path, task: Task, settings: TrainSettings, base: Path, temperature: float) -> None:
+    manifest: dict[str, Any] = {"agent": task.agent, "task": task.name, "method": settings.method,
+                                "defaults": {"temperature": temperature}}
+    if settings.method == "lora":
+        manifest["base"] = os.path.relpath(base.resolve(), out.resolve())
+    write_json(out / "maker.json", manifest)
+
+
+def evaluate(task: Task, folder: Path, states: Sequence[Any], temperature: float, per_state: int = 2) -> dict[str, Any]:
+    """Sample the trained microagent through ``HFBackend`` on held-out states, as a run would (first
+    sample greedy, the rest at ``temperature``), and report ``maker estimate``'s numbers plus the
+    red-flag catch rate: the share of wrong samples that the red flags (format, length, checks) threw
+    away. A red-flagged sample counts as wrong: the oracle's own reply passes them (``maker check-task``)."""
+    from maker.backends.hf import HFBackend
+    from maker.estimate import estimate_async
+
+    async def go() -> Any:
+        async with HFBackend(folder) as backend:
+            return await estimate_async(task, backend, samples=len(states), per_state=per_state, states=states,
+                                        temperature=temperature, first_temperature=0.0, checks=task.has_check,
+                                        steps=task.total_steps() or 1_000_000)
+
+    report = asyncio.run(go())
+    wrong = report.samples - report.correct
+    flagged = report.samples - report.valid
+    data = report.to_json()
+    keep = ("states", "samples", "valid", "correct", "red_flags", "p", "p_low", "p_high", "v", "collisions",
+            "collisions_same", "expected_collisions", "collision_p_value", "all_wrong_states", "k_min",
+            "temperature", "first_temperature", "checks", "samples_per_second")
+    measured = {key: data[key] for key in keep if key in data}
+    measured["red_flag_catch_rate"] = None if wrong == 0 else round(flagged / wrong, 4)
+    measured["wrong_samples"] = wrong
+    return measured
+
+
+def write_card(out: Path, record: dict[str, Any]) -> None:
+    """The model card: what was trained on what, at what cost, and what it measured."""
+    data, training, ev = record["data"], record["training"], record.get("evaluation")
+    lines = [f"# Microagent for `{record['task']}` ({record['method']})", "",
+             f"Trained by `maker train` for the task `{record['task']}` with parameters `{json.dumps(record['params'])}`; "
+             f"agent `{record['agent']}`.", "",
+             "## Data", ""]
+    if data["from"] == "journals":
+        lines.append(f"- {data['examples']:,} decided steps of verified journals (no oracle used): "
+                     + ", ".join(f"`{j}`" for j in data["journals"]))
+    else:
+        lines.append(f"- {data['examples']:,} examples from the oracle over training states ({data['training_states']}), "
+                     f"{data['distinct_prompts']:,} distinct prompts.")
+    lines.append(f"- Held out: {data['held_out']:,} examples"
+                 + ("" if data["held_out_unseen"] else " — **not unseen**: the task has too few states to hold any out, "
+                    "so every number below is measured on states the model was trained on."))
+    s = record["settings"]
+    lines += ["", "## Training", "",
+              f"- Method `{record['method']}`" + (f", LoRA r = {s['lora_rank']}, alpha = {s['lora_alpha']} on every "
+                                                  "attention and MLP projection" if record["method"] == "lora" else "")
+              + f"; base `{record['base']}`.",
+              f"- {training['steps']:,} steps of batch {s['batch_size']}, {training['examples_seen']:,} examples seen, "
+              f"{training['minutes']} minutes (budget {s['budget_min']}); hard-example replay share {s['replay_share']}.",
+              f"- Held-out greedy errors (teacher forced): {training['held_out_errors']} of {training['held_out']}.", ""]
+    if ev is not None:
+        p = "n/a" if ev.get("p") is None else f"{ev['p']:.5f}"
+        catch = "no wrong sample" if ev["red_flag_catch_rate"] is None else f"{ev['red_flag_catch_rate']:.1%}"
+        lines += ["## Measured through the in-process backend", "",
+                  f"- {ev['states']} held-out states x 2 samples (the first greedy, then T = {ev['temperature']}), "
+                  f"checks {'on' if ev['checks'] else 'off'}.",
+                  f"- p (share of valid samples that are right): {p}; valid share v: {ev.get('v')}.",
+                  f"- Wrong samples: {ev['wrong_samples']}; red flags {ev['red_flags']}; red-flag catch rate {catch}.",
+                  f"- Collisions (both samples of a state valid and wrong alike): {ev.get('collisions')}.", ""]
+    lines += ["## Use", "", "```bash", f"maker run {record['task']} --backend hf --model {out}", "```", "",
+              f"Run defaults (maker.json): temperature {record['temperature']}. Total time of `maker train`: "
+              f"{record.get('total_minutes')} minutes.", ""]
+    (out / "README.md").write_text("\n".join(lines))

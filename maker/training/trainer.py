@@ -1,0 +1,333 @@
+"""The training loop behind ``maker train`` and the shared base's recipe: LoRA, full or from scratch.
+
+One loop for every method:
+
+- ``lora``: peft LoRA on every attention and MLP projection of a base folder; only the adapter is
+  saved (peft's ``adapter_config.json`` and ``adapter_model.safetensors``).
+- ``full``: every weight of the base is trained; a whole model folder is saved.
+- ``scratch``: a new Llama-style model (``Architecture``) with the base's tokenizer.
+
+The loss is on the reply tokens only (reply + EOS). A reply counts as right when the argmax at each
+of its positions is the right token (teacher forcing: exactly what greedy decoding would write),
+so each batch also says which examples the model still gets wrong. Those go to a replay buffer and
+come back in later batches (hard-example replay). The learning rate follows the wall-clock budget
+(linear warm-up, then cosine), so the schedule ends when the time does. Every ``eval_every_s`` the
+model is scored on a held-out set; it is saved each time its errors there drop. A checkpoint
+(every ``checkpoint_every_s``, and on Ctrl-C) holds the weights being trained, the optimiser, the
+elapsed time, the replay buffer and the random states: running again with the same ``out`` resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from maker.errors import ConfigError
+from maker.training.examples import Example
+
+__all__ = ["Architecture", "TrainSettings", "Trainer", "load_tokenizer"]
+
+Source = Callable[[random.Random, int], list[Example]]  # (rng, n) -> n fresh training examples
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+CHECKPOINT = "checkpoint.pt"
+
+
+class Architecture(BaseModel):
+    """A Llama-style model (what transformers and vLLM both serve with LoRA)."""
+
+    model_config = ConfigDict(extra="forbid")
+    layers: int = Field(4, ge=1)
+    width: int = Field(128, ge=8)
+    heads: int = Field(4, ge=1)
+    mlp: int = Field(384, ge=8, description="SwiGLU hidden size")
+    positions: int = Field(256, ge=16, description="longest prompt + reply, in tokens")
+
+
+class TrainSettings(BaseModel):
+    """How to train; every field has a default that suits our small models on a CPU."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["lora", "full", "scratch"] = "lora"
+    budget_min: float = Field(10.0, gt=0, description="wall-clock minutes of training (resumes count what was spent)")
+    max_steps: int | None = Field(None, ge=1, description="also stop after this many optimiser steps (the schedule "
+                                                          "then follows whichever ends first)")
+    batch_size: int = Field(64, ge=1)
+    lr: float | None = Field(None, gt=0, description="peak learning rate (default: 2e-3 for lora and scratch, 5e-4 for full)")
+    warmup_steps: int = Field(50, ge=0)
+    min_lr_ratio: float = Field(0.05, ge=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    lora_rank: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    replay_share: float = Field(0.25, ge=0, lt=1, description="share of each batch replayed from examples once wrong")
+    replay_capacity: int = Field(4096, ge=0)
+    eval_every_s: float = Field(60.0, gt=0)
+    checkpoint_every_s: float = Field(120.0, gt=0)
+    seed: int = 0
+    architecture: Architecture = Field(default_factory=Architecture)
+
+    def peak_lr(self) -> float:
+        return self.lr if self.lr is not None else (5e-4 if self.method == "full" else 2e-3)
+
+
+def load_tokenizer(folder: str | Path) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load a tokenizer from {str(folder)!r}: {exc}") from None
+
+
+class Trainer:
+    """Trains one model on examples from ``source`` and saves it to ``out``.
+
+    ``base`` is the folder whose tokenizer (and, for lora and full, weights) the model starts from.
+    ``validation`` is the held-out set. ``on_save(metrics)`` runs after each save (a model card).
+    """
+
+    def __init__(self, base: str | Path, out: str | Path, source: Source, validation: Sequence[Example],
+                 settings: TrainSettings, *, on_save: Callable[[dict[str, Any]], None] | None = None,
+                 log: Callable[[str], None] = print) -> None:
+        if not validation:
+            raise ConfigError("the validation set is empty")
+        self.base, self.out, self.source, self.settings = Path(base), Path(out), source, settings
+        self.validation, self.on_save, self.log = list(validation), on_save, log
+        self.tokenizer = load_tokenizer(self.base)
+        if self.tokenizer.eos_token_id is None:
+            raise ConfigError(f"the tokenizer in {str(self.base)!r} has no EOS token: replies could never end")
+        self.model = self._make_model()
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.peak_lr(),
+                                           weight_decay=0.0 if settings.method == "lora" else settings.weight_decay)
+        self.rng = random.Random(settings.seed)
+        torch.manual_seed(settings.seed)
+        self.replay: list[Example] = []
+        self.step, self.elapsed, self.examples_seen = 0, 0.0, 0
+        self.best_errors: int | None = None
+        self.history: list[dict[str, Any]] = []
+
+    # --- the model --------------------------------------------------------------------------
+    def _make_model(self) -> Any:
+        from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+        s = self.settings
+        if s.method == "scratch":
+            a, tok = s.architecture, self.tokenizer
+            config = LlamaConfig(vocab_size=len(tok), hidden_size=a.width, intermediate_size=a.mlp,
+                                 num_hidden_layers=a.layers, num_attention_heads=a.heads, num_key_value_heads=a.heads,
+                                 max_position_embeddings=a.positions, tie_word_embeddings=True,
+                                 bos_token_id=None, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+            return LlamaForCausalLM(config).float()
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.base, local_files_only=True, dtype=torch.float32)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load the base model from {str(self.base)!r}: {exc}") from None
+        if s.method == "full":
+            return model
+        from peft import LoraConfig, get_peft_model
+
+        present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        targets = [t for t in LORA_TARGETS if t in present]
+        if not targets:
+            raise ConfigError(f"the base in {str(self.base)!r} has none of the projections LoRA adapts ({', '.join(LORA_TARGETS)})")
+        config = LoraConfig(r=s.lora_rank, lora_alpha=s.lora_alpha, target_modules=targets, lora_dropout=0.0,
+                            task_type="CAUSAL_LM")
+        from maker.backends.hf import peft_quietly
+
+        with peft_quietly():
+            return get_peft_model(model, config)
+
+    @property
+    def max_positions(self) -> int:
+        config = self.model.config
+        return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 256)
+
+    # --- data ---------------------------------------------------------------------------------
+    def encode(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input ids, attention mask, labels): prompt + reply + EOS, right-padded; labels only on the reply."""
+        tok = self.tokenizer
+        prompts = tok([e.prompt for e in examples], add_special_tokens=True)["input_ids"]
+        replies = tok([e.reply for e in examples], add_special_tokens=False)["input_ids"]
+        rows = [(p, [*r, tok.eos_token_id]) for p, r in zip(prompts, replies, strict=True)]
+        longest = max(len(p) + len(r) for p, r in rows)
+        if longest > self.max_positions:
+            raise ConfigError(f"an example has {longest} tokens; the model takes at most {self.max_positions} positions")
+        ids = torch.full((len(rows), longest), tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+        mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        labels = torch.full((len(rows), longest), -100)
+        for i, (p, r) in enumerate(rows):
+            n = len(p) + len(r)
+            ids[i, :n] = torch.tensor(p + r)
+            mask[i, :n] = 1
+            labels[i, len(p):n] = torch.tensor(r)
+        return ids, mask, labels
+
+    def _forward(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean loss over reply tokens, per-example right-or-wrong under greedy decoding)."""
+        ids, mask, labels = self.encode(examples)
+        logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+        targets = labels[:, 1:]
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        hits = (logits.argmax(-1) == targets) | (targets == -100)
+        return loss, hits.all(dim=1)
+
+    @torch.no_grad()
+    def errors(self, examples: Sequence[Example], batch: int = 256) -> int:
+        """How many of ``examples`` greedy decoding gets wrong (teacher-forced, so one pass each)."""
+        was_training = self.model.training
+        self.model.eval()
+        wrong = 0
+        for start in range(0, len(examples), batch):
+            _, right = self._forward(examples[start:start + batch])
+            wrong += int((~right).sum())
+        self.model.train(was_training)
+        return wrong
+
+    # --- the loop -----------------------------------------------------------------------------
+    def lr_at(self) -> float:
+        s = self.settings
+        peak = s.peak_lr()
+        if self.step < s.warmup_steps:
+            return peak * (self.step + 1) / s.warmup_steps
+        progress = min(1.0, max(self.elapsed / (s.budget_min * 60), self.step / (s.max_steps or math.inf)))
+        return peak * (s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def _batch(self) -> list[Example]:
+        s = self.settings
+        replayed = min(len(self.replay), int(s.batch_size * s.replay_share))
+        batch = [self.replay.pop(self.rng.randrange(len(self.replay))) for _ in range(replayed)]
+        return batch + self.source(self.rng, s.batch_size - replayed)
+
+    def train(self, progress: bool = True) -> dict[str, Any]:
+        """Train until the budget is spent (resuming a checkpoint in ``out`` if there is one)."""
+        from tqdm import tqdm
+
+        s = self.settings
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._resume()
+        budget = s.budget_min * 60
+        self.model.train()
+        last_eval = last_checkpoint = self.elapsed
+        bar = tqdm(total=round(budget), initial=round(min(self.elapsed, budget)), unit="s", disable=not progress,
+                   desc=f"maker train ({s.method})", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
+        try:
+            while self.elapsed < budget and (s.max_steps is None or self.step < s.max_steps):
+                began = time.perf_counter()
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.lr_at()
+                batch = self._batch()
+                loss, right = self._forward(batch)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
+                self.optimizer.step()
+                self.replay.extend(e for e, ok in zip(batch, right.tolist(), strict=True) if not ok)
+                del self.replay[:max(0, len(self.replay) - s.replay_capacity)]
+                self.step += 1
+                self.examples_seen += len(batch)
+                spent = time.perf_counter() - began
+                self.elapsed += spent
+                bar.update(min(self.elapsed, budget) - bar.n)
+                if self.step % 20 == 0:
+                    bar.set_postfix_str(f"loss {loss.item():.4f} replay {len(self.replay)}"
+                                        + (f" held-out errors {self.best_errors}" if self.best_errors is not None else ""))
+                if self.elapsed - last_eval >= s.eval_every_s:
+                    self._evaluate()
+                    last_eval = self.elapsed
+                if self.elapsed - last_checkpoint >= s.checkpoint_every_s:
+                    self._checkpoint()
+                    last_checkpoint = self.elapsed
+            self._evaluate()
+        except KeyboardInterrupt:
+            self._checkpoint()
+            bar.close()
+            self.log(f"maker train: interrupted at {self.elapsed / 60:.1f} of {s.budget_min:g} min; run the same "
+                     "command again to resume")
+            raise
+        bar.close()
+        self._checkpoint()
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        return {"steps": self.step, "examples_seen": self.examples_seen, "minutes": round(self.elapsed / 60, 2),
+                "held_out": len(self.validation), "held_out_errors": self.best_errors, "history": self.history}
+
+    def _evaluate(self) -> None:
+        began = time.perf_counter()
+        wrong = self.errors(self.validation)
+        self.elapsed += time.perf_counter() - began
+        self.history.append({"minutes": round(self.elapsed / 60, 2), "step": self.step, "held_out_errors": wrong})
+        if self.best_errors is None or wrong < self.best_errors:
+            self.best_errors = wrong
+            self.save()
+
+    def save(self) -> None:
+        """The model as it should be served: the adapter alone (lora), or a whole model folder."""
+        self.model.save_pretrained(self.out)
+        if self.settings.method != "lora":
+            self.tokenizer.save_pretrained(self.out)
+            config = self.model.generation_config
+            config.eos_token_id, config.pad_token_id = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+            config.save_pretrained(self.out)
+        if self.on_save is not None:
+            self.on_save(self.summary())
+
+    # --- resume -------------------------------------------------------------------------------
+    def _trained_state(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
+
+    def _checkpoint(self) -> None:
+        path = self.out / CHECKPOINT
+        tmp = path.with_suffix(".tmp")
+        torch.save({"weights": self._trained_state(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                    "elapsed": self.elapsed, "examples_seen": self.examples_seen, "best_errors": self.best_errors,
+                    "history": self.history, "replay": [(e.prompt, e.reply) for e in self.replay],
+                    "rng": self.rng.getstate(), "torch_rng": torch.get_rng_state(),
+                    "settings": self.settings.model_dump(mode="json")}, tmp)
+        tmp.replace(path)  # a crash mid-write leaves the previous checkpoint whole
+
+    def _resume(self) -> None:
+        path = self.out / CHECKPOINT
+        if not path.is_file():
+            return
+        saved = torch.load(path, weights_only=False)
+        mine = self.settings.model_dump(mode="json")
+        changed = [k for k in ("method", "lora_rank", "lora_alpha", "architecture") if saved["settings"].get(k) != mine[k]]
+        if changed:
+            raise ConfigError(f"{str(path)!r} was trained with other {', '.join(changed)}: give another --out, or delete "
+                              "the checkpoint to start over")
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in saved["weights"].items():
+                params[name].copy_(value)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.step, self.elapsed, self.examples_seen = saved["step"], saved["elapsed"], saved["examples_seen"]
+        self.best_errors, self.history = saved["best_errors"], saved["history"]
+        self.replay = [Example(p, r) for p, r in saved["replay"]]
+        self.rng.setstate(saved["rng"])
+        torch.set_rng_state(saved["torch_rng"])
+        self.log(f"maker train: resuming {str(path)!r} at step {self.step}, {self.elapsed / 60:.1f} min spent")
+
+
+def pool_source(pool: Sequence[Example]) -> Source:
+    """A source that draws uniformly from a fixed pool of examples."""
+    if not pool:
+        raise ConfigError("there are no training examples")
+
+    def draw(rng: random.Random, n: int) -> list[Example]:
+        return [pool[rng.randrange(len(pool))] for _ in range(n)]
+
+    return draw
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")

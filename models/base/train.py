@@ -1,0 +1,59 @@
+"""Train the shared base from scratch on the mixture (models/base/mixture.py). Resumable.
+
+    .venv/bin/python models/base/train.py                      # build the tokenizer if missing, train, resume
+    nohup .venv/bin/python models/base/train.py > models/base/train.log 2>&1 &
+    .venv/bin/python models/base/train.py --budget-min 60       # a longer budget (resumes too)
+
+The model is a Llama-style decoder (maker.training.trainer.Architecture's defaults: 4 layers,
+width 128, 4 heads, SwiGLU 384, tied embeddings), so that transformers and vLLM both serve it
+with LoRA adapters. It trains on one thread (the machine keeps a core for other work), with the
+loop of ``maker train --method scratch``. The folder it writes, models/base/model, is what
+adapters name as their base; ``training.json`` there records the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import mixture  # noqa: E402
+import tokenizer  # noqa: E402
+
+from maker.training.trainer import Trainer, TrainSettings, write_json  # noqa: E402
+
+OUT = HERE / "model"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--budget-min", type=float, default=35.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not (OUT / "tokenizer.json").is_file():
+        tokenizer.main()
+    settings = TrainSettings(method="scratch", budget_min=args.budget_min, batch_size=128, lr=2e-3, warmup_steps=300,
+                             eval_every_s=180, checkpoint_every_s=180, seed=0)
+    validation = mixture.draw(random.Random(999), 2000)
+
+    def record(summary: dict) -> None:
+        write_json(OUT / "training.json", {"settings": settings.model_dump(mode="json"), "threads": args.threads,
+                                           "mixture": mixture.SHARES, **summary})
+
+    trainer = Trainer(OUT, OUT, mixture.draw, validation, settings, on_save=record)
+    print(f"base: {sum(p.numel() for p in trainer.model.parameters()):,} parameters, vocabulary {len(trainer.tokenizer)}",
+          flush=True)
+    summary = trainer.train(progress=not args.no_progress)
+    print({k: v for k, v in summary.items() if k != "history"}, flush=True)
+
+
+if __name__ == "__main__":
+    main()
