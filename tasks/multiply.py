@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import re
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -152,6 +153,8 @@ def format_reply(candidate: Candidate) -> str:
     return f"digit = {candidate[0]}, carry = {candidate[1]}"
 
 
+# A reply is "digit = D, carry = C": about 7 tokens for our models, so 24 flags a rambling one.
+DIGIT_STEP_DEFAULTS = {"max_tokens": 24}
 _REPLY_FORMAT = "Reply with its ones digit and its tens digit (the carry), exactly as:\ndigit = <ones>, carry = <tens>\n"
 
 
@@ -185,6 +188,9 @@ class ProductStep(Task):
     def prompt(self, state: ProductState) -> str:
         x = state.a[len(state.a) - 1 - len(state.out)]
         return f"Compute {x} x {state.d} + {state.carry}. {_REPLY_FORMAT}"
+
+    def run_defaults(self) -> dict[str, object]:
+        return dict(DIGIT_STEP_DEFAULTS)
 
     def parse(self, state: ProductState, reply: str) -> Candidate:
         return parse_reply(reply)
@@ -220,6 +226,9 @@ class SumStep(Task):
     def prompt(self, state: SumState) -> str:
         i = len(state.x) - 1 - len(state.out)
         return f"Compute {state.x[i]} + {state.y[i]} + {state.carry}. {_REPLY_FORMAT}"
+
+    def run_defaults(self) -> dict[str, object]:
+        return dict(DIGIT_STEP_DEFAULTS)
 
     def parse(self, state: SumState, reply: str) -> Candidate:
         return parse_reply(reply)
@@ -303,6 +312,8 @@ class MultiplyTask(Task):
     name = "multiply"
     Params = MultiplyParams
     agent = "multiply"
+    #: our own microagent: a LoRA adapter on the shared base (models/adapters/multiply), the default backend
+    default_model = Path(__file__).resolve().parent.parent / "models" / "adapters" / "multiply"
     params: MultiplyParams
 
     def __init__(self, **params: Any) -> None:
@@ -368,6 +379,9 @@ class MultiplyTask(Task):
         """The factors and the product (None while unfinished), as decimal strings: JSON readers lose big ints."""
         done = state.current is None and bool(state.results)
         return {"a": self.a, "b": self.b, "product": str(product_of(state)) if done else None}
+
+    def run_defaults(self) -> dict[str, object]:
+        return dict(DIGIT_STEP_DEFAULTS)
 
     def training_states(self, rng: random.Random, count: int) -> list[MultiplyState]:
         """Digit steps of both kinds, half each: a product step shows only (digit, factor digit,

@@ -53,12 +53,38 @@ def test_the_backend_example_runs_the_tutorial_task_and_check_task_passes(tmp_pa
     assert checked.returncode == 0 and "0 failed" in checked.stdout, checked.stdout + checked.stderr
 
 
+def test_the_training_tutorial_task_checks_runs_and_trains_as_written(tmp_path):
+    """The sort task of "Train a microagent for your task": check-task, a simulated run, and the
+    documented `maker train` command line on the shipped base (a few seconds of training: this checks
+    the commands and the folder they write, not the model's accuracy)."""
+    block = next(b for b in _python_blocks(ROOT / "docs" / "tasks.md") if "class BubbleSort" in b)
+    (tmp_path / "sort.py").write_text(block)
+    cli = [sys.executable, "-m", "maker"]
+    checked = subprocess.run([*cli, "check-task", "sort.py:BubbleSort", "--items", "30"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0 and "0 failed" in checked.stdout, checked.stdout + checked.stderr
+    done = subprocess.run([*cli, "run", "sort.py:BubbleSort", "--items", "150", "--shuffle", "1", "--backend", "sim",
+                           "--json", "--no-progress"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    summary = json.loads(done.stdout)
+    assert summary["solved"] and summary["steps"] == 11_175 and summary["errors"] == 0
+    assert summary["answer"]["sorted"] == sorted(summary["answer"]["sorted"])
+    trained = subprocess.run([*cli, "train", "sort.py:BubbleSort", "--out", "sorter", "--budget-min", "0.02",
+                              "--examples", "500", "--held-out", "40", "--eval-states", "10", "--no-progress", "--json"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    record = json.loads(trained.stdout)
+    assert record["data"]["held_out_unseen"] and record["evaluation"]["states"] == 10
+    assert record["data"]["training_states"] == "the task's own"
+    assert {"adapter_config.json", "maker.json", "training.json", "README.md"} <= {p.name for p in (tmp_path / "sorter").iterdir()}
+
+
 def test_the_task_guide_documents_what_a_task_author_needs():
     guide = (ROOT / "docs" / "tasks.md").read_text()
     for needed in ["`maker-engine`", '[project.entry-points."maker.tasks"]', "pip install -e", "`steps` (how many",
                    "`task` (the task whose", "`total_steps()`", "has_check", "candidate_to_json",
                    "candidate_from_json", "maker check-task", "--backend fake.py:CollatzByHand", "maker.run_async",
-                   "may not be named like one of them"]:
+                   "may not be named like one of them", "maker train", "training_states(rng, count)",
+                   "--from-journal", "--method full"]:
         assert needed in guide, needed
 
 

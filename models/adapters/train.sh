@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Train the built-in adapters on the shared base (models/base/model) exactly as shipped. Each is one
+# `maker train` command; rerunning one resumes it from its checkpoint (delete the folder to start over).
+#   models/adapters/train.sh [hanoi|multiply]...      (default: both)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+MAKER=${MAKER:-.venv/bin/maker}
+for name in "${@:-hanoi multiply}"; do
+  for one in $name; do
+    case $one in
+      # One adapter for every tower size and every chain of a plan (HanoiTask.training_states: 1-20 disks).
+      hanoi) "$MAKER" train hanoi --disks 20 --out models/adapters/hanoi --budget-min 14 --examples 200000 \
+               --lora-rank 32 --batch-size 128 --threads 1 --no-progress ;;
+      # Both digit-step kinds (products and sums: 1,100 prompts in all) in one adapter, for all three agents.
+      multiply) "$MAKER" train multiply --digits 2 --out models/adapters/multiply --budget-min 5 --examples 20000 \
+                  --threads 1 --no-progress ;;
+      *) echo "unknown adapter $one (hanoi, multiply)" >&2; exit 2 ;;
+    esac
+  done
+done
