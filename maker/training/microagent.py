@@ -44,7 +44,24 @@ def _oracle_data(task: Task, examples: int, held_out: int, seed: int) -> tuple[l
     unseen = [s for s in candidates if task.prompt(s) not in seen]
     if len(unseen) >= held_out // 2:
         return train, unseen, True
-    return train, candidates, False
+    # Nothing can be held out: measure on every distinct state the training examples hold (up to
+    # held_out of them), so that no state the run can meet goes unchecked.
+    distinct = list({task.prompt(s): s for s in states}.values())
+    return train, random.Random(seed + 1).sample(distinct, min(held_out, len(distinct))), False
+
+
+def _run_states(task: Task, trained: set[str], count: int, seed: int) -> tuple[list[Any], bool]:
+    """``count`` states a run of this instance meets (its oracle trajectory), preferring ones whose
+    prompt was not trained on; and whether they all are unseen. A task's own training states may be
+    of other instances (other sizes, other inputs), which its parser need not accept: the states a
+    run meets are what its numbers must describe."""
+    from maker.training.examples import trajectory_states
+
+    drawn = trajectory_states(task, random.Random(seed), 4 * count)
+    unseen = [s for s in drawn if task.prompt(s) not in trained]
+    if len(unseen) >= count:
+        return unseen[:count], True
+    return drawn[:count], False
 
 
 def _journal_data(task_spec: str | None, journals: Sequence[str | os.PathLike[str]], held_out: int,
@@ -80,7 +97,6 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
     if journals:
         train, held = _journal_data(task_spec, journals, held_out, settings.seed)
         source = {"from": "journals", "journals": [str(Path(j).resolve()) for j in journals], "oracle_used": False}
-        held_states: list[Any] = []
         unseen = True
     else:
         if not task.has_oracle:
@@ -95,8 +111,9 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
                   held_out_unseen=unseen)
     log(f"maker train: {task.name}: {len(train):,} examples ({source['distinct_prompts']:,} distinct prompts), "
         f"{len(held):,} held out{'' if unseen else ' (NOT unseen: the task has too few states to hold any out)'}")
-    record: dict[str, Any] = {"task": task.name, "params": task.describe()["params"], "agent": task.agent,
-                              "method": settings.method, "base": str(base_folder.resolve()), "data": source,
+    record: dict[str, Any] = {"task": task.name, "spec": task_spec or getattr(task, "spec", None) or task.name,
+                              "params": task.describe()["params"], "agent": task.agent,
+                              "method": settings.method, "base": os.path.relpath(base_folder.resolve(), out.resolve()), "data": source,
                               "settings": settings.model_dump(mode="json"), "temperature": temperature}
 
     def on_save(summary: dict[str, Any]) -> None:
@@ -105,8 +122,11 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
 
     trainer = Trainer(base_folder, out, pool_source(train), held, settings, on_save=on_save, log=log)
     record["training"] = trainer.train(progress=progress)
-    record["evaluation"] = (evaluate(task, out, held_states[:eval_states], temperature)
-                            if held_states and task.has_oracle else None)
+    record["evaluation"] = None
+    if task.has_oracle and eval_states > 0:  # the after-the-fact measurement may use the oracle
+        states, eval_unseen = _run_states(task, {e.prompt for e in train}, eval_states, settings.seed + 2)
+        record["evaluation"] = {**evaluate(task, out, states, temperature), "states_from": "this instance's trajectory",
+                                "unseen": eval_unseen}
     record["total_minutes"] = round((time.perf_counter() - began) / 60, 2)
     write_json(out / "training.json", record)
     write_card(out, record)
@@ -168,20 +188,24 @@ def write_card(out: Path, record: dict[str, Any]) -> None:
     lines += ["", "## Training", "",
               f"- Method `{record['method']}`" + (f", LoRA r = {s['lora_rank']}, alpha = {s['lora_alpha']} on every "
                                                   "attention and MLP projection" if record["method"] == "lora" else "")
-              + f"; base `{record['base']}`.",
+              + f"; base `{record['base']}` (relative to this folder).",
               f"- {training['steps']:,} steps of batch {s['batch_size']}, {training['examples_seen']:,} examples seen, "
               f"{training['minutes']} minutes (budget {s['budget_min']}); hard-example replay share {s['replay_share']}.",
-              f"- Held-out greedy errors (teacher forced): {training['held_out_errors']} of {training['held_out']}.", ""]
+              f"- The kept model (lowest held-out loss, {training.get('held_out_loss')} per reply token): "
+              f"{training['held_out_errors']} of {training['held_out']} held-out examples wrong, greedy (teacher forced).",
+              ""]
     if ev is not None:
         p = "n/a" if ev.get("p") is None else f"{ev['p']:.5f}"
         catch = "no wrong sample" if ev["red_flag_catch_rate"] is None else f"{ev['red_flag_catch_rate']:.1%}"
+        where = ("states of this instance's run not trained on" if ev["unseen"] else
+                 "states of this instance's run — **not unseen**: the run's states were among the training states")
         lines += ["## Measured through the in-process backend", "",
-                  f"- {ev['states']} held-out states x 2 samples (the first greedy, then T = {ev['temperature']}), "
+                  f"- {ev['states']} {where}; 2 samples each (the first greedy, then T = {ev['temperature']}), "
                   f"checks {'on' if ev['checks'] else 'off'}.",
                   f"- p (share of valid samples that are right): {p}; valid share v: {ev.get('v')}.",
                   f"- Wrong samples: {ev['wrong_samples']}; red flags {ev['red_flags']}; red-flag catch rate {catch}.",
                   f"- Collisions (both samples of a state valid and wrong alike): {ev.get('collisions')}.", ""]
-    lines += ["## Use", "", "```bash", f"maker run {record['task']} --backend hf --model {out}", "```", "",
+    lines += ["## Use", "", "```bash", f"maker run {record.get('spec', record['task'])} --backend hf --model {out}", "```", "",
               f"Run defaults (maker.json): temperature {record['temperature']}. Total time of `maker train`: "
               f"{record.get('total_minutes')} minutes.", ""]
     (out / "README.md").write_text("\n".join(lines))

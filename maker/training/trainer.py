@@ -12,7 +12,8 @@ of its positions is the right token (teacher forcing: exactly what greedy decodi
 so each batch also says which examples the model still gets wrong. Those go to a replay buffer and
 come back in later batches (hard-example replay). The learning rate follows the wall-clock budget
 (linear warm-up, then cosine), so the schedule ends when the time does. Every ``eval_every_s`` the
-model is scored on a held-out set; it is saved each time its errors there drop. A checkpoint
+model is scored on a held-out set (greedy errors and loss); it is saved each time its held-out loss
+drops. A checkpoint
 (every ``checkpoint_every_s``, and on Ctrl-C) holds the weights being trained, the optimiser, the
 elapsed time, the replay buffer and the random states: running again with the same ``out`` resumes.
 """
@@ -112,7 +113,8 @@ class Trainer:
         torch.manual_seed(settings.seed)
         self.replay: list[Example] = []
         self.step, self.elapsed, self.examples_seen = 0, 0.0, 0
-        self.best_errors: int | None = None
+        self.best_errors: int | None = None  # of the saved model
+        self.best_loss: float | None = None
         self.history: list[dict[str, Any]] = []
 
     # --- the model --------------------------------------------------------------------------
@@ -171,26 +173,33 @@ class Trainer:
             labels[i, len(p):n] = torch.tensor(r)
         return ids, mask, labels
 
-    def _forward(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean loss over reply tokens, per-example right-or-wrong under greedy decoding)."""
+    def _forward(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(mean loss over reply tokens, per-example right-or-wrong under greedy decoding, reply tokens)."""
         ids, mask, labels = self.encode(examples)
         logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1]
         targets = labels[:, 1:]
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
         hits = (logits.argmax(-1) == targets) | (targets == -100)
-        return loss, hits.all(dim=1)
+        return loss, hits.all(dim=1), int((targets != -100).sum())
 
     @torch.no_grad()
-    def errors(self, examples: Sequence[Example], batch: int = 256) -> int:
-        """How many of ``examples`` greedy decoding gets wrong (teacher-forced, so one pass each)."""
+    def score(self, examples: Sequence[Example], batch: int = 256) -> tuple[int, float]:
+        """(how many of ``examples`` greedy decoding gets wrong, mean loss per reply token), teacher
+        forced: one pass per batch gives what greedy decoding would write."""
         was_training = self.model.training
         self.model.eval()
-        wrong = 0
+        wrong, loss_sum, tokens = 0, 0.0, 0
         for start in range(0, len(examples), batch):
-            _, right = self._forward(examples[start:start + batch])
+            chunk = examples[start:start + batch]
+            loss, right, counted = self._forward(chunk)
             wrong += int((~right).sum())
+            loss_sum, tokens = loss_sum + loss.item() * counted, tokens + counted
         self.model.train(was_training)
-        return wrong
+        return wrong, loss_sum / max(1, tokens)
+
+    def errors(self, examples: Sequence[Example], batch: int = 256) -> int:
+        """How many of ``examples`` greedy decoding gets wrong."""
+        return self.score(examples, batch)[0]
 
     # --- the loop -----------------------------------------------------------------------------
     def lr_at(self) -> float:
@@ -225,7 +234,7 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.lr_at()
                 batch = self._batch()
-                loss, right = self._forward(batch)
+                loss, right, _ = self._forward(batch)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
@@ -259,15 +268,20 @@ class Trainer:
 
     def summary(self) -> dict[str, Any]:
         return {"steps": self.step, "examples_seen": self.examples_seen, "minutes": round(self.elapsed / 60, 2),
-                "held_out": len(self.validation), "held_out_errors": self.best_errors, "history": self.history}
+                "held_out": len(self.validation), "held_out_errors": self.best_errors,
+                "held_out_loss": None if self.best_loss is None else round(self.best_loss, 6), "history": self.history}
 
     def _evaluate(self) -> None:
         began = time.perf_counter()
-        wrong = self.errors(self.validation)
+        wrong, loss = self.score(self.validation)
         self.elapsed += time.perf_counter() - began
-        self.history.append({"minutes": round(self.elapsed / 60, 2), "step": self.step, "held_out_errors": wrong})
-        if self.best_errors is None or wrong < self.best_errors:
-            self.best_errors = wrong
+        self.history.append({"minutes": round(self.elapsed / 60, 2), "step": self.step, "held_out_errors": wrong,
+                             "held_out_loss": round(loss, 6)})
+        # The held-out loss picks the model to keep, not the greedy errors: a run samples at a
+        # temperature, and a model can be right at the argmax while its distribution is still flat
+        # (at T = 1.0 most of its samples then come out malformed). The errors are reported.
+        if self.best_loss is None or loss < self.best_loss:
+            self.best_errors, self.best_loss = wrong, loss
             self.save()
 
     def save(self) -> None:
@@ -290,6 +304,7 @@ class Trainer:
         tmp = path.with_suffix(".tmp")
         torch.save({"weights": self._trained_state(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                     "elapsed": self.elapsed, "examples_seen": self.examples_seen, "best_errors": self.best_errors,
+                    "best_loss": self.best_loss,
                     "history": self.history, "replay": [(e.prompt, e.reply) for e in self.replay],
                     "rng": self.rng.getstate(), "torch_rng": torch.get_rng_state(),
                     "settings": self.settings.model_dump(mode="json")}, tmp)
@@ -311,7 +326,7 @@ class Trainer:
                 params[name].copy_(value)
         self.optimizer.load_state_dict(saved["optimizer"])
         self.step, self.elapsed, self.examples_seen = saved["step"], saved["elapsed"], saved["examples_seen"]
-        self.best_errors, self.history = saved["best_errors"], saved["history"]
+        self.best_errors, self.best_loss, self.history = saved["best_errors"], saved["best_loss"], saved["history"]
         self.replay = [Example(p, r) for p, r in saved["replay"]]
         self.rng.setstate(saved["rng"])
         torch.set_rng_state(saved["torch_rng"])

@@ -9,10 +9,11 @@ for name in "${@:-hanoi multiply}"; do
   for one in $name; do
     case $one in
       # One adapter for every tower size and every chain of a plan (HanoiTask.training_states: 1-20 disks).
-      hanoi) "$MAKER" train hanoi --disks 20 --out models/adapters/hanoi --budget-min 14 --examples 200000 \
+      hanoi) "$MAKER" train hanoi --disks 20 --out models/adapters/hanoi --budget-min 12 --examples 200000 \
                --lora-rank 32 --batch-size 128 --threads 1 --no-progress ;;
       # Both digit-step kinds (products and sums: 1,100 prompts in all) in one adapter, for all three agents.
-      multiply) "$MAKER" train multiply --digits 2 --out models/adapters/multiply --budget-min 5 --examples 20000 \
+      multiply) "$MAKER" train multiply --digits 2 --out models/adapters/multiply --budget-min 6 --examples 20000 \
+                  --held-out 1100 --eval-states 1100 \
                   --threads 1 --no-progress ;;
       *) echo "unknown adapter $one (hanoi, multiply)" >&2; exit 2 ;;
     esac

@@ -30,6 +30,7 @@ def test_the_folder_serves_as_it_is_and_its_card_tells_the_truth(tiny_base, tmp_
     assert record["data"]["held_out_unseen"] is False
     assert "not unseen" in (out / "README.md").read_text()
     ev = record["evaluation"]
+    assert ev["states_from"] == "this instance's trajectory" and ev["unseen"] is False  # 30 states, all trained on
     assert ev["states"] == 8 and ev["samples"] == 16 and ev["temperature"] == 0.7 and ev["first_temperature"] == 0.0
     assert ev["wrong_samples"] == ev["samples"] - ev["correct"]
     backend = HFBackend(out)
@@ -57,10 +58,11 @@ def test_the_command_trains_from_journals_without_the_oracle(tiny_base, tmp_path
     out = tmp_path / "from-journal"
     original = Countdown.oracle
     monkeypatch.setattr(Countdown, "oracle", no_oracle)
-    # verifying the journal may consult the oracle (after the fact), training data may not
+    # verifying the journal may consult the oracle (after the fact), training data may not; the
+    # measurement after training would, so it is switched off here (--eval-states 0)
     monkeypatch.setattr("maker.verify.oracle_disagrees", lambda task, state, candidate: original(task, state) != candidate)
     code = main(["train", "tests/toy.py:Countdown", "--start", "40", "--out", str(out), "--base", str(tiny_base),
-                 "--from-journal", str(journal), "--budget-min", "0.03", "--no-progress", "--json"])
+                 "--from-journal", str(journal), "--budget-min", "0.03", "--eval-states", "0", "--no-progress", "--json"])
     assert code == 0
     record = json.loads(capsys.readouterr().out)
     assert record["data"]["from"] == "journals" and record["data"]["oracle_used"] is False
