@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"maker: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("maker: interrupted; rerun the same command with the same --journal to resume", file=sys.stderr)
+        kept = ("the checkpoint in --out" if argv[:1] == ["train"] else "the same --journal")
+        print(f"maker: interrupted; rerun the same command with {kept} to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
