@@ -1,12 +1,14 @@
 """Lean batched decoding for the in-process transformers backend (``maker.backends.hf``).
 
 A decoder prefills a batch of distinct prompts once each and returns a *session* with a row per
-sample; ``select`` drops finished rows and ``step`` adds one token to every row. Two decoders:
+sample; ``select`` drops finished rows and ``step`` adds one token to every row. The decoders:
 
 - ``GPT2Decoder`` runs GPT-2 weights by hand. At the size of our microagents the cost of HF
   ``generate`` is its per-step Python machinery and cache handling, not arithmetic; a short
   hand-written step over a preallocated cache, with a prompt's cache shared by its samples, is
   several times faster at small batches and about twice as fast at large ones.
+- ``LlamaDecoder`` (``maker.backends.llama_decode``) does the same for Llama and Qwen2 models: the
+  shared base and adapters merged into it.
 - ``HFDecoder`` drives any causal LM's own forward with a ``DynamicCache``: the fallback.
 
 ``decode`` is the sampling loop over a session, greedy or at a temperature, up to EOS, a stop or the cap.
