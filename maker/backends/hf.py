@@ -121,7 +121,9 @@ class HFBackend(Backend):
         if base is None:
             tokenizer, model = self._load_model(path)
         else:
-            tokenizer, base_model = self._bases.get(base) or self._bases.setdefault(base, self._load_model(base))
+            if base not in self._bases:
+                self._bases[base] = self._load_model(base)
+            tokenizer, base_model = self._bases[base]
             model = _merged(base_model, path)
         eos = frozenset() if self.ignore_eos else _eos_ids(tokenizer, model)
         return Microagent(path, tokenizer, model, make_decoder(model, self.fast), eos, manifest_defaults(path), base)
