@@ -164,8 +164,10 @@ _BACKEND = [
     ("--hard-fraction", float, 0.0, "sim: share of states with a correlated error"),
     ("--hard-error-rate", float, 0.5, "sim: chance of the shared wrong answer on a hard state"),
     ("--model", None, None, "hf: model folder (default: the task's shipped model); openai: model name"),
-    ("--device", None, "cpu", "hf: cpu or cuda"),
+    ("--device", None, "auto", "hf: cpu, cuda, or auto (cuda when torch sees one)"),
     ("--max-batch", int, 256, "hf: most sequences in one forward batch"),
+    ("--draft", int, 32, "hf: most draft tokens checked per row in one forward pass; 0 turns drafting off "
+                         "(drafts change how fast replies are written, never what they say)"),
     ("--threads", int, None, "hf: torch threads (default: torch's choice)"),
     ("--ray", "address", None, "hf: sample on a Ray cluster, one worker per maker_worker resource or CPU, each with "
                                "its own model: --ray (a local cluster) or --ray ADDRESS (e.g. auto, ray://head:10001)"),
@@ -429,11 +431,11 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
 
             threads = args.threads or 1
             make = partial(HFBackend, str(Path(model).resolve()), device=args.device, max_batch=args.max_batch,
-                           num_threads=threads)
+                           num_threads=threads, draft=args.draft)
             address = None if args.ray == "local" else args.ray
             return RetryingBackend(ray_pool(make, address=address, workers=args.ray_workers, cpus_per_worker=threads),
                                    max_attempts=args.max_attempts)
-        return HFBackend(model, device=args.device, max_batch=args.max_batch, num_threads=args.threads)
+        return HFBackend(model, device=args.device, max_batch=args.max_batch, num_threads=args.threads, draft=args.draft)
     raise ConfigError(f"unknown backend {args.backend!r}: use sim, hf, openai or path/to/file.py:Class")
 
 

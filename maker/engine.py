@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from maker.backends.base import Backend, SampleRequest, draw
@@ -24,7 +25,7 @@ from maker.errors import StepError, StepFailed
 from maker.events import ChainInfo, Emitter, StepDecision
 from maker.redflag import Flagged, RedFlagJudge
 from maker.statistics import RunStatistics
-from maker.task import JOURNAL_HINT, journal_round_trip
+from maker.task import JOURNAL_HINT, Task, journal_round_trip
 from maker.voting import VoteRace
 
 ProgressCallback = Callable[[RunStatistics], None]
@@ -80,16 +81,22 @@ def step_seed(base: int, step: int) -> int:
 
 
 def round_requests(config: RunConfig, prompt: str, seed: int, need: int, *, first: bool, rounds: int,
-                   agent: str | None) -> list[SampleRequest]:
+                   agent: str | None, draft: Callable[[str], str | None] | None = None) -> list[SampleRequest]:
     """One round of a step's requests (the engine's, and estimation's). The first round sends the greedy
-    first vote as a request of its own beside the sampled others, so a batching backend serves both in one batch."""
+    first vote as a request of its own beside the sampled others, so a batching backend serves both in one batch.
+    ``draft`` is the task's guess at a reply's continuation (``Task.draft`` bound to the step's state)."""
     if first and config.first_temperature != config.temperature:
-        requests = [SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, agent)]
+        requests = [SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, agent, draft)]
         if need > 1:
-            requests.append(SampleRequest(prompt, need - 1, config.temperature, config.cap, seed + 1, agent))
+            requests.append(SampleRequest(prompt, need - 1, config.temperature, config.cap, seed + 1, agent, draft))
         return requests
     temperature = config.first_temperature if first else config.temperature
-    return [SampleRequest(prompt, need, temperature, config.cap, seed + rounds + 1, agent)]
+    return [SampleRequest(prompt, need, temperature, config.cap, seed + rounds + 1, agent, draft)]
+
+
+def draft_hook(task: Task, state: Any) -> Callable[[str], str | None] | None:
+    """``task.draft`` for this state, if the task guesses replies at all."""
+    return partial(task.draft, state) if task.has_draft else None
 
 
 class Engine:
@@ -113,6 +120,7 @@ class Engine:
         for hook in emit.step_started:
             hook(chain, step, state, prompt)
         race = VoteRace(self.config.k, self.config.rule)
+        guess = draft_hook(chain.task, state)
         memo: dict[str, Any] = {}  # reply text -> verdict: the samples of a step often agree word for word
         flags: list[Flagged] = []  # this step's discarded replies, for the error if it fails
         drawn = rounds = 0
@@ -121,7 +129,8 @@ class Engine:
             need = min(race.votes_needed(), cap - drawn)
             if need <= 0:
                 raise self._failed(step, drawn, race, flags)
-            requests = round_requests(self.config, prompt, seed, need, first=drawn == 0, rounds=rounds, agent=chain.agent)
+            requests = round_requests(self.config, prompt, seed, need, first=drawn == 0, rounds=rounds, agent=chain.agent,
+                                      draft=guess)
             samples = await draw(self.backend, requests, step=step)
             rounds += 1
             drawn += len(samples)

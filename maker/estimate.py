@@ -23,7 +23,7 @@ from typing import Any
 
 from maker.backends.base import Backend, check_backend, draw
 from maker.config import resolve_config
-from maker.engine import round_requests, step_seed
+from maker.engine import draft_hook, round_requests, step_seed
 from maker.errors import ConfigError, TaskError
 from maker.events import ChainInfo
 from maker.redflag import Flagged, RedFlagJudge
@@ -264,7 +264,7 @@ async def estimate_async(
             watcher.step_started(chain, index, state, prompt)
         # The engine's own requests, as for a step's first round (+ n: a state drawn twice differs).
         requests = round_requests(config, prompt, step_seed(seed, index) + n, per_state, first=True, rounds=0,
-                                  agent=task.agent)
+                                  agent=task.agent, draft=draft_hook(task, state))
         async with semaphore:
             samples = await draw(backend, requests, step=index)
         out: list[Any] = []

@@ -84,6 +84,19 @@ class Task:
         Uses only the task's rules, never the oracle; the engine may apply it as a red flag.
         """
 
+    def draft(self, state: Any, reply: str) -> str | None:
+        """A guess at how ``reply`` (a model's reply to ``state`` so far) goes on, or None.
+
+        Backends that draft (``hf``) feed the guess to the model with the reply and keep only the
+        tokens the model would have written itself: a good guess makes replies faster, a bad one
+        costs a little time, and neither changes a reply. Guess from the state and the reply, never
+        from the oracle: e.g. the next state once the reply has named its move."""
+        return None
+
+    @property
+    def has_draft(self) -> bool:
+        return type(self).draft is not Task.draft
+
     def oracle(self, state: Any) -> Any:
         """The correct candidate for ``state``. Never used by voting or red flags."""
         raise NotImplementedError(f"task {self.name!r} has no oracle")

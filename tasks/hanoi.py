@@ -201,6 +201,9 @@ def parse_reply(reply: str, disks: int) -> Candidate:
     return move, pegs
 
 
+_MOVE_OPENING = "move = ["  # how every reply begins
+
+
 def format_reply(move: Move, pegs: Pegs) -> str:
     return f"move = {list(move)}\nnext_state = {[list(p) for p in pegs]}"
 
@@ -342,6 +345,27 @@ class HanoiTask(Task):
 
     def format_reply(self, state: HanoiState, candidate: Candidate) -> str:
         return format_reply(*candidate)
+
+    def draft(self, state: HanoiState, reply: str) -> str | None:
+        """The rest of the reply, once it has named its disk: that disk's move by the puzzle's rules
+        (disk 1 one peg in the prompt's direction; another disk to the one peg it fits on), and the
+        state after it. Whether or not it is the right move: the guess follows the model's choice,
+        it does not correct it (a model that writes something else simply does not take the guess)."""
+        if not self._compact:
+            return None
+        if len(reply) < len(_MOVE_OPENING):
+            return _MOVE_OPENING[len(reply) :] if _MOVE_OPENING.startswith(reply) else None
+        if not reply.startswith(_MOVE_OPENING):
+            return None
+        named = reply[len(_MOVE_OPENING) :].split(",")[0].split("]")[0]
+        if not named.isdigit():
+            return None
+        disk = int(named)
+        moves = [m for m in legal_moves(state.pegs) if m[0] == disk and (disk != 1 or m[2] == (m[1] + state.cycle) % 3)]
+        if len(moves) != 1:
+            return None
+        whole = format_reply(moves[0], apply_move(state.pegs, moves[0]))
+        return whole[len(reply) :] if whole.startswith(reply) and len(whole) > len(reply) else None
 
     def plausible_mistake(self, state: HanoiState, candidate: Candidate, rng: random.Random) -> Candidate:
         """Either another move with its (consistent) state, or the right move with a corrupted state."""

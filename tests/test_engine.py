@@ -275,3 +275,38 @@ def test_a_failing_step_shows_red_flag_reasons_with_example_replies(caplog):
         with pytest.raises(StepFailed):
             maker.run(Countdown(start=3), ScriptedBackend(reply_for=lambda request: "x"), k=2, max_samples_per_step=4)
     assert sum("red flag malformed" in message for message in caplog.messages) == 4
+
+
+class _Guessing(Countdown):
+    """Countdown with a draft hook: it guesses the reply is the number below the state."""
+
+    def draft(self, state, reply):
+        guess = str(state - 1)
+        return guess[len(reply):] if guess.startswith(reply) and len(guess) > len(reply) else None
+
+
+class _Recording(maker.Backend):
+    """Answers every Countdown prompt correctly and keeps the requests it was sent."""
+
+    name = "recording"
+
+    def __init__(self):
+        self.requests = []
+
+    async def sample(self, request):
+        self.requests.append(request)
+        state = int(request.prompt.split()[2])
+        return [maker.Sample(str(state - 1), 1)] * request.n
+
+
+def test_requests_carry_the_task_draft_hook_bound_to_the_step_state_and_none_without_one():
+    plain, guessing = _Recording(), _Recording()
+    maker.run(Countdown(start=3), plain, k=2)
+    maker.run(_Guessing(start=12), guessing, k=2)
+    assert plain.requests and all(r.draft is None for r in plain.requests)
+    assert not Countdown(start=3).has_draft and _Guessing(start=3).has_draft
+    first = guessing.requests[0]
+    assert first.prompt == "What is 12 minus one?"
+    assert first.draft("") == "11" and first.draft("1") == "1" and first.draft("2") is None
+    # The hook is no part of what a request is: two requests that differ only in it are equal.
+    assert first == maker.SampleRequest(first.prompt, first.n, first.temperature, first.max_tokens, first.seed, first.agent)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 if TYPE_CHECKING:
@@ -29,6 +29,9 @@ class SampleRequest:
     max_tokens: int = 750  # generation cap; a reply that hits it comes back with finish "length"
     seed: int | None = None
     agent: str | None = None  # None: the backend's default microagent
+    #: The task's guess at a reply's continuation (reply so far -> the text it expects next, or None):
+    #: backends that draft (``hf``) check it against the model's own tokens; it never changes a reply.
+    draft: Callable[[str], str | None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,11 +25,14 @@ from typing import Any
 import torch
 
 from maker.backends.base import Backend, Sample, SampleRequest
+from maker.backends.drafting import Drafter, ReplyMemory
 from maker.backends.hf_decode import Group, decode, make_decoder
 from maker.config import adapter_base, manifest_defaults
 from maker.errors import BackendError, ConfigError
 
-_COUNTERS = ("batches", "requests", "sequences", "prefills", "forward_passes", "tokens", "busy_s")
+_COUNTERS = ("batches", "requests", "sequences", "prefills", "forward_passes", "tokens", "busy_s", "drafted",
+             "draft_accepted")
+_DRAFT_TOKENS = 32  # the longest draft fed to a row in one forward pass (maker.backends.drafting)
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class HFBackend(Backend):
     def __init__(
         self, path: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]], *, device: str = "cpu",
         max_batch: int = 256, num_threads: int | None = None, stop: Sequence[str] = (), ignore_eos: bool = False,
-        fast: bool = True,
+        fast: bool = True, draft: int = _DRAFT_TOKENS,
     ) -> None:
         if max_batch < 1:
             raise ConfigError(f"max_batch must be at least 1, got {max_batch}")
@@ -80,6 +83,8 @@ class HFBackend(Backend):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device")
+        if draft < 0:
+            raise ConfigError(f"draft must be >= 0 tokens, got {draft}")
         if any(not s for s in stop):
             raise ConfigError("stop strings must not be empty")
         if isinstance(path, Mapping) and not path:
@@ -88,6 +93,8 @@ class HFBackend(Backend):
             torch.set_num_threads(num_threads)
         self.device = torch.device(device)
         self.ignore_eos, self.fast, self.max_batch, self.stop = ignore_eos, fast, max_batch, tuple(stop)
+        self.draft = draft
+        self._replies: dict[int, ReplyMemory] = {}  # per microagent: replies per prompt, drafts for later samples
         # One folder serves every agent (the table's None entry); a table serves agents by name.
         table = dict(path) if isinstance(path, Mapping) else {None: path}
         self._bases: dict[Path, tuple[Any, Any]] = {}  # base folder -> (tokenizer, model), loaded once
@@ -283,14 +290,25 @@ class HFBackend(Backend):
                     prompts.append(ids)
                 seed = r.seed if r.temperature > 0 else None
                 gen = None if seed is None else torch.Generator(self.device).manual_seed(seed)
-                groups.append((i, Group(k, r.n, r.temperature, room, gen)))
+                groups.append((i, Group(k, r.n, r.temperature, room, gen, r.draft)))
         if not groups:
             return results, (0, 0), 0
         hit_stop = None if not self.stop else lambda ids: self._hit_stop(tokenizer, ids)
+        drafter = None
+        if self.draft:
+            texts = [""] * len(prompts)
+            for text, k in prompt_index.items():
+                if k in used:
+                    texts[used[k]] = text
+            # The memory is per microagent: another model's replies would be poor drafts.
+            memory = self._replies.setdefault(id(agent), ReplyMemory())
+            drafter = Drafter(prompts, texts, tokenizer, memory, self.draft, agent.model.get_input_embeddings().num_embeddings)
         out, finish, passes = decode(
             agent.decoder, prompts, [g for _, g in groups], eos=agent.eos, generator=self._generator,
-            hit_stop=hit_stop, aborted=self._abort.is_set,
+            hit_stop=hit_stop, aborted=self._abort.is_set, drafter=drafter,
         )
+        if drafter is not None:
+            self._stats.update(drafter.stats)
         texts = tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         row = 0
         for i, g in groups:

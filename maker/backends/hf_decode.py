@@ -1,7 +1,8 @@
 """Lean batched decoding for the in-process transformers backend (``maker.backends.hf``).
 
 A decoder prefills a batch of distinct prompts once each and returns a *session* with a row per
-sample; ``select`` drops finished rows and ``step`` adds one token to every row. The decoders:
+sample (``maker.backends.kv_session``): ``extend`` feeds every row some tokens in one forward
+pass, ``accept`` keeps some of them, ``select`` drops finished rows. The decoders:
 
 - ``GPT2Decoder`` runs GPT-2 weights by hand. At the size of our microagents the cost of HF
   ``generate`` is its per-step Python machinery and cache handling, not arithmetic; a short
@@ -9,9 +10,13 @@ sample; ``select`` drops finished rows and ``step`` adds one token to every row.
   several times faster at small batches and about twice as fast at large ones.
 - ``LlamaDecoder`` (``maker.backends.llama_decode``) does the same for Llama and Qwen2 models: the
   shared base and adapters merged into it.
-- ``HFDecoder`` drives any causal LM's own forward with a ``DynamicCache``: the fallback.
+- ``HFDecoder`` drives any causal LM's own forward with a ``DynamicCache``: the fallback (no drafts).
 
-``decode`` is the sampling loop over a session, greedy or at a temperature, up to EOS, a stop or the cap.
+``decode`` is the sampling loop over a session, greedy or at a temperature, up to EOS, a stop or
+the cap. With a ``Drafter`` (``maker.backends.drafting``) it is *drafted*: each pass feeds a row
+its pending token and a guess at the next ones, and keeps the guessed tokens the model draws
+itself, with the row's own uniform for each position (``maker.backends.sampler``), so replies
+are exactly those of one-token-at-a-time decoding, in fewer passes.
 """
 
 from __future__ import annotations
@@ -20,17 +25,19 @@ import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, groupby
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 
+from maker.backends.drafting import Drafter, DraftHook
+from maker.backends.kv_session import KVSession, Workspace
+from maker.backends.sampler import Sampler
+
 if TYPE_CHECKING:  # imported at run time inside make_decoder: llama_decode imports this module
     from maker.backends.llama_decode import LlamaDecoder
 
-_CHUNK = 16  # generated-cache columns added at a time (at least): masked columns still cost attention
-_MERGE_BELOW = 1 << 20  # a full chunk smaller than this (in floats) is copied into the next one
 _GELU_2C = 2 * math.sqrt(2 / math.pi)
 
 
@@ -43,17 +50,7 @@ class Group:
     temperature: float
     max_tokens: int  # already clipped to the model's positions
     generator: torch.Generator | None = None  # None: the batch's shared stream (or greedy)
-
-
-class Session:
-    """One batch in flight; rows are addressed by their position in the current batch. ``select``
-    keeps only the given rows (ascending positions); ``step`` returns the next logits of each row."""
-
-    def select(self, keep: Sequence[int]) -> None:
-        raise NotImplementedError
-
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+    draft: DraftHook | None = None  # the task's guess at the rest of a reply (maker.backends.drafting)
 
 
 class GPT2Decoder:
@@ -70,6 +67,8 @@ class GPT2Decoder:
         self.device = tr.wte.weight.device
         self.max_positions: int = cfg.n_positions
         self.heads, self.width, self.eps = cfg.n_head, cfg.n_embd, cfg.layer_norm_epsilon
+        self.kv_heads, self.head_dim = self.heads, self.width // self.heads
+        self.workspace = Workspace()
         self.wte, self.wpe, self.head = tr.wte.weight, tr.wpe.weight, model.lm_head.weight
         self.ln_f = (tr.ln_f.weight, tr.ln_f.bias)
         self.layers = [
@@ -87,7 +86,7 @@ class GPT2Decoder:
         tanh = cfg.activation_function in ("gelu_new", "gelu_pytorch_tanh")
         self.act: Callable[[torch.Tensor], torch.Tensor] = _gelu_tanh if tanh else ACT2FN[cfg.activation_function]
 
-    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[_GPT2Session, torch.Tensor]:
+    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[KVSession, torch.Tensor]:
         device, heads, dim = self.device, self.heads, self.width
         owners, width = len(prompts), max(map(len, prompts))
         lengths = [len(p) for p in prompts]
@@ -112,12 +111,31 @@ class GPT2Decoder:
             a = a.transpose(1, 2).reshape(-1, dim).index_select(0, from_grid)
             h = self._mlp(torch.addmm(pb, a, pw).add_(h), layer)
         last = torch.tensor(starts[1:], device=device) - 1
-        logits = F.layer_norm(h.index_select(0, last), (dim,), *self.ln_f, self.eps) @ self.head.T
+        logits = self.logits(h.index_select(0, last))
         pbias = torch.zeros(owners, width, device=device).masked_fill_(~valid, neg)
         owner = [o for o, c in enumerate(counts) for _ in range(c)]
         rows = torch.tensor(owner, device=device)
-        session = _GPT2Session(self, pkv, pbias, owner, torch.tensor(lengths, device=device).index_select(0, rows))
+        session = KVSession(self, pkv, pbias, owner, torch.tensor(lengths, device=device).index_select(0, rows))
         return session, logits.index_select(0, rows)
+
+    # --- the arithmetic a KVSession runs (maker.backends.kv_session.Arithmetic) ----------------
+    def embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.wte[tokens] + self.wpe[positions]
+
+    def qkv(self, h: torch.Tensor, layer: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        l1w, l1b, aw, ab = self.layers[layer][:4]
+        qkv = torch.addmm(ab, F.layer_norm(h, (self.width,), l1w, l1b, self.eps), aw).view(len(h), 3, self.heads, -1)
+        return qkv[:, 0], qkv[:, 1], qkv[:, 2]
+
+    def finish_layer(self, attended: torch.Tensor, h: torch.Tensor, layer: int) -> torch.Tensor:
+        pw, pb = self.layers[layer][4:6]
+        return self._mlp(torch.addmm(pb, attended, pw).add_(h), self.layers[layer])
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(h, (self.width,), *self.ln_f, self.eps) @ self.head.T
+
+    def scale(self, layer: int) -> float:
+        return self.scales[layer]
 
     def _mlp(self, h: torch.Tensor, layer: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The residual stream ``h`` (tokens, width) after the layer's MLP."""
@@ -133,105 +151,6 @@ def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
         return F.gelu(x, approximate="tanh")
     y = x * x
     return y.mul_(_GELU_2C * 0.044715).add_(_GELU_2C).mul_(x).sigmoid_().mul_(x)
-
-
-class _GPT2Session(Session):
-    """The KV cache in two blocks, each read whole by batched matmuls (over a contiguous tensor
-    they run about 3x faster here than over a slice of a larger one):
-
-    - the prompt block ``pkv`` (layers, 2, owners, heads, width, head_dim) holds each distinct
-      prompt once, left-padded, for all of its samples; ``pbias`` (owners, width) masks padding.
-      Attention to it runs on a grid of (owner, j-th sample of that owner) slots, so a prompt's
-      keys and values are read once per step however many samples share it;
-    - the generated block holds each row's new tokens in a list of chunks, each (layers, 2, rows,
-      heads, columns, head_dim). A new chunk is added when the last is full, so nothing is ever
-      copied to grow; chunks are zeroed, and ``gbias`` masks the columns not yet written.
-
-    Masks are a very negative finite number and masked columns hold finite values: no NaN.
-    """
-
-    def __init__(self, dec: GPT2Decoder, pkv: torch.Tensor, pbias: torch.Tensor, owner: list[int], pos: torch.Tensor) -> None:
-        self.dec, self.pkv, self.pbias, self.pos = dec, pkv, pbias, pos
-        self.neg = torch.finfo(pkv.dtype).min
-        self.chunks: list[torch.Tensor] = []
-        self.gbias = pkv.new_empty(0)
-        self.cur = 0  # generated columns written
-        self._set_owners(owner)
-
-    def _set_owners(self, owner: list[int]) -> None:
-        """Row -> owner (ascending, owners numbered from 0 without gaps), and the slot grid."""
-        self.owner = owner
-        counts = [len(list(rows)) for _, rows in groupby(owner)]
-        self.m = m = max(counts)
-        device = self.pos.device
-        self.row_pbias = self.pbias.index_select(0, torch.tensor(owner, device=device))[:, None, :]
-        if all(c == m for c in counts):
-            self.slots = self.fill = None  # rows are the grid already
-            return
-        first = list(accumulate(counts, initial=0))  # owner -> its first row
-        # A slot past an owner's samples repeats its last one: computed, never read.
-        self.slots = torch.tensor([o * m + r - first[o] for r, o in enumerate(owner)], device=device)
-        self.fill = torch.tensor([first[o] + min(j, counts[o] - 1) for o in range(len(counts)) for j in range(m)], device=device)
-
-    def select(self, keep: Sequence[int]) -> None:
-        index = torch.tensor(keep, device=self.pos.device)
-        owners = sorted({self.owner[r] for r in keep})
-        if len(owners) < self.pkv.shape[2]:  # some prompts have no sample left
-            kept = torch.tensor(owners, device=index.device)
-            self.pkv, self.pbias = self.pkv.index_select(2, kept), self.pbias.index_select(0, kept)
-        self.chunks = [chunk.index_select(2, index) for chunk in self.chunks]
-        self.pos = self.pos.index_select(0, index)
-        renumber = {o: k for k, o in enumerate(owners)}
-        self._set_owners([renumber[self.owner[r]] for r in keep])
-
-    def _grow(self, rows: int) -> None:
-        # 16 columns, or half the length so far: few chunks, and not too many masked columns.
-        size, pkv = max(_CHUNK, self.cur // 2), self.pkv
-        new = pkv.new_zeros(*pkv.shape[:2], rows, pkv.shape[3], size, pkv.shape[5])
-        if self.chunks and self.chunks[-1].numel() < _MERGE_BELOW:  # small batch: fewer ops beat fewer copies
-            new = torch.cat([self.chunks.pop(), new], dim=4)
-        self.chunks.append(new)
-        self.gbias = torch.cat([self.gbias, self.gbias.new_full((size,), self.neg)])
-
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        dec, c, rows, dim = self.dec, self.cur, len(tokens), self.dec.width
-        if c == len(self.gbias):
-            self._grow(rows)
-        self.gbias[c] = 0.0
-        last, col = self.chunks[-1], c - len(self.gbias) + self.chunks[-1].shape[4]
-        bias = torch.cat([self.row_pbias, self.gbias.expand(rows, 1, -1)], dim=-1)  # (rows, 1, columns)
-        h = dec.wte[tokens] + dec.wpe[self.pos]
-        for i, layer in enumerate(dec.layers):
-            l1w, l1b, aw, ab, pw, pb = layer[:6]
-            qkv = torch.addmm(ab, F.layer_norm(h, (dim,), l1w, l1b, dec.eps), aw).view(rows, 3, dec.heads, -1)
-            last[i, :, :, :, col] = qkv[:, 1:].transpose(0, 1)
-            h = dec._mlp(torch.addmm(pb, self._attend(i, qkv[:, 0], bias), pw).add_(h), layer)
-        self.cur += 1
-        self.pos = self.pos + 1
-        return F.layer_norm(h, (dim,), *dec.ln_f, dec.eps) @ dec.head.T
-
-    def _attend(self, i: int, q: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """Layer ``i``'s attention output (rows, width) for one query per row (rows, heads, head_dim)."""
-        pkv, m, fill, slots = self.pkv, self.m, self.fill, self.slots
-        rows, heads, _ = q.shape
-        owners, width = pkv.shape[2], pkv.shape[4]
-        # Scores against the prompt on the (owner, sample) grid, then back to rows.
-        grid_q = (q if fill is None else q.index_select(0, fill)).view(owners, m, heads, -1).transpose(1, 2)
-        s_prompt = torch.matmul(grid_q, pkv[i, 0].transpose(-1, -2)).transpose(1, 2).reshape(-1, heads, width)
-        if slots is not None:
-            s_prompt = s_prompt.index_select(0, slots)
-        s_new = [torch.matmul(q[:, :, None], chunk[i, 0].transpose(-1, -2))[:, :, 0] for chunk in self.chunks]
-        att = torch.softmax(torch.cat([s_prompt, *s_new], dim=-1).mul_(self.dec.scales[i]).add_(bias), dim=-1)
-        a_prompt = att[..., :width] if fill is None else att[..., :width].index_select(0, fill)
-        o = torch.matmul(a_prompt.reshape(owners, m, heads, width).transpose(1, 2), pkv[i, 1]).transpose(1, 2).reshape(-1, self.dec.width)
-        if slots is not None:
-            o = o.index_select(0, slots)
-        start = width
-        for chunk in self.chunks:
-            end = start + chunk.shape[4]
-            o = o + torch.matmul(att[:, :, None, start:end], chunk[i, 1]).view(rows, -1)
-            start = end
-        return o
 
 
 def cache_keyword(model: Any) -> str:
@@ -267,7 +186,7 @@ class HFDecoder:
         return session, out.logits[:, -1].float().index_select(0, torch.tensor(owner, device=self.device))
 
 
-class _HFSession(Session):
+class _HFSession:
     """The cache object is updated in place by every forward, so the session keeps its own
     reference instead of reading it back from the output (whose field name also changed)."""
 
@@ -281,12 +200,19 @@ class _HFSession(Session):
         self.mask = self.mask.index_select(0, index)
         self.pos = self.pos.index_select(0, index)
 
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+    def extend(self, tokens: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
+        """One token per row (tokens (rows, 1)): its logits (rows, 1, vocab). HF's cache cannot rewind one
+        row, so this session takes no drafts, and every token fed is kept."""
+        if tokens.shape[1] != 1 or (lengths is not None and set(lengths) != {1}):
+            raise ValueError("the HF fallback session extends rows one token at a time")
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
-        out = self.model(input_ids=tokens[:, None], attention_mask=self.mask, position_ids=self.pos[:, None],
+        out = self.model(input_ids=tokens, attention_mask=self.mask, position_ids=self.pos[:, None],
                          use_cache=True, **{self.cache_kwarg: self.cache})
         self.pos = self.pos + 1
-        return out.logits[:, -1].float()
+        return out.logits[:, -1:].float()
+
+    def accept(self, kept: Sequence[int]) -> None:
+        """Nothing to rewind: ``extend`` took one token per row, which stays."""
 
 
 def make_decoder(model: Any, fast: bool = True) -> GPT2Decoder | LlamaDecoder | HFDecoder:
@@ -303,12 +229,14 @@ def make_decoder(model: Any, fast: bool = True) -> GPT2Decoder | LlamaDecoder | 
 def decode(
     decoder: GPT2Decoder | LlamaDecoder | HFDecoder, prompts: Sequence[Sequence[int]], groups: Sequence[Group], *,
     eos: frozenset[int], generator: torch.Generator, hit_stop: Callable[[list[int]], bool] | None = None,
-    aborted: Callable[[], bool] = lambda: False,
+    aborted: Callable[[], bool] = lambda: False, drafter: Drafter | None = None,
 ) -> tuple[list[list[int]], list[str], int]:
     """Generate every row of ``groups`` (rows in group order; every prompt must have a group).
 
-    Returns each row's new token ids (EOS excluded), its finish reason ("stop" or "length"),
-    and the number of forward passes run. A row's tokens never exceed its group's cap.
+    With a ``drafter`` (hand-written decoders only), each forward pass feeds a row its pending token
+    and a draft, and keeps the drafted tokens the model draws itself: the replies are the same as
+    without one, in fewer passes. Returns each row's new token ids (EOS excluded), its finish reason
+    ("stop" or "length"), and the number of forward passes run. A row's tokens never exceed its cap.
     """
     # Rows are laid out prompt by prompt, so that the samples of a prompt are neighbours.
     order = sorted(range(len(groups)), key=lambda i: groups[i].prompt)
@@ -319,18 +247,15 @@ def decode(
         counts[g.prompt] += g.n
     if not all(counts):
         raise ValueError("every prompt needs at least one row")
+    if drafter is not None and not isinstance(decoder, (GPT2Decoder, _llama_decoder())):
+        drafter = None  # HF's own cache cannot rewind one row: no drafts
     caps = [g.max_tokens for g in row_group]
     out: list[list[int]] = [[] for _ in row_group]
     finish: list[str | None] = [None] * len(row_group)
-    session, logits = decoder.prefill(prompts, counts)
-    live = list(range(len(row_group)))  # batch position -> row
-    sampler = _Sampler(row_group, live, generator, logits.device)
-    passes, dead = 1, 0
-    while True:
-        tokens = sampler.pick(logits)
-        for r, t in zip(live, tokens.tolist(), strict=True):
-            if finish[r] is not None:
-                continue  # finished, waiting to be dropped from the batch
+
+    def commit(r: int, drawn: list[int]) -> None:
+        """Append the tokens row ``r`` drew, up to its end (EOS, a stop, the cap)."""
+        for t in drawn:
             if t in eos:
                 finish[r] = "stop"
             else:
@@ -339,7 +264,19 @@ def decode(
                     finish[r] = "stop"
                 elif len(out[r]) >= caps[r]:
                     finish[r] = "length"
-            dead += finish[r] is not None
+            if finish[r] is not None:
+                if drafter is not None and finish[r] == "stop":
+                    drafter.finished(row_group[r].prompt, out[r])
+                return
+
+    session, logits = decoder.prefill(prompts, counts)
+    live = list(range(len(row_group)))  # batch position -> row
+    sampler = Sampler(row_group, generator, logits.device)
+    for r, drawn in zip(live, sampler.pick(logits[:, None], [0] * len(live)).tolist(), strict=True):
+        commit(r, drawn)
+    passes = 1
+    while True:
+        dead = sum(finish[r] is not None for r in live)
         if dead == len(live):
             break
         if aborted():
@@ -348,55 +285,34 @@ def decode(
         if 4 * dead >= len(live):
             keep = [i for i, r in enumerate(live) if finish[r] is None]
             session.select(keep)
-            tokens = tokens.index_select(0, torch.tensor(keep, device=tokens.device))
+            sampler.select(keep)
             live = [live[i] for i in keep]
-            sampler = _Sampler(row_group, live, generator, logits.device)
-            dead = 0
-        logits = session.step(tokens)
+        # Each row's pending token (drawn, not yet in the cache), then its draft.
+        drafts = [[] if drafter is None or finish[r] is not None
+                  else drafter.propose(r, row_group[r].prompt, row_group[r].draft, out[r], caps[r] - len(out[r]) - 1)
+                  for r in live]
+        width = 1 + max(map(len, drafts))
+        inputs = [[out[r][-1] if out[r] else 0, *d, *[0] * (width - 1 - len(d))] for r, d in zip(live, drafts, strict=True)]
+        lengths = None if width == 1 else [1 + len(d) for d in drafts]
+        logits = session.extend(torch.tensor(inputs, device=logits.device), lengths)
+        drawn_rows = sampler.pick(logits, [len(out[r]) for r in live]).tolist()
+        kept = []
+        for r, d, drawn in zip(live, drafts, drawn_rows, strict=True):
+            agree = 0  # the draft tokens the model drew itself
+            while agree < len(d) and drawn[agree] == d[agree]:
+                agree += 1
+            if finish[r] is None:
+                commit(r, drawn[: agree + 1])
+                if drafter is not None:
+                    drafter.agreed(agree)
+            kept.append(agree + 1)  # the pending token and the agreed drafts stay in the cache
+        session.accept(kept)
         passes += 1
     rows = sorted(range(len(row_index)), key=row_index.__getitem__)  # stable: back to group order
     return [out[r] for r in rows], [finish[r] for r in rows], passes  # type: ignore[misc]
 
 
-class _Sampler:
-    """Picks the next token of each live row: argmax at temperature 0, else inverse-CDF sampling
-    with one uniform per row. A seeded request draws a uniform for each of its n rows every step,
-    live or not, so its stream does not depend on when other rows leave the batch."""
+def _llama_decoder() -> type:
+    from maker.backends.llama_decode import LlamaDecoder
 
-    def __init__(self, row_group: Sequence[Group], live: Sequence[int], shared: torch.Generator, device: torch.device):
-        groups = [row_group[r] for r in live]
-        self.device = device
-        self.greedy_only = all(g.temperature == 0 for g in groups)
-        if self.greedy_only:
-            return
-        self.greedy = torch.tensor([g.temperature == 0 for g in groups], device=device)
-        self.any_greedy = bool(self.greedy.any())
-        self.inv_temp = torch.tensor([1.0 / g.temperature if g.temperature else 1.0 for g in groups], device=device)[:, None]
-        # Runs of consecutive live rows of one group: (generator, rows drawn, indices kept or None).
-        self.draws: list[tuple[torch.Generator, int, torch.Tensor | None]] = []
-        start: dict[int, int] = {}  # group -> its first row
-        for r, g in enumerate(row_group):
-            start.setdefault(id(g), r)
-        runs: dict[int, tuple[Group, list[int]]] = {}
-        for r, g in zip(live, groups, strict=True):
-            runs.setdefault(id(g), (g, []))[1].append(r - start[id(g)])
-        for g, local in runs.values():
-            if g.generator is not None and g.temperature > 0:
-                keep = None if len(local) == g.n else torch.tensor(local, device=device)
-                self.draws.append((g.generator, g.n, keep))
-            else:
-                self.draws.append((shared, len(local), None))
-
-    def pick(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.greedy_only:
-            return logits.argmax(-1)
-        parts = []
-        for gen, count, keep in self.draws:
-            u = torch.rand(count, generator=gen, device=self.device)
-            parts.append(u if keep is None else u.index_select(0, keep))
-        u = parts[0] if len(parts) == 1 else torch.cat(parts)
-        cdf = torch.softmax(logits * self.inv_temp, dim=-1).cumsum_(-1)
-        # The first token whose cumulative probability exceeds u (scaled by the total, which
-        # rounding leaves a hair off 1); zero-probability tokens are never chosen.
-        picked = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True)[:, 0].clamp_(max=logits.shape[-1] - 1)
-        return torch.where(self.greedy, logits.argmax(-1), picked) if self.any_greedy else picked
+    return LlamaDecoder

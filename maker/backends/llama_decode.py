@@ -2,10 +2,9 @@
 
 ``LlamaDecoder`` is the Llama counterpart of ``maker.backends.hf_decode.GPT2Decoder`` and keeps its
 design: the prompt tokens run packed through the matmuls and only attention sees the padded grid;
-each distinct prompt is prefilled once and its cache is shared by its samples; generated keys
-and values go to zeroed chunks that grow without copying. The session subclasses the GPT-2 one,
-so ``select``, cache growth and the (owner, sample) slot grid are the same code. What differs
-lives here: RMSNorm, rotary position embeddings (HF's default rope, rotate-half convention),
+each distinct prompt is prefilled once and its cache is shared by its samples. Both run the same
+session (``maker.backends.kv_session.KVSession``: the cache, drafts, shared rows), which calls
+back into the decoder for the model's own arithmetic. What differs lives here: RMSNorm, rotary position embeddings (HF's default rope, rotate-half convention),
 grouped-query attention (the cache holds the key/value heads only), and the SwiGLU MLP.
 
 Qwen2 is Llama with biases on q/k/v; any bias a checkpoint has is applied, so Llama's
@@ -23,7 +22,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from maker.backends.hf_decode import _GPT2Session
+from maker.backends.kv_session import KVSession, Workspace
 
 _ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 
@@ -133,9 +132,10 @@ class LlamaDecoder:
         self.max_positions: int = cfg.max_position_embeddings
         self.width, self.eps = cfg.hidden_size, cfg.rms_norm_eps
         self.heads, self.kv_heads, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, attn.head_dim
-        self.scale: float = attn.scaling
-        self.embed, self.norm, self.head = body.embed_tokens.weight, body.norm.weight, model.lm_head.weight
+        self.attention_scale: float = attn.scaling
+        self.embed_weight, self.norm, self.head = body.embed_tokens.weight, body.norm.weight, model.lm_head.weight
         self.layers = [self._layer(layer) for layer in body.layers]
+        self.workspace = Workspace()
         self.act: Callable[[torch.Tensor], torch.Tensor] = ACT2FN[cfg.hidden_act]
         # Rotary tables for every position, computed as HF computes them per call (so equal bit for bit).
         positions = torch.arange(self.max_positions, device=self.device, dtype=torch.float32)
@@ -152,18 +152,18 @@ class LlamaDecoder:
         return _Layer(layer.input_layernorm.weight, qkv, qkv_bias, o.weight, o.bias,
                       layer.post_attention_layernorm.weight, gate_up, gate_up_bias, down.weight, down.bias)
 
-    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[_LlamaSession, torch.Tensor]:
+    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[KVSession, torch.Tensor]:
         device, heads, kv, hd = self.device, self.heads, self.kv_heads, self.head_dim
         owners, width = len(prompts), max(map(len, prompts))
         lengths = [len(p) for p in prompts]
         grid = _prompt_grid(lengths, device)
-        neg = torch.finfo(self.embed.dtype).min
+        neg = torch.finfo(self.embed_weight.dtype).min
         causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
         seen = causal & grid.valid[:, None, None, :]  # (owners, 1, query, key)
         mask = torch.zeros(owners, 1, width, width, device=device).masked_fill_(~seen, neg)
         cos, sin = self.cos.index_select(0, grid.pos)[:, None], self.sin.index_select(0, grid.pos)[:, None]
         pkv = torch.empty(len(self.layers), 2, owners, kv, width, hd, device=device)
-        h = self.embed[torch.tensor([t for p in prompts for t in p], device=device)]
+        h = self.embed_weight[torch.tensor([t for p in prompts for t in p], device=device)]
         for i, layer in enumerate(self.layers):
             qkv = self._qkv(h, layer, cos, sin)  # rotated q and k, then v
             qkv = qkv.index_select(0, grid.to_grid).view(owners, width, -1, hd).transpose(1, 2)
@@ -171,16 +171,32 @@ class LlamaDecoder:
             pkv[i, 0], pkv[i, 1] = k, v
             if heads != kv:  # query head j reads key/value head j // groups, as HF's repeat_kv
                 k, v = k.repeat_interleave(heads // kv, dim=1), v.repeat_interleave(heads // kv, dim=1)
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.attention_scale)
             a = a.transpose(1, 2).reshape(-1, heads * hd).index_select(0, grid.from_grid)
             h = self._mlp(F.linear(a, layer.out, layer.out_bias).add_(h), layer)
-        logits = self._logits(h.index_select(0, grid.last))
+        logits = self.logits(h.index_select(0, grid.last))
         pbias = torch.zeros(owners, width, device=device).masked_fill_(~grid.valid, neg)
         owner = [o for o, c in enumerate(counts) for _ in range(c)]
         rows = torch.tensor(owner, device=device)
         # A row's next position is its own prompt's length, whatever the padding before it.
-        session = _LlamaSession(self, pkv, pbias, owner, torch.tensor(lengths, device=device).index_select(0, rows))
+        session = KVSession(self, pkv, pbias, owner, torch.tensor(lengths, device=device).index_select(0, rows))
         return session, logits.index_select(0, rows)
+
+    # --- the arithmetic a KVSession runs (maker.backends.kv_session.Arithmetic) ----------------
+    def embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.embed_weight[tokens]
+
+    def qkv(self, h: torch.Tensor, layer: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cos, sin = self.cos.index_select(0, positions)[:, None], self.sin.index_select(0, positions)[:, None]
+        q, k, v = self._qkv(h, self.layers[layer], cos, sin).split((self.heads, self.kv_heads, self.kv_heads), dim=1)
+        return q, k, v
+
+    def finish_layer(self, attended: torch.Tensor, h: torch.Tensor, layer: int) -> torch.Tensor:
+        weights = self.layers[layer]
+        return self._mlp(F.linear(attended, weights.out, weights.out_bias).add_(h), weights)
+
+    def scale(self, layer: int) -> float:
+        return self.attention_scale
 
     def _qkv(self, h: torch.Tensor, layer: _Layer, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         """Queries, keys and values (tokens, heads + 2 kv_heads, head_dim) of the residual stream
@@ -197,7 +213,7 @@ class LlamaDecoder:
         gate, up = F.linear(x, layer.gate_up, layer.gate_up_bias).chunk(2, dim=-1)
         return F.linear(self.act(gate) * up, layer.down, layer.down_bias).add_(h)
 
-    def _logits(self, h: torch.Tensor) -> torch.Tensor:
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
         return F.rms_norm(h, (self.width,), self.norm, self.eps) @ self.head.T
 
 
@@ -209,56 +225,3 @@ def _attention_linears(layer: Any) -> tuple[Any, Any, Any, Any]:
 def _mlp_linears(layer: Any) -> tuple[Any, Any, Any]:
     m = layer.mlp
     return m.gate_proj, m.up_proj, m.down_proj
-
-
-class _LlamaSession(_GPT2Session):
-    """The GPT-2 session's cache (prompt block shared per prompt, generated block in chunks) with
-    ``kv_heads`` key/value heads instead of one per query head; ``select`` and growth are inherited.
-    Rows keep their own positions (``pos``), which the rotary tables are indexed by."""
-
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
-        dec, c, rows = self.dec, self.cur, len(tokens)
-        if c == len(self.gbias):
-            self._grow(rows)
-        self.gbias[c] = 0.0
-        last, col = self.chunks[-1], c - len(self.gbias) + self.chunks[-1].shape[4]
-        bias = torch.cat([self.row_pbias, self.gbias.expand(rows, 1, -1)], dim=-1)  # (rows, 1, columns)
-        cos, sin = dec.cos.index_select(0, self.pos)[:, None], dec.sin.index_select(0, self.pos)[:, None]
-        h = dec.embed[tokens]
-        for i, layer in enumerate(dec.layers):
-            q, k, v = dec._qkv(h, layer, cos, sin).split((dec.heads, dec.kv_heads, dec.kv_heads), dim=1)
-            last[i, 0, :, :, col], last[i, 1, :, :, col] = k, v
-            h = dec._mlp(F.linear(self._attend(i, q, bias), layer.out, layer.out_bias).add_(h), layer)
-        self.cur += 1
-        self.pos = self.pos + 1
-        return dec._logits(h)
-
-    def _attend(self, i: int, q: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """Layer ``i``'s attention output (rows, heads * head_dim) for one query per row (rows, heads, head_dim).
-
-        The query heads of a key/value head are matmul rows against that head's keys: a grouped
-        query reads the cache once, and with one group this is the GPT-2 session's attention."""
-        pkv, m, fill, slots = self.pkv, self.m, self.fill, self.slots
-        rows, heads, hd = q.shape
-        owners, kv, width = pkv.shape[2], pkv.shape[3], pkv.shape[4]
-        groups = heads // kv
-        # Scores against the prompt on the (owner, sample) grid, as (owners, kv, m x groups, width), then back to rows.
-        grid_q = (q if fill is None else q.index_select(0, fill)).view(owners, m, kv, groups, hd).transpose(1, 2)
-        s_prompt = torch.matmul(grid_q.reshape(owners, kv, m * groups, hd), pkv[i, 0].transpose(-1, -2))
-        s_prompt = s_prompt.view(owners, kv, m, groups, width).transpose(1, 2).reshape(-1, heads, width)
-        if slots is not None:
-            s_prompt = s_prompt.index_select(0, slots)
-        by_kv = q.view(rows, kv, groups, hd)
-        s_new = [torch.matmul(by_kv, chunk[i, 0].transpose(-1, -2)).view(rows, heads, -1) for chunk in self.chunks]
-        att = torch.softmax(torch.cat([s_prompt, *s_new], dim=-1).mul_(self.dec.scale).add_(bias), dim=-1)
-        a_prompt = att[..., :width] if fill is None else att[..., :width].index_select(0, fill)
-        a_prompt = a_prompt.reshape(owners, m, kv, groups, width).transpose(1, 2).reshape(owners, kv, m * groups, width)
-        o = torch.matmul(a_prompt, pkv[i, 1]).view(owners, kv, m, groups, hd).transpose(1, 2).reshape(-1, heads * hd)
-        if slots is not None:
-            o = o.index_select(0, slots)
-        start = width
-        for chunk in self.chunks:
-            end = start + chunk.shape[4]
-            o = o + torch.matmul(att[:, :, start:end].reshape(rows, kv, groups, -1), chunk[i, 1]).view(rows, -1)
-            start = end
-        return o

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from maker.backends.base import Backend, Sample, SampleRequest
@@ -56,7 +57,9 @@ class RayWorker(Backend):
         future: asyncio.Future[list[list[Sample]]] = loop.create_future()
         if not self._waiting:
             loop.call_soon(self._start_send, loop)  # after this turn's other calls are in
-        self._waiting.append((list(requests), future))
+        # A task's draft hook is a closure over the task, which need not pickle (a task loaded from a
+        # file is not importable on the workers): the workers draft from prompts and earlier replies.
+        self._waiting.append(([replace(r, draft=None) for r in requests], future))
         return await future
 
     def _start_send(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from maker.backends import hf_decode  # noqa: E402
+from maker.backends import kv_session  # noqa: E402
 from maker.backends.hf_decode import Group, decode, make_decoder  # noqa: E402
 from maker.backends.llama_decode import LlamaDecoder  # noqa: E402
 
@@ -89,24 +89,21 @@ def test_greedy_decode_matches_hf_token_for_token(model):
         assert passes == max(len(w) + (r == "stop") for w, r in zip(want, reasons, strict=True))
 
 
-@pytest.mark.parametrize("merge", [True, False], ids=["merged-chunks", "separate-chunks"])
-def test_prefill_and_step_logits_match_hf(model, merge, monkeypatch):
-    """Uneven samples per prompt, each row fed its own tokens, past the first cache chunk."""
-    if not merge:  # every 16 columns a chunk of its own, so attention reads several chunks
-        monkeypatch.setattr(hf_decode, "_MERGE_BELOW", 0)
+def test_prefill_and_step_logits_match_hf(model):
+    """Uneven samples per prompt, each row fed its own tokens, past the first growth of the cache."""
     counts = [2, 1, 3, 1]
     sequences = [list(PROMPTS[o]) for o in owners_of(counts)]
     tokens = torch.Generator().manual_seed(7)
     with torch.inference_mode():
         session, logits = make_decoder(model).prefill(PROMPTS, counts)
-        for _ in range(hf_decode._CHUNK + 2):
+        for _ in range(kv_session._GROW + 2):
             assert (logits - hf_next_logits(model, sequences)).abs().max() < TOLERANCE
             step = torch.randint(0, VOCAB, (len(sequences),), generator=tokens)
             for sequence, token in zip(sequences, step.tolist(), strict=True):
                 sequence.append(token)
             logits = session.step(step)
     assert (logits - hf_next_logits(model, sequences)).abs().max() < TOLERANCE
-    assert len(session.chunks) == (1 if merge else 2)
+    assert session.gkv.shape[4] > kv_session._GROW  # the generated block grew, and kept what it held
 
 
 def test_select_keeps_the_right_rows(model):

@@ -229,3 +229,23 @@ def test_bad_parameters_name_the_parameter(params, field):
 def test_apply_move_rejects_bad_pegs():
     with pytest.raises(ValueError, match="bad pegs"):
         apply_move(((1,), (), ()), (1, 0, 3))
+
+
+def test_the_draft_hook_completes_a_reply_once_its_disk_is_named_and_never_consults_the_oracle():
+    """The hook follows the model's choice: the right disk gives the right reply, another legal disk
+    gives that disk's move (not the oracle's), and anything it cannot follow gives no guess."""
+    task = HanoiTask(disks=5)
+    state = task.initial_state()
+    right = task.format_reply(state, task.oracle(state))  # 'move = [1, 0, 2]\nnext_state = ...'
+    assert task.draft(state, "") == "move = ["
+    assert task.draft(state, "mov") == "e = ["
+    assert task.draft(state, "move = [") is None  # the disk is the model's to choose
+    assert "move = [1" + task.draft(state, "move = [1") == right
+    assert "move = [1, 0" + task.draft(state, "move = [1, 0") == right
+    assert task.draft(state, "move = [1, 0, 1]") is None  # not the move the prompt's direction gives
+    assert task.draft(state, "move = [2") is None  # disk 2 is not on top
+    assert task.draft(state, "next_state") is None
+    later = task.apply(state, task.oracle(state))  # disk 1 just moved: disk 2's only legal move
+    assert task.draft(later, "move = [2") == ", 0, 1]\nnext_state = [[5, 4, 3], [2], [1]]"
+    assert task.draft(later, "move = [1") is not None  # a wrong choice of disk is followed too
+    assert HanoiTask(disks=5, prompt_style="paper").draft(state, "") is None  # a general LLM's replies: no guess

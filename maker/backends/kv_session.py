@@ -1,0 +1,264 @@
+"""The KV cache of one batch in flight, for the hand-written decoders (``maker.backends.hf_decode``).
+
+A ``KVSession`` holds a batch whose rows are the samples of a few distinct prompts. ``extend``
+feeds every row up to ``T`` new tokens in one forward pass (its pending token and a draft; see
+``maker.backends.drafting``) and returns the logits after each; ``accept`` then keeps a number of
+them per row (a rejected draft is rewound: its columns are masked and later overwritten);
+``select`` drops finished rows. The cache has two blocks, each read whole by batched matmuls:
+
+- the prompt block ``pkv`` (layers, 2, owners, kv_heads, width, head_dim) holds each distinct
+  prompt once, left-padded, for all of its samples; ``pbias`` (owners, width) masks padding.
+  Attention to it runs on a grid of (owner, j-th sample of that owner) slots, so a prompt's keys
+  and values are read once per pass however many samples share it;
+- the generated block ``gkv`` (layers, 2, rows, kv_heads, columns, head_dim) holds each row's own
+  tokens from column 0; ``glen`` counts a row's valid columns, so rows advance by different
+  numbers of tokens. It lives in the decoder's ``Workspace`` and grows by copying, a few times
+  per batch: fresh memory costs page faults (measured: 45 ms for a 58 MB block, 10x a reused one).
+
+Masks are a very negative finite number and masked columns hold finite values (the workspace is
+zeroed when made and only ever receives keys and values): a masked column's weight is exactly 0,
+and nothing turns into NaN.
+
+The model-specific arithmetic (embedding, q/k/v with positions, the rest of a layer, the head)
+comes from the decoder, which implements ``Arithmetic``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import accumulate, groupby
+from typing import NamedTuple, Protocol
+
+import torch
+
+_GROW = 16  # generated columns added at least when the block is full
+
+
+class Workspace:
+    """Two flat buffers that a decoder's sessions take their generated blocks from, so that a new
+    batch reuses memory instead of faulting in fresh pages. A block is taken from the buffer the
+    current block is not in (growing and dropping rows copy from one to the other). One session
+    per decoder at a time: a session made later takes the buffers over, and the older one refuses
+    to go on (``check``)."""
+
+    def __init__(self) -> None:
+        self.buffers: list[torch.Tensor | None] = [None, None]
+        self.owner: object = None
+
+    def take(self, shape: Sequence[int], like: torch.Tensor, current: torch.Tensor | None = None) -> torch.Tensor:
+        """A contiguous tensor of ``shape`` (``like``'s dtype and device) outside ``current``'s buffer."""
+        size = math.prod(shape)
+        for k, buffer in enumerate(self.buffers):
+            if current is not None and buffer is not None and current.data_ptr() == buffer.data_ptr():
+                continue
+            if buffer is None or buffer.numel() < size or buffer.dtype != like.dtype or buffer.device != like.device:
+                buffer = self.buffers[k] = like.new_zeros(max(size, 3 * (0 if buffer is None else buffer.numel()) // 2))
+            return buffer[:size].view(*shape)
+        raise AssertionError("a block is always outside one of the two buffers")
+
+    def check(self, session: object) -> None:
+        if self.owner is not session:
+            raise RuntimeError("a newer session of this decoder took over its workspace: finish one batch before starting the next")
+
+
+class Arithmetic(Protocol):
+    """What a session needs from its decoder: the per-token math of one model family, and its workspace."""
+
+    heads: int
+    kv_heads: int
+    head_dim: int
+    workspace: Workspace
+
+    def embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor: ...
+    def qkv(self, h: torch.Tensor, layer: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+    def finish_layer(self, attended: torch.Tensor, h: torch.Tensor, layer: int) -> torch.Tensor: ...
+    def logits(self, h: torch.Tensor) -> torch.Tensor: ...
+    def scale(self, layer: int) -> float: ...
+
+
+class KVSession:
+    """One batch in flight; rows are addressed by their position in the current batch."""
+
+    def __init__(self, dec: Arithmetic, pkv: torch.Tensor, pbias: torch.Tensor, owner: list[int], pos: torch.Tensor) -> None:
+        self.dec, self.pkv, self.pbias, self.pos = dec, pkv, pbias, pos
+        self.neg = torch.finfo(pkv.dtype).min
+        dec.workspace.owner = self
+        self.gkv = dec.workspace.take((*pkv.shape[:2], len(owner), pkv.shape[3], _GROW, pkv.shape[5]), pkv)
+        self.glen = [0] * len(owner)  # valid generated columns per row
+        self._set_owners(owner)
+
+    def _set_owners(self, owner: list[int]) -> None:
+        """Row -> owner (ascending, owners numbered from 0 without gaps), and the slot grid."""
+        self.owner = owner
+        self.grid = _Grid.of(owner, self.pbias)
+        self.kin = list(owner)  # rows with one kin number hold the same tokens (prompt and generated)
+
+    def select(self, keep: Sequence[int]) -> None:
+        """Keep only the rows at positions ``keep`` (ascending)."""
+        index = torch.tensor(keep, device=self.pos.device)
+        owners = sorted({self.owner[r] for r in keep})
+        if len(owners) < self.pkv.shape[2]:  # some prompts have no sample left
+            kept = torch.tensor(owners, device=index.device)
+            self.pkv, self.pbias = self.pkv.index_select(2, kept), self.pbias.index_select(0, kept)
+        self.dec.workspace.check(self)
+        shape = list(self.gkv.shape)
+        shape[2] = len(keep)
+        self.gkv = torch.index_select(self.gkv, 2, index, out=self.dec.workspace.take(shape, self.gkv, self.gkv))
+        self.pos = self.pos.index_select(0, index)
+        self.glen = [self.glen[r] for r in keep]
+        kin = [self.kin[r] for r in keep]
+        renumber = {o: k for k, o in enumerate(owners)}
+        self._set_owners([renumber[self.owner[r]] for r in keep])
+        self.kin = kin
+
+    def accept(self, kept: Sequence[int]) -> None:
+        """After ``extend``: row r keeps its first ``kept[r]`` new tokens; the rest are rewound."""
+        self.glen = [g + k for g, k in zip(self.glen, kept, strict=True)]
+        self.pos = self.pos + torch.tensor(kept, device=self.pos.device)
+        # Rows that held the same tokens, were fed the same ones and kept as many still hold the same.
+        kin: dict[tuple[int, int], int] = {}
+        self.kin = [kin.setdefault((fed, k), len(kin)) for fed, k in zip(self._fed, kept, strict=True)]
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """One token per row, kept: the next logits of each row (rows, vocab)."""
+        logits = self.extend(tokens[:, None])[:, 0]
+        self.accept([1] * len(tokens))
+        return logits
+
+    def _grow(self, columns: int) -> None:
+        have = self.gkv.shape[4]
+        size = max(columns, have + max(_GROW, have // 2))
+        new = self.dec.workspace.take((*self.gkv.shape[:4], size, self.gkv.shape[5]), self.gkv, self.gkv)
+        new[:, :, :, :, :have] = self.gkv
+        self.gkv = new
+
+    def extend(self, tokens: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
+        """Feed ``tokens`` (rows, T) after each row's valid tokens; the logits after each (rows, T, vocab).
+
+        Row r's tokens are its first ``lengths[r]`` (default: all T); the rest are padding, whose
+        logits are zeros. The new keys and values go to columns ``glen[r]`` onwards; until ``accept``
+        counts them they are not part of the row (a later ``extend`` overwrites them).
+
+        Two rows that hold the same tokens and are fed the same ones compute the same thing (the
+        samples of a step mostly agree token for token), so only one of them is computed: its keys
+        and values are written to both, its logits returned for both. Real tokens run packed
+        through the matmuls; only attention sees the (rows, T) grid."""
+        dec, device = self.dec, self.pos.device
+        dec.workspace.check(self)
+        rows, t = tokens.shape
+        lengths = [t] * rows if lengths is None else list(lengths)
+        fed: dict[tuple[int, tuple[int, ...]], int] = {}  # (kin, tokens fed) -> index among the computed rows
+        ids = tokens.tolist()
+        self._fed = [fed.setdefault((kin, tuple(row[:n])), len(fed)) for kin, row, n in zip(self.kin, ids, lengths, strict=True)]
+        lead = list({f: r for r, f in reversed(list(enumerate(self._fed)))}.values())  # first row of each
+        lead.sort()
+        n_lead = [lengths[r] for r in lead]
+        used = max(g + n for g, n in zip(self.glen, lengths, strict=True))
+        if used > self.gkv.shape[4]:
+            self._grow(used)
+        # The computed rows ("leads"): their packed tokens, positions and columns.
+        starts = list(accumulate(n_lead, initial=0))
+        lead_index = torch.tensor(lead, device=device)
+        every = len(lead) == rows
+        packed = torch.tensor([j * t + s for j, n in enumerate(n_lead) for s in range(n)], device=device)
+        lead_tokens = tokens if every else tokens.index_select(0, lead_index)
+        lead_glen = [self.glen[r] for r in lead]
+        steps = torch.arange(t, device=device)
+        cols = torch.tensor(lead_glen, device=device)[:, None] + steps  # (leads, T): where each new token goes
+        lead_pos = self.pos if every else self.pos.index_select(0, lead_index)
+        positions = (lead_pos[:, None] + steps).reshape(-1)[packed]
+        # Every row's new tokens, as (row, column, packed token of its lead).
+        order = {r: j for j, r in enumerate(lead)}
+        write_rows, write_cols, write_src = [], [], []
+        for r, f in enumerate(self._fed):
+            j = order[lead[f]] if not every else r
+            for s in range(lengths[r]):
+                write_rows.append(r)
+                write_cols.append(self.glen[r] + s)
+                write_src.append(starts[j] + s)
+        write_rows_t = torch.tensor(write_rows, device=device)
+        write_cols_t = torch.tensor(write_cols, device=device)
+        write_src_t = None if write_src == list(range(len(write_src))) else torch.tensor(write_src, device=device)
+        # Query s of a lead sees its valid columns and the new ones up to its own.
+        seen = torch.arange(used, device=device) <= cols[:, :, None]  # (leads, T, used)
+        groups = dec.heads // dec.kv_heads
+        leads = len(lead)
+        grid = self.grid if every else _Grid.of([self.owner[r] for r in lead], self.pbias)
+        gbias = torch.zeros(leads, t, used, device=device).masked_fill_(~seen, self.neg)
+        gbias = gbias[:, None, :, None, :].expand(leads, 1, t, groups, used).reshape(leads, 1, t * groups, used)
+        pbias = grid.row_pbias[:, None, None, :].expand(leads, 1, t * groups, -1)
+        bias = torch.cat([pbias, gbias], dim=-1)
+        h = dec.embed(lead_tokens.reshape(-1)[packed], positions)
+        dense = len(packed) == leads * t
+        for i in range(len(self.gkv)):
+            q, k, v = dec.qkv(h, i, positions)
+            self.gkv[i, 0][write_rows_t, :, write_cols_t] = k if write_src_t is None else k.index_select(0, write_src_t)
+            self.gkv[i, 1][write_rows_t, :, write_cols_t] = v if write_src_t is None else v.index_select(0, write_src_t)
+            if not dense:  # padding queries are zeros: computed, never read
+                q = q.new_zeros(leads * t, *q.shape[1:]).index_copy_(0, packed, q)
+            keys, values = self.gkv[i, 0, :, :, :used], self.gkv[i, 1, :, :, :used]
+            if not every:
+                keys, values = keys.index_select(0, lead_index), values.index_select(0, lead_index)
+            attended = self._attend(i, q.view(leads, t, dec.heads, -1), bias, grid, keys, values)
+            h = dec.finish_layer(attended if dense else attended.index_select(0, packed), h, i)
+        logits = dec.logits(h)
+        if not dense:
+            logits = logits.new_zeros(leads * t, logits.shape[-1]).index_copy_(0, packed, logits)
+        logits = logits.view(leads, t, -1)
+        if not every:  # each row gets its lead's
+            logits = logits.index_select(0, torch.tensor([order[lead[f]] for f in self._fed], device=device))
+        return logits
+
+    def _attend(self, i: int, q: torch.Tensor, bias: torch.Tensor, grid: _Grid, keys: torch.Tensor,
+                values: torch.Tensor) -> torch.Tensor:
+        """Layer ``i``'s attention output (rows * T, heads * head_dim) for queries q (rows, T, heads, head_dim)
+        of the rows laid out by ``grid``, whose generated keys and values are ``keys``, ``values``.
+
+        The query heads of a key/value head are matmul rows against that head's keys (grouped-query
+        attention reads the cache once; GPT-2 has one query head per key/value head)."""
+        pkv, m, fill, slots, dec = self.pkv, grid.m, grid.fill, grid.slots, self.dec
+        rows, t, heads, hd = q.shape
+        owners, kv, width = pkv.shape[2], pkv.shape[3], pkv.shape[4]
+        tg = t * (heads // kv)  # queries per key/value head of a row
+        by_kv = q.view(rows, t, kv, heads // kv, hd).transpose(1, 2).reshape(rows, kv, tg, hd)
+        # Scores against the prompt on the (owner, sample) grid, then back to rows.
+        grid_q = (by_kv if fill is None else by_kv.index_select(0, fill)).view(owners, m, kv, tg, hd)
+        grid_q = grid_q.transpose(1, 2).reshape(owners, kv, m * tg, hd)
+        s_prompt = torch.matmul(grid_q, pkv[i, 0].transpose(-1, -2)).view(owners, kv, m, tg, width)
+        s_prompt = s_prompt.transpose(1, 2).reshape(owners * m, kv, tg, width)
+        if slots is not None:
+            s_prompt = s_prompt.index_select(0, slots)
+        s_new = torch.matmul(by_kv, keys.transpose(-1, -2))  # (rows, kv, tg, used)
+        att = torch.softmax(torch.cat([s_prompt, s_new], dim=-1).mul_(dec.scale(i)).add_(bias), dim=-1)
+        a_prompt = att[..., :width] if fill is None else att[..., :width].index_select(0, fill)
+        a_prompt = a_prompt.reshape(owners, m, kv, tg, width).transpose(1, 2).reshape(owners, kv, m * tg, width)
+        o = torch.matmul(a_prompt, pkv[i, 1]).view(owners, kv, m, tg, hd).transpose(1, 2).reshape(owners * m, kv, tg, hd)
+        if slots is not None:
+            o = o.index_select(0, slots)
+        o = o + torch.matmul(att[..., width:], values)
+        # (rows, kv, T, groups, hd) -> (rows, T, kv * groups * hd): query head j is kv head j // groups.
+        return o.view(rows, kv, t, heads // kv, hd).transpose(1, 2).reshape(rows * t, heads * hd)
+
+
+class _Grid(NamedTuple):
+    """How rows (ascending owners, each owner's rows together) map onto the (owner, sample) grid
+    on which attention to the shared prompt block runs."""
+
+    m: int  # the most rows of one owner
+    fill: torch.Tensor | None  # grid slot -> row (a slot past an owner's rows repeats its last): None if rows are the grid
+    slots: torch.Tensor | None  # row -> grid slot
+    row_pbias: torch.Tensor  # (rows, width): each row's prompt padding mask
+
+    @staticmethod
+    def of(owner: Sequence[int], pbias: torch.Tensor) -> _Grid:
+        device = pbias.device
+        counts = [len(list(rows)) for _, rows in groupby(owner)]
+        m = max(counts)
+        row_pbias = pbias.index_select(0, torch.tensor(owner, device=device))
+        if all(c == m for c in counts):
+            return _Grid(m, None, None, row_pbias)
+        first = list(accumulate(counts, initial=0))  # owner -> its first row
+        slots = torch.tensor([o * m + r - first[o] for r, o in enumerate(owner)], device=device)
+        fill = torch.tensor([first[o] + min(j, counts[o] - 1) for o in range(len(counts)) for j in range(m)], device=device)
+        return _Grid(m, fill, slots, row_pbias)
