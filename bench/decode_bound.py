@@ -55,15 +55,17 @@ def model_flops_per_token(model: Any, context: float) -> float:
     return 2 * matmul_params + attention
 
 
-def matmul_rate(width: int, inner: int, rows: int, seconds: float = 2.0) -> float:
+def matmul_rate(width: int, inner: int, rows: int, device: str, seconds: float = 2.0) -> float:
     """GFLOP/s of ``rows x width @ width x inner`` then ``@ inner x width`` (an MLP), as fast as it goes."""
-    a, w1, w2 = torch.randn(rows, width), torch.randn(width, inner), torch.randn(inner, width)
+    a, w1, w2 = (torch.randn(*shape, device=device) for shape in ((rows, width), (width, inner), (inner, width)))
     for _ in range(3):
         (a @ w1) @ w2
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         (a @ w1) @ w2
         done += 1
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     return done * 4 * rows * width * inner / (time.perf_counter() - start) / 1e9
 
 
@@ -97,13 +99,14 @@ def main() -> None:
     parser.add_argument("--batches", default="64,256,1024", help="sequences per forward batch (3 per step)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--matmul-rows", type=int, default=4096)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the matmul rate is measured there too)")
     parser.add_argument("--name", default="decode_bound")
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     task, states = workload(args.disks, args.steps)
     backends = {draft: HFBackend(str(task.default_model), max_batch=max(int(b) for b in args.batches.split(",")),
-                                 draft=draft) for draft in (0, 32)}
+                                 draft=draft, device=args.device) for draft in (0, 32)}
     model, tokenizer = backends[0].model, backends[0].tokenizer
     prompt_tokens = [len(tokenizer(task.prompt(s))["input_ids"]) for s in states]
     reply_tokens = [len(tokenizer(task.format_reply(s, task.oracle(s)), add_special_tokens=False)["input_ids"]) + 1  # + EOS
@@ -113,7 +116,7 @@ def main() -> None:
     flops = sum(prompt_tokens) * per_token_prompt + 3 * sum(reply_tokens) * per_token_reply
     cfg = model.config
     rate = matmul_rate(cfg.hidden_size, getattr(cfg, "n_inner", None) or getattr(cfg, "intermediate_size", None) or 4 * cfg.hidden_size,
-                       args.matmul_rows)
+                       args.matmul_rows, args.device)
     bound = flops / (rate * 1e9)
     print(f"model {sum(p.numel() for p in model.parameters()):,} parameters; workload {args.steps} steps, "
           f"{flops / 1e9:.1f} GFLOP; matmul rate {rate:.1f} GFLOP/s; bound {bound:.2f} s", flush=True)
@@ -144,7 +147,7 @@ def main() -> None:
         loop.run_until_complete(backend.aclose())
     loop.close()
     settings = {"task": "hanoi", "disks": args.disks, "steps": args.steps, "samples_per_step": "1 greedy + 2 at T=1.0",
-                "threads": torch.get_num_threads(), "model": str(task.default_model), "draft_tokens": 32}
+                "threads": torch.get_num_threads(), "device": args.device, "model": str(task.default_model), "draft_tokens": 32}
     numbers = {"parameters": sum(p.numel() for p in model.parameters()), "workload_gflop": round(flops / 1e9, 2),
                "prompt_tokens_per_step": round(sum(prompt_tokens) / len(states), 1),
                "reply_tokens_per_sample": round(sum(reply_tokens) / len(states), 1),

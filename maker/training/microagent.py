@@ -65,13 +65,18 @@ def _run_states(task: Task, trained: set[str], count: int, seed: int) -> tuple[l
 
 
 def _journal_data(task_spec: str | None, journals: Sequence[str | os.PathLike[str]], held_out: int,
-                  seed: int) -> tuple[list[Example], list[Example]]:
-    """The journals' steps, split by prompt: about ``held_out`` distinct prompts are kept out of training."""
-    examples = journal_examples(task_spec, journals)
+                  seed: int) -> tuple[list[Example], list[Example], int]:
+    """The journals' distinct steps, split by prompt (about ``held_out`` distinct prompts are kept out of
+    training), and how many decided steps the journals hold. A state a run meets again and again (a
+    sorted pair in every later sweep of a sort) is one example, not one per visit: repeats teach
+    nothing new and crowd out the rare states. Measured on the tutorial task: with repeats, 243,633
+    examples of which 61,788 distinct, and the adapter failed a new run; without, see docs/tasks.md."""
+    decided = journal_examples(task_spec, journals)
+    examples = list({(e.prompt, e.reply): e for e in decided}.values())
     prompts = sorted({e.prompt for e in examples})
     random.Random(seed).shuffle(prompts)
     kept_out = set(prompts[:min(held_out, len(prompts) // 10)])
-    return [e for e in examples if e.prompt not in kept_out], [e for e in examples if e.prompt in kept_out]
+    return [e for e in examples if e.prompt not in kept_out], [e for e in examples if e.prompt in kept_out], len(decided)
 
 
 def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: TrainSettings | None = None,
@@ -95,8 +100,9 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
         raise ConfigError(f"base folder {str(base_folder)!r} holds no model (config.json) to start {settings.method} from")
     began = time.perf_counter()
     if journals:
-        train, held = _journal_data(task_spec, journals, held_out, settings.seed)
-        source = {"from": "journals", "journals": [str(Path(j).resolve()) for j in journals], "oracle_used": False}
+        train, held, decided = _journal_data(task_spec, journals, held_out, settings.seed)
+        source = {"from": "journals", "journals": [str(Path(j).resolve()) for j in journals], "oracle_used": False,
+                  "decided_steps": decided}
         unseen = True
     else:
         if not task.has_oracle:
