@@ -56,15 +56,16 @@ class Drafter:
     the same prompts as text (the memory's keys); a row is named by the decoder's row number and
     its prompt's index."""
 
-    def __init__(self, prompts: Sequence[Sequence[int]], texts: Sequence[str], tokenizer: Any,
+    def __init__(self, prompts: Sequence[Sequence[int]], texts: Sequence[str], codec: Any,
                  memory: ReplyMemory | None, max_tokens: int, vocab: int | None = None) -> None:
-        self.prompts, self.texts, self.tokenizer, self.memory, self.max_tokens = prompts, texts, tokenizer, memory, max_tokens
+        # codec: text <-> ids (``maker.backends.codec.Codec``: ``decode(ids)``, ``encode(text)`` without special tokens)
+        self.prompts, self.texts, self.codec, self.memory, self.max_tokens = prompts, texts, codec, memory, max_tokens
         self.vocab = vocab  # the model's embedding rows: a hook's text may tokenize to ids past them
         # Replies known per prompt index: from the memory, then from rows as they finish.
         self.replies: list[list[tuple[int, ...]]] = [list(memory.get(t)) if memory else [] for t in texts]
         self.expected: dict[int, tuple[int, ...]] = {}  # row -> what its hook expects the whole reply to be
         self._hooked: dict[tuple[int, tuple[int, ...]], tuple[int, ...] | None] = {}  # (prompt, reply so far) -> expected
-        self._index = [_ngram_index(p) for p in prompts]
+        self._index: dict[int, dict[tuple[int, ...], int]] = {}  # prompt -> its n-grams, made when first looked up
         self.stats = {"drafted": 0, "draft_accepted": 0}  # tokens proposed, and drawn by the model too
 
     def propose(self, row: int, prompt: int, hook: DraftHook | None, out: list[int], limit: int) -> list[int]:
@@ -106,21 +107,24 @@ class Drafter:
         key = (prompt, tuple(out))
         if key in self._hooked:
             return self._hooked[key]
-        so_far = self.tokenizer.decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        so_far = self.codec.decode(out)
         more = hook(so_far)
         expected = None
         if more:
-            whole = self.tokenizer(so_far + more, add_special_tokens=False)["input_ids"]
+            whole = self.codec.encode(so_far + more)
             # The reply's own tokens come first when they tokenize the same within the whole text;
             # otherwise the continuation is tokenized alone.
-            expected = tuple(whole) if whole[: len(out)] == out else (*out, *self.tokenizer(more, add_special_tokens=False)["input_ids"])
+            expected = tuple(whole) if whole[: len(out)] == out else (*out, *self.codec.encode(more))
             if self.vocab is not None:  # a draft stops before a token the model does not have
                 expected = expected[: next((i for i, t in enumerate(expected) if not 0 <= t < self.vocab), len(expected))]
         self._hooked[key] = expected
         return expected
 
     def _lookup(self, prompt: int, out: list[int], limit: int) -> list[int]:
-        tokens, index = self.prompts[prompt], self._index[prompt]
+        tokens = self.prompts[prompt]
+        index = self._index.get(prompt)
+        if index is None:
+            index = self._index[prompt] = _ngram_index(tokens)
         context = out if len(out) >= _NGRAMS[0] else [*tokens[-_NGRAMS[0]:], *out]
         for n in _NGRAMS:
             if len(context) < n:

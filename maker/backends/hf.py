@@ -18,13 +18,14 @@ import warnings
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from maker.backends.base import Backend, Sample, SampleRequest
+from maker.backends.codec import Codec
 from maker.backends.drafting import Drafter, ReplyMemory
 from maker.backends.hf_decode import Group, decode, make_decoder
 from maker.config import adapter_base, manifest_defaults
@@ -48,6 +49,10 @@ class Microagent:
     eos: frozenset[int]
     defaults: dict[str, Any]
     base: Path | None = None
+    codec: Codec = field(init=False)  # the tokenizer's fast path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codec", Codec(self.tokenizer))  # frozen: set once, here
 
 
 class HFBackend(Backend):
@@ -269,8 +274,8 @@ class HFBackend(Backend):
     def _decode(self, agent: Microagent, requests: list[SampleRequest]) -> tuple[list[list[Sample] | BackendError], tuple[int, int], int]:
         results: list[list[Sample] | BackendError] = [[] for _ in requests]
         prompt_index = {p: k for k, p in enumerate(dict.fromkeys(r.prompt for r in requests))}
-        tokenizer = agent.tokenizer
-        encoded = tokenizer(list(prompt_index), add_special_tokens=True)["input_ids"]
+        codec = agent.codec
+        encoded = codec.encode_batch(list(prompt_index))
         limit = agent.decoder.max_positions
         prompts: list[list[int]] = []
         used: dict[int, int] = {}  # prompt index -> index among the prompts actually decoded
@@ -293,7 +298,7 @@ class HFBackend(Backend):
                 groups.append((i, Group(k, r.n, r.temperature, room, gen, r.draft)))
         if not groups:
             return results, (0, 0), 0
-        hit_stop = None if not self.stop else lambda ids: self._hit_stop(tokenizer, ids)
+        hit_stop = None if not self.stop else lambda ids: self._hit_stop(codec, ids)
         drafter = None
         if self.draft:
             texts = [""] * len(prompts)
@@ -302,22 +307,22 @@ class HFBackend(Backend):
                     texts[used[k]] = text
             # The memory is per microagent: another model's replies would be poor drafts.
             memory = self._replies.setdefault(id(agent), ReplyMemory())
-            drafter = Drafter(prompts, texts, tokenizer, memory, self.draft, agent.model.get_input_embeddings().num_embeddings)
+            drafter = Drafter(prompts, texts, codec, memory, self.draft, agent.model.get_input_embeddings().num_embeddings)
         out, finish, passes = decode(
             agent.decoder, prompts, [g for _, g in groups], eos=agent.eos, generator=self._generator,
             hit_stop=hit_stop, aborted=self._abort.is_set, drafter=drafter,
         )
         if drafter is not None:
             self._stats.update(drafter.stats)
-        texts = tokenizer.batch_decode(out, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        texts = codec.decode_batch(out)
         row = 0
         for i, g in groups:
             results[i] = [Sample(self._cut(texts[j]), len(out[j]), finish[j]) for j in range(row, row + g.n)]  # type: ignore[arg-type]
             row += g.n
         return results, (passes, len(prompts)), sum(map(len, out))
 
-    def _hit_stop(self, tokenizer: Any, ids: list[int]) -> bool:
-        tail = tokenizer.decode(ids[-self._stop_window :], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    def _hit_stop(self, codec: Codec, ids: list[int]) -> bool:
+        tail = codec.decode(ids[-self._stop_window :])
         return any(s in tail for s in self.stop)
 
     def _cut(self, text: str) -> str:

@@ -24,14 +24,14 @@ VOCAB = 64
 
 
 class CharTokenizer:
-    """Token i is the character chr(48 + i): enough of a tokenizer for the task hook's text. Characters
+    """A codec where token i is the character chr(48 + i): enough for the task hook's text. Characters
     past the model's vocabulary come out as ids it does not have (which a draft must never feed it)."""
 
-    def decode(self, ids, **_):
+    def decode(self, ids):
         return "".join(chr(48 + i) for i in ids)
 
-    def __call__(self, text, add_special_tokens=False):
-        return {"input_ids": [ord(c) - 48 for c in text]}
+    def encode(self, text):
+        return [ord(c) - 48 for c in text]
 
 
 @pytest.fixture(scope="module", params=["gpt2", "llama"])
