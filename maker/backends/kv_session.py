@@ -151,7 +151,8 @@ class KVSession:
         fed: dict[tuple[int, tuple[int, ...]], int] = {}  # (kin, tokens fed) -> index among the computed rows
         ids = tokens.tolist()
         self._fed = [fed.setdefault((kin, tuple(row[:n])), len(fed)) for kin, row, n in zip(self.kin, ids, lengths, strict=True)]
-        lead = list({f: r for r, f in reversed(list(enumerate(self._fed)))}.values())  # first row of each
+        # The first row of each: fed numbers count up in row order, so lead[f] is the row that computes f.
+        lead = list({f: r for r, f in reversed(list(enumerate(self._fed)))}.values())
         lead.sort()
         n_lead = [lengths[r] for r in lead]
         used = max(g + n for g, n in zip(self.glen, lengths, strict=True))
@@ -161,25 +162,27 @@ class KVSession:
         starts = list(accumulate(n_lead, initial=0))
         lead_index = torch.tensor(lead, device=device)
         every = len(lead) == rows
-        packed = torch.tensor([j * t + s for j, n in enumerate(n_lead) for s in range(n)], device=device)
+        packed = _places(torch.tensor(n_lead, device=device), t)
         lead_tokens = tokens if every else tokens.index_select(0, lead_index)
         lead_glen = [self.glen[r] for r in lead]
         steps = torch.arange(t, device=device)
         cols = torch.tensor(lead_glen, device=device)[:, None] + steps  # (leads, T): where each new token goes
         lead_pos = self.pos if every else self.pos.index_select(0, lead_index)
         positions = (lead_pos[:, None] + steps).reshape(-1)[packed]
-        # Every row's new tokens, as (row, column, packed token of its lead).
-        order = {r: j for j, r in enumerate(lead)}
-        write_rows, write_cols, write_src = [], [], []
-        for r, f in enumerate(self._fed):
-            j = order[lead[f]] if not every else r
-            for s in range(lengths[r]):
-                write_rows.append(r)
-                write_cols.append(self.glen[r] + s)
-                write_src.append(starts[j] + s)
-        write_rows_t = torch.tensor(write_rows, device=device)
-        write_cols_t = torch.tensor(write_cols, device=device)
-        write_src_t = None if write_src == list(range(len(write_src))) else torch.tensor(write_src, device=device)
+        # Every row's new tokens, as (row, column, packed token of its lead), then as the flat index of
+        # each (token, key/value head) in a layer's (rows, kv_heads, columns) block of head_dim vectors.
+        lengths_t = torch.tensor(lengths, device=device)
+        row_of = torch.repeat_interleave(torch.arange(rows, device=device), lengths_t)
+        offset = _places(lengths_t, 0)  # each token's place within its row
+        glen_t = torch.tensor(self.glen, device=device)
+        if every:
+            source = None
+        else:
+            lead_start = torch.tensor(starts[:-1], device=device)
+            source = lead_start[torch.tensor(self._fed, device=device)][row_of] + offset
+        columns = self.gkv.shape[4]
+        heads = torch.arange(dec.kv_heads, device=device)
+        flat = ((row_of[:, None] * dec.kv_heads + heads) * columns + (glen_t[row_of] + offset)[:, None]).reshape(-1)
         # Query s of a lead sees its valid columns and the new ones up to its own.
         seen = torch.arange(used, device=device) <= cols[:, :, None]  # (leads, T, used)
         groups = dec.heads // dec.kv_heads
@@ -193,8 +196,9 @@ class KVSession:
         dense = len(packed) == leads * t
         for i in range(len(self.gkv)):
             q, k, v = dec.qkv(h, i, positions)
-            self.gkv[i, 0][write_rows_t, :, write_cols_t] = k if write_src_t is None else k.index_select(0, write_src_t)
-            self.gkv[i, 1][write_rows_t, :, write_cols_t] = v if write_src_t is None else v.index_select(0, write_src_t)
+            for block, new in ((self.gkv[i, 0], k), (self.gkv[i, 1], v)):
+                new = new if source is None else new.index_select(0, source)
+                block.view(-1, block.shape[-1]).index_copy_(0, flat, new.reshape(-1, block.shape[-1]))
             if not dense:  # padding queries are zeros: computed, never read
                 q = q.new_zeros(leads * t, *q.shape[1:]).index_copy_(0, packed, q)
             keys, values = self.gkv[i, 0, :, :, :used], self.gkv[i, 1, :, :, :used]
@@ -207,7 +211,7 @@ class KVSession:
             logits = logits.new_zeros(leads * t, logits.shape[-1]).index_copy_(0, packed, logits)
         logits = logits.view(leads, t, -1)
         if not every:  # each row gets its lead's
-            logits = logits.index_select(0, torch.tensor([order[lead[f]] for f in self._fed], device=device))
+            logits = logits.index_select(0, torch.tensor(self._fed, device=device))
         return logits
 
     def _attend(self, i: int, q: torch.Tensor, bias: torch.Tensor, grid: _Grid, keys: torch.Tensor,
@@ -239,6 +243,15 @@ class KVSession:
         o = o + torch.matmul(att[..., width:], values)
         # (rows, kv, T, groups, hd) -> (rows, T, kv * groups * hd): query head j is kv head j // groups.
         return o.view(rows, kv, t, heads // kv, hd).transpose(1, 2).reshape(rows * t, heads * hd)
+
+
+def _places(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """For rows of ``lengths`` tokens, each token's ``row * width + place in its row``, row after row."""
+    starts = torch.cumsum(lengths, 0) - lengths
+    within = torch.arange(int(lengths.sum()), device=lengths.device) - torch.repeat_interleave(starts, lengths)
+    if not width:
+        return within
+    return torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device) * width, lengths) + within
 
 
 class _Grid(NamedTuple):
