@@ -73,6 +73,8 @@ class HFBackend(Backend):
     reply (the text is cut before the first one); ``ignore_eos`` makes every reply run to
     ``max_tokens`` (for benchmarks); ``fast=False`` uses the model's own forward instead of the
     hand-written GPT-2 one. A request with more than ``max_batch`` samples runs as a batch alone.
+    ``draft`` is the longest draft checked per row in one forward pass (``maker.backends.drafting``;
+    0: none); drafts change how many passes a reply takes, never the reply.
     """
 
     name = "hf"
