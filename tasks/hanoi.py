@@ -358,7 +358,7 @@ class HanoiTask(Task):
         if not reply.startswith(_MOVE_OPENING):
             return None
         named = reply[len(_MOVE_OPENING) :].split(",")[0].split("]")[0]
-        if not named.isdigit():
+        if not (named.isascii() and named.isdigit()):  # "²".isdigit() is true, and int() refuses it
             return None
         disk = int(named)
         moves = [m for m in legal_moves(state.pegs) if m[0] == disk and (disk != 1 or m[2] == (m[1] + state.cycle) % 3)]

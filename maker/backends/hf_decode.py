@@ -16,7 +16,8 @@ pass, ``accept`` keeps some of them, ``select`` drops finished rows. The decoder
 the cap. With a ``Drafter`` (``maker.backends.drafting``) it is *drafted*: each pass feeds a row
 its pending token and a guess at the next ones, and keeps the guessed tokens the model draws
 itself, with the row's own uniform for each position (``maker.backends.sampler``), so replies
-are exactly those of one-token-at-a-time decoding, in fewer passes.
+are those of one-token-at-a-time decoding, in fewer passes: exactly, up to floating-point
+rounding (the passes' matmuls have other shapes; the tests check identity on CPU float32).
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ class _HFSession:
     reference instead of reading it back from the output (whose field name also changed)."""
 
     def __init__(self, dec: HFDecoder, cache: Any, mask: torch.Tensor, pos: torch.Tensor) -> None:
-        self.model, self.cache_kwarg = dec.model, dec.cache_kwarg
+        self.model, self.cache_kwarg, self.limit = dec.model, dec.cache_kwarg, dec.max_positions
         self.cache, self.mask, self.pos = cache, mask, pos
 
     def select(self, keep: Sequence[int]) -> None:
@@ -203,16 +204,19 @@ class _HFSession:
     def extend(self, tokens: torch.Tensor, lengths: Sequence[int] | None = None) -> torch.Tensor:
         """One token per row (tokens (rows, 1)): its logits (rows, 1, vocab). HF's cache cannot rewind one
         row, so this session takes no drafts, and every token fed is kept."""
-        if tokens.shape[1] != 1 or (lengths is not None and set(lengths) != {1}):
+        if tokens.shape[1] != 1 or (lengths is not None and not set(lengths) <= {0, 1}):
             raise ValueError("the HF fallback session extends rows one token at a time")
+        # Its cache grows for every row; a row given length 0 (finished) is fed a token anyway, at a
+        # position clamped to the model's last, and its logits are not read.
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
-        out = self.model(input_ids=tokens, attention_mask=self.mask, position_ids=self.pos[:, None],
+        position = self.pos if self.limit is None else self.pos.clamp(max=self.limit - 1)
+        out = self.model(input_ids=tokens, attention_mask=self.mask, position_ids=position[:, None],
                          use_cache=True, **{self.cache_kwarg: self.cache})
         self.pos = self.pos + 1
         return out.logits[:, -1:].float()
 
     def accept(self, kept: Sequence[int]) -> None:
-        """Nothing to rewind: ``extend`` took one token per row, which stays."""
+        """Nothing to rewind: ``extend`` took one token per row, which stays (a finished row's too)."""
 
 
 def make_decoder(model: Any, fast: bool = True) -> GPT2Decoder | LlamaDecoder | HFDecoder:
@@ -293,7 +297,8 @@ def decode(
                   for r in live]
         width = 1 + max(map(len, drafts))
         inputs = [[out[r][-1] if out[r] else 0, *d, *[0] * (width - 1 - len(d))] for r, d in zip(live, drafts, strict=True)]
-        lengths = None if width == 1 else [1 + len(d) for d in drafts]
+        # A finished row waiting to be dropped is fed nothing: it may sit at the model's last position.
+        lengths = [0 if finish[r] is not None else 1 + len(d) for r, d in zip(live, drafts, strict=True)]
         logits = session.extend(torch.tensor(inputs, device=logits.device), lengths)
         drawn_rows = sampler.pick(logits, [len(out[r]) for r in live]).tolist()
         kept = []
@@ -301,10 +306,12 @@ def decode(
             agree = 0  # the draft tokens the model drew itself
             while agree < len(d) and drawn[agree] == d[agree]:
                 agree += 1
-            if finish[r] is None:
-                commit(r, drawn[: agree + 1])
-                if drafter is not None:
-                    drafter.agreed(agree)
+            if finish[r] is not None:
+                kept.append(0)
+                continue
+            commit(r, drawn[: agree + 1])
+            if drafter is not None:
+                drafter.agreed(agree)
             kept.append(agree + 1)  # the pending token and the agreed drafts stay in the cache
         session.accept(kept)
         passes += 1

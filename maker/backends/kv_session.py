@@ -96,12 +96,12 @@ class KVSession:
 
     def select(self, keep: Sequence[int]) -> None:
         """Keep only the rows at positions ``keep`` (ascending)."""
+        self.dec.workspace.check(self)
         index = torch.tensor(keep, device=self.pos.device)
         owners = sorted({self.owner[r] for r in keep})
         if len(owners) < self.pkv.shape[2]:  # some prompts have no sample left
             kept = torch.tensor(owners, device=index.device)
             self.pkv, self.pbias = self.pkv.index_select(2, kept), self.pbias.index_select(0, kept)
-        self.dec.workspace.check(self)
         shape = list(self.gkv.shape)
         shape[2] = len(keep)
         self.gkv = torch.index_select(self.gkv, 2, index, out=self.dec.workspace.take(shape, self.gkv, self.gkv))

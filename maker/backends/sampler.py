@@ -5,7 +5,8 @@ inverse-CDF sampling at the row's temperature (argmax at temperature 0). A seede
 its rows' streams up front (``n`` rows x its own cap), so what a seed gives does not depend on the
 batch it shares, on when other rows finish, or on how many tokens a forward pass adds at a time.
 That is what makes drafted decoding exact: a drafted position is accepted only if the model's own
-draw at that position, with that position's uniform, equals the draft.
+draw at that position, with that position's uniform, equals the draft. (Exact up to floating-point
+rounding: a drafted pass computes the same logits with matmuls of other shapes.)
 """
 
 from __future__ import annotations

@@ -237,3 +237,29 @@ def test_the_shipped_models_reply_the_same_with_and_without_drafts(name, params,
     assert stats["drafted"] > 0
     if faster:
         assert stats["draft_accepted"] > stats["drafted"] / 2 and stats["forward_passes"] < plain_stats["forward_passes"] / 2
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_row_that_ends_at_the_last_position_waits_for_the_others_without_running_past_it(fast):
+    """A row capped at the model's last position finishes first and stays in the batch (fewer than a
+    quarter of the rows are done): it must not be fed at a position the model does not have."""
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=VOCAB, n_layer=1, n_embd=32, n_head=2, n_positions=24,
+                                     bos_token_id=0, eos_token_id=0)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    prompts = [list(range(1, 16)), [3, 4]]
+    groups = [Group(0, 1, 0.0, 24 - 15), Group(1, 7, 1.0, 22 - 2, torch.Generator().manual_seed(1))]
+    with torch.inference_mode():
+        out, finish, _ = decode(make_decoder(model, fast), prompts, groups, eos=frozenset(), generator=torch.Generator())
+    assert [len(o) for o in out] == [9] + [20] * 7 and set(finish) == {"length"}
+
+
+def test_a_hook_that_raises_is_no_guess_and_fails_nothing(model):
+    plain, _, _ = run(model, groups_at(0.0, n=1))
+
+    def broken(so_far):
+        raise ValueError("a hook with a bug")
+
+    groups = [Group(i, 1, 0.0, 14, None, broken) for i in range(len(PROMPTS))]
+    drafter = Drafter(PROMPTS, [f"p{i}" for i in range(len(PROMPTS))], CharTokenizer(), None, max_tokens=8)
+    assert run(model, groups, drafter)[0] == plain

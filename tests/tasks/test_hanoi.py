@@ -245,6 +245,7 @@ def test_the_draft_hook_completes_a_reply_once_its_disk_is_named_and_never_consu
     assert task.draft(state, "move = [1, 0, 1]") is None  # not the move the prompt's direction gives
     assert task.draft(state, "move = [2") is None  # disk 2 is not on top
     assert task.draft(state, "next_state") is None
+    assert task.draft(state, "move = [\u00b2") is None  # a digit to str.isdigit, not to int()
     later = task.apply(state, task.oracle(state))  # disk 1 just moved: disk 2's only legal move
     assert task.draft(later, "move = [2") == ", 0, 1]\nnext_state = [[5, 4, 3], [2], [1]]"
     assert task.draft(later, "move = [1") is not None  # a wrong choice of disk is followed too
