@@ -58,6 +58,7 @@ class GPT2Decoder:
     """GPT-2 (``GPT2LMHeadModel``) run by hand; matches HF's greedy output token for token."""
 
     kind = "gpt2"
+    drafts = True  # its session (KVSession) rewinds rejected draft tokens
 
     @staticmethod
     def supports(model: Any) -> bool:
@@ -165,6 +166,7 @@ class HFDecoder:
     """Any causal LM through its own forward and a ``DynamicCache`` (slower; the fallback)."""
 
     kind = "hf"
+    drafts = False  # HF's own cache cannot rewind one row: decode takes no drafts with it
 
     def __init__(self, model: Any) -> None:
         self.model, self.device, self.cache_kwarg = model, model.device, cache_keyword(model)
@@ -251,8 +253,8 @@ def decode(
         counts[g.prompt] += g.n
     if not all(counts):
         raise ValueError("every prompt needs at least one row")
-    if drafter is not None and not isinstance(decoder, (GPT2Decoder, _llama_decoder())):
-        drafter = None  # HF's own cache cannot rewind one row: no drafts
+    if not decoder.drafts:
+        drafter = None
     caps = [g.max_tokens for g in row_group]
     out: list[list[int]] = [[] for _ in row_group]
     finish: list[str | None] = [None] * len(row_group)
@@ -317,9 +319,3 @@ def decode(
         passes += 1
     rows = sorted(range(len(row_index)), key=row_index.__getitem__)  # stable: back to group order
     return [out[r] for r in rows], [finish[r] for r in rows], passes  # type: ignore[misc]
-
-
-def _llama_decoder() -> type:
-    from maker.backends.llama_decode import LlamaDecoder
-
-    return LlamaDecoder

@@ -103,6 +103,7 @@ class LlamaDecoder:
     """Llama and Qwen2 run by hand; matches HF's greedy output token for token."""
 
     kind = "llama"
+    drafts = True  # its session (KVSession) rewinds rejected draft tokens
 
     @staticmethod
     def supports(model: Any) -> bool:
