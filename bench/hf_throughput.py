@@ -122,7 +122,9 @@ def main() -> None:
         if args.random_model:
             random_model(path)
         backend = HFBackend(path, max_batch=max(batches), ignore_eos=True, num_threads=args.threads)
-        model, tokenizer = backend.model, backend.tokenizer
+        # HF generate, the baseline, needs transformers' own model (the backend may read a plain GPT-2 folder without it).
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         tokenizer.padding_side = "left"
         pool = hanoi_prompts(max(batches))
         lengths = [len(ids) for ids in tokenizer(pool)["input_ids"]]

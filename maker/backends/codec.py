@@ -4,7 +4,8 @@ A Hugging Face fast tokenizer wraps a Rust ``tokenizers.Tokenizer``; the wrapper
 costs more than the Rust call for the short texts of step tasks (measured on a 16-disk run: about
 a fifth of the decoding thread went to tokenizing and detokenizing). ``Codec`` calls the Rust
 tokenizer directly when, on a few probe texts, it gives the same ids and texts as the wrapper; for
-any other tokenizer it calls the wrapper.
+any other tokenizer it calls the wrapper. Given a Rust tokenizer itself (a plain GPT-2 folder read
+without transformers), it calls that.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ class Codec:
     (special tokens skipped, no clean-up of spaces: the text exactly as the model wrote it)."""
 
     def __init__(self, tokenizer: Any) -> None:
+        from tokenizers import Tokenizer
+
+        if isinstance(tokenizer, Tokenizer):  # a plain checkpoint's own (maker.backends.gpt2_checkpoint): no wrapper
+            self.tokenizer, self.rust = None, tokenizer
+            return
         self.tokenizer = tokenizer
         rust = getattr(tokenizer, "backend_tokenizer", None)
         self.rust = rust if rust is not None and self._agrees(rust) else None

@@ -68,8 +68,9 @@ class Drafter:
         self._index: dict[int, dict[tuple[int, ...], int]] = {}  # prompt -> its n-grams, made when first looked up
         self.stats = {"drafted": 0, "draft_accepted": 0}  # tokens proposed, and drawn by the model too
 
-    def propose(self, row: int, prompt: int, hook: DraftHook | None, out: list[int], limit: int) -> list[int]:
-        """Up to ``min(limit, max_tokens)`` tokens the row is likely to write after ``out``."""
+    def propose(self, row: int | None, prompt: int, hook: DraftHook | None, out: list[int], limit: int) -> list[int]:
+        """Up to ``min(limit, max_tokens)`` tokens the row is likely to write after ``out``
+        (row None: any row of the prompt, before it has written anything: the prefill's opening draft)."""
         limit = min(limit, self.max_tokens)
         if limit < 1:
             return []
@@ -81,9 +82,16 @@ class Drafter:
             expected = self.expected.get(row)
             if expected is None or len(expected) <= n or list(expected[:n]) != out:
                 expected = self._ask(prompt, hook, out)
-                self.expected[row] = expected  # type: ignore[assignment]
+                if row is not None:
+                    self.expected[row] = expected  # type: ignore[assignment]
             return self._count(expected[n : n + limit] if expected is not None else ())
         return self._count(self._lookup(prompt, out, min(limit, _LOOKUP_TOKENS)))
+
+    def opening(self, prompt: int, hook: DraftHook | None, limit: int, rows: int) -> list[int]:
+        """The draft of the start of a prompt's replies, run with the prompt in the prefill (counted once per row)."""
+        draft = self.propose(None, prompt, hook, [], limit)
+        self.stats["drafted"] += len(draft) * (rows - 1)
+        return draft
 
     def finished(self, prompt: int, out: list[int]) -> None:
         """A reply to ``prompt`` is complete: later rows of it (and later batches) may follow it."""

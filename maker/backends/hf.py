@@ -27,7 +27,8 @@ import torch
 from maker.backends.base import Backend, Sample, SampleRequest
 from maker.backends.codec import Codec
 from maker.backends.drafting import Drafter, ReplyMemory
-from maker.backends.hf_decode import Group, decode, make_decoder
+from maker.backends import gpt2_checkpoint
+from maker.backends.hf_decode import GPT2Decoder, Group, decode, make_decoder
 from maker.config import adapter_base, manifest_defaults
 from maker.errors import BackendError, ConfigError
 
@@ -40,7 +41,9 @@ _DRAFT_TOKENS = 32  # the longest draft fed to a row in one forward pass (maker.
 class Microagent:
     """One model the backend serves: its tokenizer, weights, decoder, end tokens and the run
     settings its folder's manifest (``maker.json``: ``{"defaults": {...}}``) asks for. An adapter
-    folder's microagent is its base with the adapter merged in (``base`` names the base folder)."""
+    folder's microagent is its base with the adapter merged in (``base`` names the base folder).
+    A plain GPT-2 folder is read without transformers (``maker.backends.gpt2_checkpoint``): its
+    ``model`` is None, its ``tokenizer`` the Rust one, and its decoder holds the weights."""
 
     path: Path
     tokenizer: Any
@@ -48,6 +51,7 @@ class Microagent:
     decoder: Any
     eos: frozenset[int]
     defaults: dict[str, Any]
+    vocab_size: int
     base: Path | None = None
     codec: Codec = field(init=False)  # the tokenizer's fast path
 
@@ -66,8 +70,9 @@ class HFBackend(Backend):
     serves each request by its ``agent``. A folder is a whole model, or a LoRA adapter (peft's
     ``adapter_config.json``; its base named by its ``maker.json``, ``maker.config.adapter_base``):
     each base is loaded once and each adapter is merged into a copy of it, so an adapter runs on the
-    same fast decoder as a whole model. Agents that name the same folder share one model, and a
-    batch holds the requests of one model. The models run in
+    same fast decoder as a whole model. A plain GPT-2 folder is read without transformers
+    (``maker.backends.gpt2_checkpoint``; ``fast=False`` loads it through transformers). Agents that
+    name the same folder share one model, and a batch holds the requests of one model. The models run in
     float32 on ``device`` ("cpu", "cuda" or "auto"). ``num_threads`` calls
     ``torch.set_num_threads`` (process-wide; None keeps torch's choice). ``stop`` strings end a
     reply (the text is cut before the first one); ``ignore_eos`` makes every reply run to
@@ -133,6 +138,11 @@ class HFBackend(Backend):
     def _load(self, path: Path) -> Microagent:
         base = adapter_base(path)
         if base is None:
+            plain = gpt2_checkpoint.read(path, self.device) if self.fast else None
+            if plain is not None:
+                decoder = GPT2Decoder(plain.config, plain.weights)
+                eos = frozenset() if self.ignore_eos else plain.eos
+                return Microagent(path, plain.tokenizer, None, decoder, eos, manifest_defaults(path), len(decoder.wte))
             tokenizer, model = self._load_model(path)
         else:
             if base not in self._bases:
@@ -140,7 +150,8 @@ class HFBackend(Backend):
             tokenizer, base_model = self._bases[base]
             model = _merged(base_model, path)
         eos = frozenset() if self.ignore_eos else _eos_ids(tokenizer, model)
-        return Microagent(path, tokenizer, model, make_decoder(model, self.fast), eos, manifest_defaults(path), base)
+        vocab_size = model.get_input_embeddings().num_embeddings
+        return Microagent(path, tokenizer, model, make_decoder(model, self.fast), eos, manifest_defaults(path), vocab_size, base)
 
     def _load_model(self, path: Path) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -309,14 +320,16 @@ class HFBackend(Backend):
                     texts[used[k]] = text
             # The memory is per microagent: another model's replies would be poor drafts.
             memory = self._replies.setdefault(id(agent), ReplyMemory())
-            drafter = Drafter(prompts, texts, codec, memory, self.draft, agent.model.get_input_embeddings().num_embeddings)
+            drafter = Drafter(prompts, texts, codec, memory, self.draft, agent.vocab_size)
         out, finish, passes = decode(
             agent.decoder, prompts, [g for _, g in groups], eos=agent.eos, generator=self._generator,
             hit_stop=hit_stop, aborted=self._abort.is_set, drafter=drafter,
         )
         if drafter is not None:
             self._stats.update(drafter.stats)
-        texts = codec.decode_batch(out)
+        distinct = list(dict.fromkeys(map(tuple, out)))  # a step's samples mostly agree: decode each reply once
+        decoded = dict(zip(distinct, codec.decode_batch(distinct), strict=True))
+        texts = [decoded[tuple(ids)] for ids in out]
         row = 0
         for i, g in groups:
             results[i] = [Sample(self._cut(texts[j]), len(out[j]), finish[j]) for j in range(row, row + g.n)]  # type: ignore[arg-type]

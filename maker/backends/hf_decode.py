@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from maker.backends.drafting import Drafter, DraftHook
-from maker.backends.kv_session import KVSession, Workspace
+from maker.backends.kv_session import KVSession, Workspace, open_session, tail_index
 from maker.backends.sampler import Sampler
 
 if TYPE_CHECKING:  # imported at run time inside make_decoder: llama_decode imports this module
@@ -64,36 +64,52 @@ class GPT2Decoder:
     def supports(model: Any) -> bool:
         return type(model).__name__ == "GPT2LMHeadModel" and not getattr(model.config, "add_cross_attention", False)
 
-    def __init__(self, model: Any) -> None:
-        cfg, tr = model.config, model.transformer
-        self.device = tr.wte.weight.device
-        self.max_positions: int = cfg.n_positions
-        self.heads, self.width, self.eps = cfg.n_head, cfg.n_embd, cfg.layer_norm_epsilon
+    @classmethod
+    def from_model(cls, model: Any) -> GPT2Decoder:
+        """The decoder of a loaded ``GPT2LMHeadModel`` (its weights are shared, not copied)."""
+        weights = dict(model.named_parameters())
+        weights["lm_head.weight"] = model.lm_head.weight  # tied to wte, so named_parameters lists it once
+        return cls(model.config.to_dict(), weights)
+
+    def __init__(self, config: Mapping[str, Any], weights: Mapping[str, torch.Tensor]) -> None:
+        """``config`` is a GPT-2 ``config.json``; ``weights`` holds HF's parameter names, ``lm_head.weight`` included."""
+        layers = config.get("n_layer", 12)
+        self.device = weights["transformer.wte.weight"].device
+        self.max_positions: int = config.get("n_positions", 1024)
+        self.heads, self.width, self.eps = config.get("n_head", 12), config.get("n_embd", 768), config.get("layer_norm_epsilon", 1e-5)
         self.kv_heads, self.head_dim = self.heads, self.width // self.heads
         self.workspace = Workspace()
-        self.wte, self.wpe, self.head = tr.wte.weight, tr.wpe.weight, model.lm_head.weight
-        self.ln_f = (tr.ln_f.weight, tr.ln_f.bias)
+        self.wte, self.wpe, self.head = (weights[f"{n}.weight"] for n in ("transformer.wte", "transformer.wpe", "lm_head"))
+        self.ln_f = (weights["transformer.ln_f.weight"], weights["transformer.ln_f.bias"])
+        names = ("ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj")
         self.layers = [
-            (b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.c_proj.weight, b.attn.c_proj.bias,
-             b.ln_2.weight, b.ln_2.bias, b.mlp.c_fc.weight, b.mlp.c_fc.bias, b.mlp.c_proj.weight, b.mlp.c_proj.bias)
-            for b in tr.h
+            tuple(weights[f"transformer.h.{i}.{name}.{part}"] for name in names for part in ("weight", "bias"))
+            for i in range(layers)
         ]
-        head_dim = self.width // self.heads
         self.scales = [
-            (head_dim**-0.5 if cfg.scale_attn_weights else 1.0) / (i + 1 if cfg.scale_attn_by_inverse_layer_idx else 1)
-            for i in range(len(self.layers))
+            (self.head_dim**-0.5 if config.get("scale_attn_weights", True) else 1.0)
+            / (i + 1 if config.get("scale_attn_by_inverse_layer_idx", False) else 1)
+            for i in range(layers)
         ]
-        from transformers.activations import ACT2FN
+        activation = config.get("activation_function", "gelu_new")
+        if activation in ("gelu_new", "gelu_pytorch_tanh"):
+            self.act: Callable[[torch.Tensor], torch.Tensor] = _gelu_tanh
+        else:
+            from transformers.activations import ACT2FN
 
-        tanh = cfg.activation_function in ("gelu_new", "gelu_pytorch_tanh")
-        self.act: Callable[[torch.Tensor], torch.Tensor] = _gelu_tanh if tanh else ACT2FN[cfg.activation_function]
+            self.act = ACT2FN[activation]
 
-    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[KVSession, torch.Tensor]:
+    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int],
+                drafts: Sequence[Sequence[int]] | None = None) -> tuple[KVSession, torch.Tensor]:
+        """The session of ``counts[o]`` rows per prompt, and each row's logits (rows, T, vocab) after
+        its prompt and after each token of its prompt's opening draft (``drafts[o]``, run with the
+        prompt; see ``maker.backends.kv_session``). T is one more than the longest draft."""
         device, heads, dim = self.device, self.heads, self.width
-        owners, width = len(prompts), max(map(len, prompts))
-        lengths = [len(p) for p in prompts]
+        full = prompts if drafts is None else [[*p, *d] for p, d in zip(prompts, drafts, strict=True)]
+        owners, width = len(full), max(map(len, full))
+        lengths = [len(p) for p in full]
         # Tokens run packed (no padding) through the matmuls; only attention sees the padded grid.
-        ids = torch.tensor([t for p in prompts for t in p], device=device)
+        ids = torch.tensor([t for p in full for t in p], device=device)
         pos = torch.tensor([j for n in lengths for j in range(n)], device=device)
         starts = list(accumulate(lengths, initial=0))
         to_grid = torch.tensor([starts[o] + max(0, j - width + lengths[o]) for o in range(owners) for j in range(width)], device=device)
@@ -112,13 +128,10 @@ class GPT2Decoder:
             a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask, scale=self.scales[i])
             a = a.transpose(1, 2).reshape(-1, dim).index_select(0, from_grid)
             h = self._mlp(torch.addmm(pb, a, pw).add_(h), layer)
-        last = torch.tensor(starts[1:], device=device) - 1
-        logits = self.logits(h.index_select(0, last))
+        drafted = None if drafts is None else [len(d) for d in drafts]
+        logits = self.logits(h.index_select(0, tail_index(lengths, drafted, device)))
         pbias = torch.zeros(owners, width, device=device).masked_fill_(~valid, neg)
-        owner = [o for o, c in enumerate(counts) for _ in range(c)]
-        rows = torch.tensor(owner, device=device)
-        session = KVSession(self, pkv, pbias, owner, torch.tensor(lengths, device=device).index_select(0, rows))
-        return session, logits.index_select(0, rows)
+        return open_session(self, pkv, pbias, counts, [len(p) for p in prompts], drafted, logits)
 
     # --- the arithmetic a KVSession runs (maker.backends.kv_session.Arithmetic) ----------------
     def embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -186,7 +199,7 @@ class HFDecoder:
         owner = [p for p, count in enumerate(counts) for _ in range(count)]
         if owner != list(range(len(prompts))):
             session.select(owner)  # one prefill per prompt, copied to each of its samples
-        return session, out.logits[:, -1].float().index_select(0, torch.tensor(owner, device=self.device))
+        return session, out.logits[:, -1:].float().index_select(0, torch.tensor(owner, device=self.device))
 
 
 class _HFSession:
@@ -226,9 +239,10 @@ def make_decoder(model: Any, fast: bool = True) -> GPT2Decoder | LlamaDecoder | 
     from maker.backends.llama_decode import LlamaDecoder  # here: that module builds on this one
 
     if fast:
-        for hand_written in (GPT2Decoder, LlamaDecoder):
-            if hand_written.supports(model):
-                return hand_written(model)
+        if GPT2Decoder.supports(model):
+            return GPT2Decoder.from_model(model)
+        if LlamaDecoder.supports(model):
+            return LlamaDecoder(model)
     return HFDecoder(model)
 
 
@@ -275,11 +289,33 @@ def decode(
                     drafter.finished(row_group[r].prompt, out[r])
                 return
 
-    session, logits = decoder.prefill(prompts, counts)
     live = list(range(len(row_group)))  # batch position -> row
-    sampler = Sampler(row_group, generator, logits.device)
-    for r, drawn in zip(live, sampler.pick(logits[:, None], [0] * len(live)).tolist(), strict=True):
-        commit(r, drawn)
+    if drafter is None:
+        session, logits = decoder.prefill(prompts, counts)
+        sampler = Sampler(row_group, generator, logits.device)
+        for r, drawn in zip(live, sampler.pick(logits, [0] * len(live)).tolist(), strict=True):
+            commit(r, drawn)
+    else:
+        # Each prompt's opening draft runs with it in the prefill, so the first pass already checks
+        # the start of its replies (rows are laid out prompt by prompt: row r's prompt is its owner).
+        hooks: dict[int, DraftHook | None] = {}
+        room: dict[int, int] = {}  # prompt -> the most tokens any of its rows may draw after the draft
+        for g in row_group:
+            hooks.setdefault(g.prompt, g.draft)
+            room[g.prompt] = min(room.get(g.prompt, g.max_tokens), g.max_tokens - 1)
+        openings = [drafter.opening(p, hooks[p], room[p], counts[p]) for p in range(len(prompts))]
+        session, logits = decoder.prefill(prompts, counts, openings)
+        sampler = Sampler(row_group, generator, logits.device)
+        kept = []
+        for r, drawn in zip(live, sampler.pick(logits, [0] * len(live)).tolist(), strict=True):
+            d = openings[row_group[r].prompt]
+            agree = 0
+            while agree < len(d) and drawn[agree] == d[agree]:
+                agree += 1
+            commit(r, drawn[: agree + 1])
+            drafter.agreed(agree)
+            kept.append(agree)  # the agreed draft tokens stay in the cache; the next drawn one is pending
+        session.accept(kept)
     passes = 1
     while True:
         dead = sum(finish[r] is not None for r in live)

@@ -7,9 +7,10 @@ them per row (a rejected draft is rewound: its columns are masked and later over
 ``select`` drops finished rows. The cache has two blocks, each read whole by batched matmuls:
 
 - the prompt block ``pkv`` (layers, 2, owners, kv_heads, width, head_dim) holds each distinct
-  prompt once, left-padded, for all of its samples; ``pbias`` (owners, width) masks padding.
-  Attention to it runs on a grid of (owner, j-th sample of that owner) slots, so a prompt's keys
-  and values are read once per pass however many samples share it;
+  prompt once, left-padded, for all of its samples; ``rbias`` (rows, width) masks, per row, its
+  prompt's padding and the opening draft tokens the row did not keep (below). Attention to it
+  runs on a grid of (owner, j-th sample of that owner) slots, so a prompt's keys and values are
+  read once per pass however many samples share it;
 - the generated block ``gkv`` (layers, 2, rows, kv_heads, columns, head_dim) holds each row's own
   tokens from column 0; ``glen`` counts a row's valid columns, so rows advance by different
   numbers of tokens. It lives in the decoder's ``Workspace`` and grows by copying, a few times
@@ -18,6 +19,11 @@ them per row (a rejected draft is rewound: its columns are masked and later over
 Masks are a very negative finite number and masked columns hold finite values (the workspace is
 zeroed when made and only ever receives keys and values): a masked column's weight is exactly 0,
 and nothing turns into NaN.
+
+A prefill may carry an *opening draft* per prompt (``open_session``): a guess at the start of its
+replies, run with the prompt as if it were part of it, so that the first pass already checks
+several reply tokens. Its columns sit at the right end of the prompt block; ``accept`` then keeps
+a number of them per row, and masks the rest for that row alone.
 
 The model-specific arithmetic (embedding, q/k/v with positions, the rest of a layer, the head)
 comes from the decoder, which implements ``Arithmetic``.
@@ -32,7 +38,7 @@ from typing import NamedTuple, Protocol
 
 import torch
 
-_GROW = 16  # generated columns added at least when the block is full
+_GROW = 32  # generated columns a block starts with, and adds at least when full (step replies are mostly shorter)
 
 
 class Workspace:
@@ -80,18 +86,24 @@ class Arithmetic(Protocol):
 class KVSession:
     """One batch in flight; rows are addressed by their position in the current batch."""
 
-    def __init__(self, dec: Arithmetic, pkv: torch.Tensor, pbias: torch.Tensor, owner: list[int], pos: torch.Tensor) -> None:
-        self.dec, self.pkv, self.pbias, self.pos = dec, pkv, pbias, pos
+    def __init__(self, dec: Arithmetic, pkv: torch.Tensor, pbias: torch.Tensor, owner: list[int], pos: torch.Tensor,
+                 drafted: list[int] | None = None) -> None:
+        """``pbias`` (owners, width) masks each prompt's padding; ``pos`` is each row's next position.
+        ``drafted``: per row, its prompt's opening draft tokens (the last columns of the prompt
+        block), which the first ``accept`` keeps or masks; None: no opening drafts."""
+        self.dec, self.pkv, self.pos = dec, pkv, pos
+        self.rbias = pbias.index_select(0, torch.tensor(owner, device=pbias.device))
         self.neg = torch.finfo(pkv.dtype).min
         dec.workspace.owner = self
         self.gkv = dec.workspace.take((*pkv.shape[:2], len(owner), pkv.shape[3], _GROW, pkv.shape[5]), pkv)
         self.glen = [0] * len(owner)  # valid generated columns per row
+        self._drafted = drafted
         self._set_owners(owner)
 
     def _set_owners(self, owner: list[int]) -> None:
         """Row -> owner (ascending, owners numbered from 0 without gaps), and the slot grid."""
         self.owner = owner
-        self.grid = _Grid.of(owner, self.pbias)
+        self.grid = _Grid.of(owner, self.pos.device)
         self.kin = list(owner)  # rows with one kin number hold the same tokens (prompt and generated)
 
     def select(self, keep: Sequence[int]) -> None:
@@ -100,8 +112,8 @@ class KVSession:
         index = torch.tensor(keep, device=self.pos.device)
         owners = sorted({self.owner[r] for r in keep})
         if len(owners) < self.pkv.shape[2]:  # some prompts have no sample left
-            kept = torch.tensor(owners, device=index.device)
-            self.pkv, self.pbias = self.pkv.index_select(2, kept), self.pbias.index_select(0, kept)
+            self.pkv = self.pkv.index_select(2, torch.tensor(owners, device=index.device))
+        self.rbias = self.rbias.index_select(0, index)
         shape = list(self.gkv.shape)
         shape[2] = len(keep)
         self.gkv = torch.index_select(self.gkv, 2, index, out=self.dec.workspace.take(shape, self.gkv, self.gkv))
@@ -113,12 +125,27 @@ class KVSession:
         self.kin = kin
 
     def accept(self, kept: Sequence[int]) -> None:
-        """After ``extend``: row r keeps its first ``kept[r]`` new tokens; the rest are rewound."""
+        """After ``extend``: row r keeps its first ``kept[r]`` new tokens; the rest are rewound.
+        After a prefill with opening drafts: row r keeps the first ``kept[r]`` tokens of its prompt's draft."""
+        if self._drafted is not None:
+            self._accept_opening(kept)
+            return
         self.glen = [g + k for g, k in zip(self.glen, kept, strict=True)]
         self.pos = self.pos + torch.tensor(kept, device=self.pos.device)
         # Rows that held the same tokens, were fed the same ones and kept as many still hold the same.
         kin: dict[tuple[int, int], int] = {}
         self.kin = [kin.setdefault((fed, k), len(kin)) for fed, k in zip(self._fed, kept, strict=True)]
+
+    def _accept_opening(self, kept: Sequence[int]) -> None:
+        device, width = self.pos.device, self.rbias.shape[1]
+        kept_t = torch.tensor(kept, device=device)
+        # A row's draft holds the prompt block's last ``drafted`` columns; those past its kept ones go.
+        first_unkept = width - torch.tensor(self._drafted, device=device) + kept_t
+        self.rbias.masked_fill_(torch.arange(width, device=device) >= first_unkept[:, None], self.neg)
+        self.pos = self.pos + kept_t
+        kin: dict[tuple[int, int], int] = {}  # rows of one prompt that kept as many hold the same tokens
+        self.kin = [kin.setdefault((o, k), len(kin)) for o, k in zip(self.owner, kept, strict=True)]
+        self._drafted = None
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """One token per row, kept: the next logits of each row (rows, vocab)."""
@@ -146,6 +173,8 @@ class KVSession:
         through the matmuls; only attention sees the (rows, T) grid."""
         dec, device = self.dec, self.pos.device
         dec.workspace.check(self)
+        if self._drafted is not None:
+            raise RuntimeError("the prefill's opening drafts were never accepted: call accept first")
         rows, t = tokens.shape
         lengths = [t] * rows if lengths is None else list(lengths)
         fed: dict[tuple[int, tuple[int, ...]], int] = {}  # (kin, tokens fed) -> index among the computed rows
@@ -187,10 +216,11 @@ class KVSession:
         seen = torch.arange(used, device=device) <= cols[:, :, None]  # (leads, T, used)
         groups = dec.heads // dec.kv_heads
         leads = len(lead)
-        grid = self.grid if every else _Grid.of([self.owner[r] for r in lead], self.pbias)
+        grid = self.grid if every else _Grid.of([self.owner[r] for r in lead], device)
         gbias = torch.zeros(leads, t, used, device=device).masked_fill_(~seen, self.neg)
         gbias = gbias[:, None, :, None, :].expand(leads, 1, t, groups, used).reshape(leads, 1, t * groups, used)
-        pbias = grid.row_pbias[:, None, None, :].expand(leads, 1, t * groups, -1)
+        rbias = self.rbias if every else self.rbias.index_select(0, lead_index)
+        pbias = rbias[:, None, None, :].expand(leads, 1, t * groups, -1)
         bias = torch.cat([pbias, gbias], dim=-1)
         h = dec.embed(lead_tokens.reshape(-1)[packed], positions)
         dense = len(packed) == leads * t
@@ -261,17 +291,43 @@ class _Grid(NamedTuple):
     m: int  # the most rows of one owner
     fill: torch.Tensor | None  # grid slot -> row (a slot past an owner's rows repeats its last): None if rows are the grid
     slots: torch.Tensor | None  # row -> grid slot
-    row_pbias: torch.Tensor  # (rows, width): each row's prompt padding mask
 
     @staticmethod
-    def of(owner: Sequence[int], pbias: torch.Tensor) -> _Grid:
-        device = pbias.device
+    def of(owner: Sequence[int], device: torch.device) -> _Grid:
         counts = [len(list(rows)) for _, rows in groupby(owner)]
         m = max(counts)
-        row_pbias = pbias.index_select(0, torch.tensor(owner, device=device))
         if all(c == m for c in counts):
-            return _Grid(m, None, None, row_pbias)
+            return _Grid(m, None, None)
         first = list(accumulate(counts, initial=0))  # owner -> its first row
         slots = torch.tensor([o * m + r - first[o] for r, o in enumerate(owner)], device=device)
         fill = torch.tensor([first[o] + min(j, counts[o] - 1) for o in range(len(counts)) for j in range(m)], device=device)
-        return _Grid(m, fill, slots, row_pbias)
+        return _Grid(m, fill, slots)
+
+
+def open_session(dec: Arithmetic, pkv: torch.Tensor, pbias: torch.Tensor, counts: Sequence[int],
+                 prompt_lengths: Sequence[int], drafted: Sequence[int] | None, tail_logits: torch.Tensor) -> tuple[KVSession, torch.Tensor]:
+    """The session after a decoder's prefill, with ``counts[o]`` rows for prompt o, and each row's
+    logits (rows, T, vocab). ``drafted[o]`` opening draft tokens ran after prompt o (None: none);
+    ``tail_logits`` holds, prompt after prompt, the logits after the prompt's last token and after
+    each of its draft tokens (``tail_index``). T is one more than the longest draft; shorter rows are zero-padded."""
+    device = pkv.device
+    owner = [o for o, c in enumerate(counts) for _ in range(c)]
+    rows = torch.tensor(owner, device=device)
+    pos = torch.tensor(prompt_lengths, device=device).index_select(0, rows)  # a row's next position
+    drafts = [0] * len(counts) if drafted is None else list(drafted)
+    t = 1 + max(drafts)
+    if t == 1:
+        logits = tail_logits[:, None]
+    else:
+        lengths = torch.tensor([1 + d for d in drafts], device=device)
+        logits = tail_logits.new_zeros(len(counts) * t, tail_logits.shape[-1]).index_copy_(0, _places(lengths, t), tail_logits)
+        logits = logits.view(len(counts), t, -1)
+    row_drafted = None if drafted is None else [drafts[o] for o in owner]
+    return KVSession(dec, pkv, pbias, owner, pos, row_drafted), logits.index_select(0, rows)
+
+
+def tail_index(lengths: Sequence[int], drafted: Sequence[int] | None, device: torch.device) -> torch.Tensor:
+    """In the packed tokens of prompts of ``lengths`` (drafts included), the last ``1 + drafted[o]`` of each."""
+    ends = list(accumulate(lengths))
+    drafts = [0] * len(lengths) if drafted is None else drafted
+    return torch.tensor([i for end, d in zip(ends, drafts, strict=True) for i in range(end - 1 - d, end)], device=device)

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
-from maker.backends.kv_session import KVSession, Workspace
+from maker.backends.kv_session import KVSession, Workspace, open_session, tail_index
 
 _ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 
@@ -51,7 +51,6 @@ class _PromptGrid(NamedTuple):
     to_grid: torch.Tensor  # grid slot -> packed token (a padding slot repeats its row's first token)
     from_grid: torch.Tensor  # packed token -> grid slot
     valid: torch.Tensor  # (owners, width): True where the grid holds a prompt token
-    last: torch.Tensor  # each prompt's last packed token
 
 
 def _prompt_grid(lengths: Sequence[int], device: torch.device) -> _PromptGrid:
@@ -67,7 +66,6 @@ def _prompt_grid(lengths: Sequence[int], device: torch.device) -> _PromptGrid:
         to_grid=tensor([starts[o] + max(0, j - p) for o, p in enumerate(pad) for j in range(width)]),
         from_grid=tensor([o * width + p + j for o, p in enumerate(pad) for j in range(width - p)]),
         valid=tensor([[j >= p for j in range(width)] for p in pad]),
-        last=tensor(starts[1:]) - 1,
     )
 
 
@@ -153,10 +151,14 @@ class LlamaDecoder:
         return _Layer(layer.input_layernorm.weight, qkv, qkv_bias, o.weight, o.bias,
                       layer.post_attention_layernorm.weight, gate_up, gate_up_bias, down.weight, down.bias)
 
-    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[KVSession, torch.Tensor]:
+    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int],
+                drafts: Sequence[Sequence[int]] | None = None) -> tuple[KVSession, torch.Tensor]:
+        """As ``GPT2Decoder.prefill``: the session, and each row's logits (rows, T, vocab) after its
+        prompt and after each token of its prompt's opening draft."""
         device, heads, kv, hd = self.device, self.heads, self.kv_heads, self.head_dim
-        owners, width = len(prompts), max(map(len, prompts))
-        lengths = [len(p) for p in prompts]
+        full = prompts if drafts is None else [[*p, *d] for p, d in zip(prompts, drafts, strict=True)]
+        owners, width = len(full), max(map(len, full))
+        lengths = [len(p) for p in full]
         grid = _prompt_grid(lengths, device)
         neg = torch.finfo(self.embed_weight.dtype).min
         causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
@@ -164,7 +166,7 @@ class LlamaDecoder:
         mask = torch.zeros(owners, 1, width, width, device=device).masked_fill_(~seen, neg)
         cos, sin = self.cos.index_select(0, grid.pos)[:, None], self.sin.index_select(0, grid.pos)[:, None]
         pkv = torch.empty(len(self.layers), 2, owners, kv, width, hd, device=device)
-        h = self.embed_weight[torch.tensor([t for p in prompts for t in p], device=device)]
+        h = self.embed_weight[torch.tensor([t for p in full for t in p], device=device)]
         for i, layer in enumerate(self.layers):
             qkv = self._qkv(h, layer, cos, sin)  # rotated q and k, then v
             qkv = qkv.index_select(0, grid.to_grid).view(owners, width, -1, hd).transpose(1, 2)
@@ -175,13 +177,11 @@ class LlamaDecoder:
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.attention_scale)
             a = a.transpose(1, 2).reshape(-1, heads * hd).index_select(0, grid.from_grid)
             h = self._mlp(F.linear(a, layer.out, layer.out_bias).add_(h), layer)
-        logits = self.logits(h.index_select(0, grid.last))
+        drafted = None if drafts is None else [len(d) for d in drafts]
+        logits = self.logits(h.index_select(0, tail_index(lengths, drafted, device)))
         pbias = torch.zeros(owners, width, device=device).masked_fill_(~grid.valid, neg)
-        owner = [o for o, c in enumerate(counts) for _ in range(c)]
-        rows = torch.tensor(owner, device=device)
         # A row's next position is its own prompt's length, whatever the padding before it.
-        session = KVSession(self, pkv, pbias, owner, torch.tensor(lengths, device=device).index_select(0, rows))
-        return session, logits.index_select(0, rows)
+        return open_session(self, pkv, pbias, counts, [len(p) for p in prompts], drafted, logits)
 
     # --- the arithmetic a KVSession runs (maker.backends.kv_session.Arithmetic) ----------------
     def embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

@@ -167,6 +167,33 @@ def test_a_rejected_draft_leaves_the_cache_as_if_it_had_never_been_written(model
         assert torch.allclose(drafted.gkv[:, :, r, :, : len(k)], plain_kv[:, :, r, :, : len(k)], atol=1e-5)
 
 
+def test_an_opening_draft_runs_in_the_prefill_and_each_row_keeps_its_own_part(model):
+    """Prompts prefilled with a draft of their replies' start: the logits after the prompt and after
+    each draft token are HF's, and once rows of one prompt keep different numbers of draft tokens,
+    each row continues as if only its kept tokens had ever been written."""
+    counts = [3, 1, 2, 1]
+    owners = [o for o, c in enumerate(counts) for _ in range(c)]
+    gen = torch.Generator().manual_seed(6)
+    drafts = [torch.randint(1, VOCAB, (n,), generator=gen).tolist() for n in (4, 0, 2, 3)]
+    with torch.inference_mode():
+        session, logits = make_decoder(model).prefill(PROMPTS, counts, drafts)
+        assert logits.shape[:2] == (len(owners), 5)
+        for r, o in enumerate(owners):
+            want = hf_next_logits(model, [PROMPTS[o] + drafts[o][:j] for j in range(len(drafts[o]) + 1)])
+            assert (logits[r, : len(drafts[o]) + 1] - want).abs().max() < 1e-4
+            assert not logits[r, len(drafts[o]) + 1 :].any()  # past a short draft: zero padding
+        kept = [4, 0, 2, 0, 1, 2, 3]  # prompt 0's three rows keep all, none and half of its draft
+        session.accept(kept)
+        sequences = [PROMPTS[o] + drafts[o][:k] for o, k in zip(owners, kept, strict=True)]
+        for _ in range(3):
+            tokens = torch.randint(1, VOCAB, (len(owners),), generator=gen)
+            for sequence, token in zip(sequences, tokens.tolist(), strict=True):
+                sequence.append(token)
+            assert (session.step(tokens) - hf_next_logits(model, sequences)).abs().max() < 1e-4
+    with pytest.raises(RuntimeError, match="accept first"), torch.inference_mode():
+        make_decoder(model).prefill(PROMPTS, counts, drafts)[0].step(torch.zeros(len(owners), dtype=torch.long))
+
+
 def test_rows_that_share_their_tokens_are_computed_once_and_still_match_hf(model):
     """Three samples of each prompt fed the same tokens for a while, then different ones: every row's
     logits are HF's at every step, before and after they part."""
@@ -176,6 +203,7 @@ def test_rows_that_share_their_tokens_are_computed_once_and_still_match_hf(model
     gen = torch.Generator().manual_seed(4)
     with torch.inference_mode():
         session, logits = make_decoder(model).prefill(PROMPTS, counts)
+        logits = logits[:, 0]  # after each prompt (no opening drafts: one position)
         for step in range(6):
             assert (logits - hf_next_logits(model, sequences)).abs().max() < 1e-4
             shared = torch.randint(0, VOCAB, (len(counts),), generator=gen)
