@@ -164,6 +164,9 @@ _BACKEND = [
     ("--hard-fraction", float, 0.0, "sim: share of states with a correlated error"),
     ("--hard-error-rate", float, 0.5, "sim: chance of the shared wrong answer on a hard state"),
     ("--model", None, None, "hf: model folder (default: the task's shipped model); openai: model name"),
+    ("--mix", None, None, "several microagents that draw each step's samples in turn, e.g. A,B or A,B,B "
+                          "(hf: model folders; openai: served model names): sample i of a step comes from entry "
+                          "i mod the list's length, so the first (greedy) vote is the first entry's"),
     ("--device", None, "auto", "hf: cpu, cuda, or auto (cuda when torch sees one)"),
     ("--max-batch", int, 256, "hf: most sequences in one forward batch"),
     ("--draft", int, 32, "hf: most draft tokens checked per row in one forward pass; 0 turns drafting off "
@@ -311,14 +314,16 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
     out = _stdout_for_results_only() if args.ray is not None else sys.stdout
     backend = _make_backend(args, task)
     progress = None if args.no_progress else _ProgressBar(task, backend)
-    config = resolve_config(task, backend, agent=args.agent, **overrides)  # the main agent's, as run_async's
+    mix = _parse_mix(args.mix)
+    agent = mix.cycle[0] if mix is not None else args.agent
+    config = resolve_config(task, backend, agent=agent, **overrides)  # the main agent's, as run_async's
 
     async def go() -> Any:
         async with backend:
             if args.target_success is not None:
                 overrides["k"] = await _choose_k(args, task, backend, config)
             # Overrides, not a finished config: each chain's own agent resolves its settings from them.
-            return await run_async(task, backend, journal=args.journal, progress=progress, agent=args.agent,
+            return await run_async(task, backend, journal=args.journal, progress=progress, agent=args.agent, mix=args.mix,
                                    max_steps=args.max_steps, depth=args.depth, max_concurrency=args.max_concurrency,
                                    **overrides)
 
@@ -409,8 +414,10 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
             raise ConfigError(f"server {twice[0]} is listed twice (--base-url and --pool): it would get twice the load")
         if not urls or not args.model:
             raise ConfigError("--backend openai needs --base-url URL (or --pool FILE) and --model NAME")
-        servers = [OpenAIBackend(url, args.model, api=args.api, api_key_env=args.api_key_env, timeout=args.timeout)
-                   for url in urls]
+        mix = _parse_mix(args.mix)
+        served = None if mix is None else {name: name for name in mix.agents}  # each entry is a served model's name
+        servers = [OpenAIBackend(url, args.model, api=args.api, api_key_env=args.api_key_env, timeout=args.timeout,
+                                 agents=served) for url in urls]
         if len(servers) > 1:
             from maker.backends.pool import EndpointPool
 
@@ -419,6 +426,17 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
     if args.backend == "hf":
         from maker.backends.hf import HFBackend
 
+        mix = _parse_mix(args.mix)
+        if mix is not None:
+            if args.model is not None:
+                raise ConfigError("give --model or --mix, not both: with --backend hf each --mix entry is a model folder")
+            if missing := [name for name in mix.agents if not Path(name).is_dir()]:
+                raise ConfigError(f"--mix entry {missing[0]!r} is not a model folder (with --backend hf, each entry is one)")
+            table = {name: str(Path(name).resolve()) for name in mix.agents}  # agent name -> its folder
+            if args.ray is not None:
+                raise ConfigError("--mix with --ray is not supported yet: run the mix on one machine")
+            return HFBackend(table, device=args.device, max_batch=args.max_batch, num_threads=args.threads,
+                             draft=args.draft)
         model = args.model or getattr(task, "default_model", None)
         if model is None:
             raise ConfigError(f"--backend hf needs --model PATH (task {task.name!r} ships no model)")
@@ -437,6 +455,20 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
                                    max_attempts=args.max_attempts)
         return HFBackend(model, device=args.device, max_batch=args.max_batch, num_threads=args.threads, draft=args.draft)
     raise ConfigError(f"unknown backend {args.backend!r}: use sim, hf, openai or path/to/file.py:Class")
+
+
+def _parse_mix(text: str | None) -> Any:
+    """``--mix A,B`` as an ``AgentMix`` (None without it); a bad list is a ConfigError that says why."""
+    if text is None:
+        return None
+    from pydantic import ValidationError
+
+    from maker.mixing import AgentMix
+
+    try:
+        return AgentMix.parse(text)
+    except ValidationError as exc:
+        raise ConfigError(f"--mix {text!r}: {exc.errors()[0]['msg']}") from None
 
 
 def _pool_file(path: Path) -> list[str]:
@@ -482,7 +514,7 @@ def _cmd_estimate(head: argparse.Namespace, argv: list[str]) -> int:
             return await estimate_async(task, backend, samples=args.samples, per_state=args.per_state,
                                         temperature=args.temperature, max_tokens=args.max_tokens, checks=args.checks,
                                         target=args.target_success, concurrency=args.concurrency, seed=args.seed,
-                                        prices=args.price_per_million_tokens, steps=args.steps)
+                                        prices=args.price_per_million_tokens, steps=args.steps, mix=_parse_mix(args.mix))
 
     report = asyncio.run(go())
     print(json.dumps(report.to_json()) if args.json else report.to_table())
@@ -631,6 +663,10 @@ def _summary_table(summary: dict[str, Any]) -> str:
                                           "off (the task defines no check)" if summary["config"]["checks"] else "off")),
         ("time", f"{summary['seconds']:.1f} s ({summary['steps_per_second']:,.0f} steps/s)"),
     ]
+    for agent, counts in summary.get("by_agent", {}).items():  # a mix of agents: what each drew and voted
+        wrong = f", {counts['wrong_votes']:,} wrong" if "wrong_votes" in counts else ""
+        rows.append(("agent", f"{agent}: {counts.get('samples', 0):,} samples, {counts.get('red_flags', 0):,} red flags, "
+                              f"{counts.get('valid_votes', 0):,} votes ({counts.get('winning_votes', 0):,} for the winner{wrong})"))
     # "why unsolved" includes the stop reason; a solved run never stopped early
     rows += [(key, summary[name]) for key, name in (("why unsolved", "unsolved_reason"), ("journal", "journal"))
              if summary.get(name)]

@@ -22,7 +22,7 @@ from typing import Any
 from maker.backends.base import Backend, SampleRequest, draw
 from maker.config import RunConfig
 from maker.errors import StepError, StepFailed
-from maker.events import ChainInfo, Emitter, StepDecision
+from maker.events import AgentVotes, ChainInfo, Emitter, StepDecision
 from maker.redflag import Flagged, RedFlagJudge
 from maker.statistics import RunStatistics
 from maker.task import JOURNAL_HINT, Task, journal_round_trip
@@ -125,29 +125,42 @@ class Engine:
         flags: list[Flagged] = []  # this step's discarded replies, for the error if it fails
         drawn = rounds = 0
         seed = step_seed(self.config.seed, step)
+        mix = chain.mix
+        by_agent: dict[str, AgentVotes] | None = None if mix is None else {a: AgentVotes() for a in mix.agents}
         while True:
             need = min(race.votes_needed(), cap - drawn)
             if need <= 0:
                 raise self._failed(step, drawn, race, flags)
-            requests = round_requests(self.config, prompt, seed, need, first=drawn == 0, rounds=rounds, agent=chain.agent,
-                                      draft=guess)
+            if mix is None:
+                requests = round_requests(self.config, prompt, seed, need, first=drawn == 0, rounds=rounds,
+                                          agent=chain.agent, draft=guess)
+            else:
+                requests = mix.round_requests(self.config, prompt, seed, need, drawn=drawn, rounds=rounds, draft=guess)
             samples = await draw(self.backend, requests, step=step)
             rounds += 1
             drawn += len(samples)
             for hook in emit.sampled:
                 hook(chain, step, samples)
-            for sample in samples:
+            # Who drew each sample (requests' samples come back in request order), with a mix.
+            drawers = None if by_agent is None else [by_agent[r.agent] for r in requests for _ in range(r.n)]  # type: ignore[index]
+            for i, sample in enumerate(samples):
                 verdict = self.judge.judge(state, sample, memo, step=step)
+                if drawers is not None:
+                    drawers[i].samples += 1
                 if verdict.__class__ is Flagged:
                     flags.append(verdict)
+                    if drawers is not None:
+                        drawers[i].red_flags += 1
                     if self.debug:
                         log.debug("step %d: red flag %s: %s; reply %r", step, verdict.reason.value, verdict.detail, verdict.text)
                     for hook in emit.red_flag:
                         hook(chain, step, verdict)
                     continue
+                if drawers is not None:
+                    drawers[i].votes.append(verdict)
                 winner = race.add(verdict)  # the judge made sure it is hashable
                 if winner is not None:  # only on a round's last vote: rounds draw exactly what can decide
-                    return StepDecision(winner, sorted(race.counts.values(), reverse=True), drawn, rounds)
+                    return StepDecision(winner, sorted(race.counts.values(), reverse=True), drawn, rounds, by_agent=by_agent)
 
     @staticmethod
     def _failed(step: int, drawn: int, race: VoteRace, flags: list[Flagged]) -> StepFailed:

@@ -5,7 +5,10 @@ twice, red-flags every reply with the engine's own judge (``RedFlagJudge``) and 
 survivors with the oracle (allowed here: this is measurement, not voting). It reports p-hat with a
 Wilson interval, the valid share v, red flags by reason, collisions (states whose first two valid
 samples are both wrong) against the i.i.d. expectation, k_min for a target success, and the
-projected samples, tokens, wall time and cost of the whole run (``maker.scaling``).
+projected samples, tokens, wall time and cost of the whole run (``maker.scaling``). With a
+``mix`` of agents, each state's samples are drawn as a mixed run draws them, and the report adds
+each agent's p-hat, collisions within and across agents and a recommended mix
+(``maker.estimate_agents``).
 
 ``choose_k`` is the one-line answer for ``maker run --target-success t``.
 """
@@ -18,14 +21,16 @@ import random
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from maker.backends.base import Backend, check_backend, draw
 from maker.config import resolve_config
 from maker.engine import draft_hook, round_requests, step_seed
 from maker.errors import ConfigError, TaskError
+from maker.estimate_agents import AgentsReport, across_agents
 from maker.events import ChainInfo
+from maker.mixing import AgentMix
 from maker.redflag import Flagged, RedFlagJudge
 from maker.scaling import _count, collision_test, estimate_p, expected_collisions, expected_samples, k_min, p_full
 from maker.task import Task, oracle_disagrees
@@ -69,6 +74,7 @@ class EstimateReport:
     expected_collisions: float | None
     collision_p_value: float | None
     all_wrong_states: int  # states with >= 2 valid samples, every one wrong
+    same_wrong_states: int  # states where two valid samples give the same wrong answer (a vote could lock it in)
     k_min: int | None  # at p-hat
     k_min_cautious: int | None  # at the interval's lower end
     p_full: float | None  # P(whole task right) at k_min
@@ -87,6 +93,7 @@ class EstimateReport:
     max_tokens: int
     checks: bool
     warnings: tuple[str, ...]
+    agents: AgentsReport | None = None  # with a mix: per agent, across agents, the recommended mix
 
     @property
     def warning(self) -> str | None:
@@ -121,6 +128,7 @@ class EstimateReport:
                          f"({self.collisions_same:,} alike); i.i.d. expectation {self.expected_collisions:.2f}, "
                          f"p-value {self.collision_p_value:.3g}")
         lines.append(f"  all samples wrong        {self.all_wrong_states:,} states")
+        lines.append(f"  same wrong answer twice  {self.same_wrong_states:,} states")
         lines.append(f"  throughput               {self.samples_per_second:,.1f} samples/s "
                      f"({self.seconds:.2f} s, concurrency {self.concurrency})")
         lines.append(f"plan for s = {self.steps:,} steps, target success t = {self.target:g}:")
@@ -139,6 +147,8 @@ class EstimateReport:
             if self.projected_cost is not None:
                 lines.append(f"  projected cost           {self.projected_cost:,.2f} at {self.prices[0]:g} prompt / "  # type: ignore[index]
                              f"{self.prices[1]:g} output per million tokens")
+        if self.agents is not None:
+            lines.extend(self.agents.lines())
         lines.extend(f"WARNING: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -206,7 +216,7 @@ async def estimate_async(
     task: Task, backend: Backend, *, samples: int, per_state: int = 2, temperature: float | None = None,
     first_temperature: float | None = None, max_tokens: int | None = None, checks: bool = False,
     target: float = 0.95, concurrency: int = 64, seed: int = 0, prices: float | tuple[float, float] | None = None,
-    states: Sequence[Any] | None = None, steps: int | None = None,
+    states: Sequence[Any] | None = None, steps: int | None = None, mix: AgentMix | str | None = None,
 ) -> EstimateReport:
     """Measure p on ``samples`` random steps, ``per_state`` samples each, and plan a run.
 
@@ -216,12 +226,17 @@ async def estimate_async(
     ``first_temperature``, when given, is used for each state's first sample (the engine's greedy first
     vote). ``prices`` is one price per million tokens, or a (prompt, output) pair; prompt tokens are
     estimated. ``concurrency`` bounds the states in flight; each state is one ``sample_many`` call.
+    ``mix`` (``"A,B"``): each state's samples come from the mix's agents as in a mixed run's first
+    round (``maker.mixing``), and the report compares the agents (``maker.estimate_agents``).
     """
     samples = _count(samples, "samples (the number of random steps)")
     per_state = _count(per_state, "per_state (at least two samples a state, to see collisions)", low=2)
     concurrency = _count(concurrency, "concurrency")
     check_backend(backend)
-    config = resolve_config(task, backend, temperature=temperature, max_tokens=max_tokens, checks=checks)
+    if isinstance(mix, str):
+        mix = AgentMix.parse(mix)
+    agent = task.agent if mix is None else mix.cycle[0]
+    config = resolve_config(task, backend, agent=agent, temperature=temperature, max_tokens=max_tokens, checks=checks)
     # Without first_temperature every sample is drawn at the run's temperature: no greedy first vote.
     config = config.model_copy(update={"first_temperature": config.temperature if first_temperature is None
                                        else first_temperature})
@@ -255,34 +270,42 @@ async def estimate_async(
     tally = [0, 0]  # output tokens, prompt characters, over all samples
     judge = RedFlagJudge(task, max_tokens=max_tokens, checks=checks)
     watcher = backend.observer()
-    chain = ChainInfo(None, "estimate", task, task.agent)
+    chain = ChainInfo(None, "estimate", task, agent, mix=mix)
 
-    async def one(index: int, state: Any, n: int) -> list[Any]:
-        """Verdicts of this state's samples in order: (correct?, candidate) or a RedFlagReason."""
+    async def one(index: int, state: Any, n: int) -> list[tuple[str | None, Any]]:
+        """This state's samples in order: who drew each, and its verdict ((correct?, candidate) or a RedFlagReason)."""
         prompt = task.prompt(state)
         if watcher is not None:
             watcher.step_started(chain, index, state, prompt)
         # The engine's own requests, as for a step's first round (+ n: a state drawn twice differs).
-        requests = round_requests(config, prompt, step_seed(seed, index) + n, per_state, first=True, rounds=0,
-                                  agent=task.agent, draft=draft_hook(task, state))
+        first_seed, hook = step_seed(seed, index) + n, draft_hook(task, state)
+        if mix is None:
+            requests = round_requests(config, prompt, first_seed, per_state, first=True, rounds=0, agent=agent, draft=hook)
+        else:
+            requests = mix.round_requests(config, prompt, first_seed, per_state, drawn=0, rounds=0, draft=hook)
         async with semaphore:
             samples = await draw(backend, requests, step=index)
-        out: list[Any] = []
-        for sample in samples:
+        drawers = [r.agent for r in requests for _ in range(r.n)]
+        out: list[tuple[str | None, Any]] = []
+        for drawer, sample in zip(drawers, samples, strict=True):
             tally[0] += sample.tokens
             tally[1] += len(prompt)
             verdict = judge.judge(state, sample, step=index)
             if isinstance(verdict, Flagged):
-                out.append(verdict.reason)
+                out.append((drawer, verdict.reason))
             else:  # measurement, not voting: the oracle may judge here
-                out.append((not oracle_disagrees(task, state, verdict), verdict))
+                out.append((drawer, (not oracle_disagrees(task, state, verdict), verdict)))
         return out
 
     began = time.perf_counter()
-    results = await asyncio.gather(*(one(i, st, n) for n, (i, st) in enumerate(chosen)))
+    tagged = await asyncio.gather(*(one(i, st, n) for n, (i, st) in enumerate(chosen)))
     seconds = time.perf_counter() - began
-    return _report(task, backend, results, distinct, s, target, per_state, seconds, tally, price_pair,
-                   concurrency, temperature, first_temperature, max_tokens, judge.checks)
+    results = [[verdict for _, verdict in state] for state in tagged]
+    report = _report(task, backend, results, distinct, s, target, per_state, seconds, tally, price_pair,
+                     concurrency, temperature, first_temperature, max_tokens, judge.checks)
+    if mix is None:
+        return report
+    return replace(report, agents=across_agents(tagged, mix, s, target))  # type: ignore[arg-type]
 
 
 def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: int, s: int, target: float,
@@ -290,7 +313,7 @@ def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: in
             temperature: float, first_temperature: float | None, max_tokens: int, checks: bool) -> EstimateReport:
     """Turn per-state verdicts into the report's counts, tests and projections."""
     flags: Counter[str] = Counter()
-    drawn = valid = correct = pairs = collisions = same = all_wrong = 0
+    drawn = valid = correct = pairs = collisions = same = all_wrong = same_wrong = 0
     for verdicts in results:
         drawn += len(verdicts)
         good = [v for v in verdicts if isinstance(v, tuple)]
@@ -305,6 +328,8 @@ def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: in
                 same += first[1] == second[1]
         if len(good) >= 2 and not any(ok for ok, _ in good):
             all_wrong += 1
+        wrong = [candidate for ok, candidate in good if not ok]
+        same_wrong += len(wrong) > len(set(wrong))
     if drawn == 0:
         raise ConfigError(f"backend {backend.name!r} returned no samples")
     v = valid / drawn
@@ -343,6 +368,7 @@ def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: in
         correct=correct, red_flags=dict(flags), p=p, p_low=low, p_high=high, confidence=confidence, v=v,
         mean_output_tokens=out_tokens, mean_prompt_tokens=prompt_tokens, pairs=pairs, collisions=collisions,
         collisions_same=same, expected_collisions=expected, collision_p_value=p_value, all_wrong_states=all_wrong,
+        same_wrong_states=same_wrong,
         k_min=kmin, k_min_cautious=k_low, p_full=full, expected_samples_per_step=per_step, projected_samples=proj,
         projected_output_tokens=proj_out, projected_prompt_tokens=proj_prompt, projected_seconds=proj_sec,
         projected_cost=cost, prices=prices, seconds=seconds, samples_per_second=drawn / max(seconds, 1e-9),

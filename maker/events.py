@@ -13,11 +13,12 @@ Events, in the order a chain sees them: ``chain_started``; per step ``step_start
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from maker.backends.base import Sample
+    from maker.mixing import AgentMix
     from maker.redflag import Flagged
     from maker.task import Task
 
@@ -25,13 +26,15 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, eq=False)  # one per attempt of a chain: observers key on identity
 class ChainInfo:
     """Which chain an event belongs to: its journal index (None in a one-chain run), its plan
-    name, the task whose steps it runs and the microagent that serves it."""
+    name, the task whose steps it runs and the microagent that serves it (with a ``mix``, the
+    mix's first agent, whose settings the chain runs with; ``maker.mixing``)."""
 
     index: int | None
     name: str
     task: Task
     agent: str | None
     attempt: int = 0  # 1 for a chain redone after its end check failed
+    mix: AgentMix | None = None  # the agents that draw the samples of each step, if several
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,16 @@ class StepDecision:
     samples: int
     rounds: int
     replayed: bool = False  # rebuilt from a journal: nothing was drawn for it in this session
+    by_agent: dict[str, AgentVotes] | None = None  # with a mix: what each agent drew and voted
+
+
+@dataclass(slots=True)
+class AgentVotes:
+    """One agent's part in one step of a mixed race: samples drawn, replies red-flagged, candidates voted."""
+
+    samples: int = 0
+    red_flags: int = 0
+    votes: list[Any] = field(default_factory=list)
 
 
 class Observer:

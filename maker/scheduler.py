@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from maker.backends.base import Backend, check_backend
 from maker.config import RunConfig, resolve_config
@@ -26,6 +28,7 @@ from maker.errors import ConfigError, MakerError, StepError
 from maker.events import ChainInfo, Emitter, Observer, StepDecision, emitter
 from maker.journal import open_journal, records_by_chain
 from maker.loading import class_identity
+from maker.mixing import AgentMix
 from maker.planner import Plan, Subtask, plan_for, start_of
 from maker.replay import replay_chain
 from maker.statistics import ProgressReporter, StatisticsRecorder
@@ -55,6 +58,7 @@ class _PlanRun:
     config: RunConfig
     settings: dict[str, Any] | None  # the user's overrides; None: a finished config was given
     agent: str | None
+    mix: AgentMix | None  # the run's mix for every chain, overriding each task's own
     emit: Emitter
     journalled: dict[int | None, list[dict[str, Any]]]  # step records by chain, from the journal
     resets: frozenset[int | None]  # chains the journal says are being redone
@@ -82,8 +86,10 @@ class _PlanRun:
         for dep in sub.after:
             await finished[dep].wait()
         task = sub.task or main
-        agent = self.agent if self.agent is not None else task.agent
-        chain = ChainInfo(None if len(finished) == 1 else index, name, task, agent)
+        mix = self.mix if self.mix is not None else None if task.mix is None else _mix(task.mix)
+        # A mix's chain runs with its first agent's settings (the greedy first vote is that agent's).
+        agent = mix.cycle[0] if mix is not None else self.agent if self.agent is not None else task.agent
+        chain = ChainInfo(None if len(finished) == 1 else index, name, task, agent, mix=mix)
         start = start_of(sub, self.results)
         began = time.perf_counter()
         async with self.limiter:
@@ -98,7 +104,7 @@ class _PlanRun:
         resumes the redo, at that k). Returns the end state and the number of redos."""
         records, attempt = self.journalled.get(chain.index, []), int(chain.index in self.resets)
         while True:
-            chain = ChainInfo(chain.index, chain.name, chain.task, chain.agent, attempt=attempt)
+            chain = ChainInfo(chain.index, chain.name, chain.task, chain.agent, attempt=attempt, mix=chain.mix)
             settings = config.model_copy(update={"k": config.k * RERUN_K_FACTOR}) if attempt else config
             for hook in self.emit.chain_started:
                 hook(chain, start)
@@ -137,12 +143,18 @@ class _PlanRun:
 async def run_async(task: Task, backend: Backend, *, journal: str | Path | None = None,
                     progress: ProgressCallback | None = None, max_steps: int | None = None, depth: int = 0,
                     max_concurrency: int = 256, plan: Plan | None = None, config: RunConfig | None = None,
-                    agent: str | None = None, observers: Iterable[Observer] = (), **settings: Any) -> RunResult:
+                    agent: str | None = None, mix: AgentMix | str | Sequence[str] | None = None,
+                    observers: Iterable[Observer] = (), **settings: Any) -> RunResult:
     """Carry out ``task`` with ``backend``; see ``maker.run``."""
     if config is not None and settings:
         raise ConfigError(f"give either config or settings ({', '.join(sorted(settings))}), not both")
     check_backend(backend)
     fixed = config is not None
+    if mix is not None:
+        mix = _mix(mix)
+        if agent is not None and agent != mix.cycle[0]:
+            raise ConfigError(f"give agent {agent!r} or mix {str(mix)!r}, not both: a mix names every agent")
+        agent = mix.cycle[0]
     config = config or resolve_config(task, backend, agent=agent, **settings)
     if max_concurrency < 1:
         raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
@@ -158,7 +170,7 @@ async def run_async(task: Task, backend: Backend, *, journal: str | Path | None 
     watchers: list[Observer] = [o for o in (writer, recorder, backend.observer()) if o is not None]
     if progress is not None:
         watchers.append(ProgressReporter(progress, recorder))
-    run = _PlanRun(plan, backend, config, None if fixed else settings, agent, emitter([*watchers, *observers]),
+    run = _PlanRun(plan, backend, config, None if fixed else settings, agent, mix, emitter([*watchers, *observers]),
                    journalled, resets, max_steps, asyncio.Semaphore(max_concurrency), stop)
     finished = {name: asyncio.Event() for name in order}
     try:
@@ -225,6 +237,15 @@ def _unsolved(task: Task, final_state: Any, statistics: Any, run: _PlanRun) -> t
     return stopped, "; ".join(reasons) or None
 
 
+def _mix(mix: AgentMix | str | Sequence[str]) -> AgentMix:
+    if isinstance(mix, AgentMix):
+        return mix
+    try:
+        return AgentMix.parse(mix)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid mix {mix!r}: {exc.errors()[0]['msg']}") from None
+
+
 def run(task: Task, backend: Backend, **settings: Any) -> RunResult:
     """Carry out ``task`` with ``backend``, voting on every step.
 
@@ -233,7 +254,8 @@ def run(task: Task, backend: Backend, **settings: Any) -> RunResult:
     and the task's defaults by ``maker.config.resolve_config``, plus ``journal`` (a path to write
     and resume from), ``progress`` (called with statistics about ten times a second),
     ``observers`` (``maker.events.Observer`` instances that hear every event), ``agent`` (the
-    microagent for every chain, instead of each task's own), ``max_steps``, ``depth`` (how deep
+    microagent for every chain, instead of each task's own), ``mix`` (several microagents that draw
+    each step's samples in turn, for every chain: ``"A,B"``; ``maker.mixing``), ``max_steps``, ``depth`` (how deep
     the task's planner splits it; 0 = one chain, as the paper) and ``max_concurrency`` (chains in
     flight at once). Inside a running event loop, ``await maker.run_async(...)`` instead.
 

@@ -28,11 +28,11 @@ _EMPTY: Mapping[Any, int] = MappingProxyType({})
 
 
 def _added(a: Any, b: Any) -> Any:
-    """Two records' values of one field, added: mappings key by key; None (not counted) only if both are."""
-    if isinstance(a, Mapping):
-        total = Counter(a)
-        total.update(b)
-        return MappingProxyType(dict(total))
+    """Two records' values of one field, added: mappings key by key (nested ones too); None (not
+    counted) only if both are."""
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        a, b = a or _EMPTY, b or _EMPTY
+        return MappingProxyType({key: _added(a.get(key), b.get(key)) for key in dict.fromkeys([*a, *b])})
     return None if a is None and b is None else (a or 0) + (b or 0)
 
 
@@ -57,6 +57,10 @@ class RunStatistics:
     caught_errors: int | None = None  # wrong decisions in those redone chains (caught by the check)
     oracle_faults: int | None = None  # decisions differing from an oracle whose own answer breaks the check: not errors
     backend: Mapping[str, int | float] = field(default_factory=lambda: _EMPTY)  # Backend.statistics() at the end
+    # With a mix of agents (maker.mixing): agent -> samples, red_flags, valid_votes, winning_votes
+    # (for the step's winner) and, when the run is verified, wrong_votes (valid votes the oracle
+    # disagrees with, counted after the fact).
+    by_agent: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: _EMPTY)
 
     @property
     def red_flag_total(self) -> int:
@@ -89,6 +93,7 @@ class RunStatistics:
             "rule_violations": self.rule_violations, "backend_retries": self.backend_retries,
             "redone_steps": self.redone_steps, "caught_errors": self.caught_errors, "oracle_faults": self.oracle_faults,
             "backend_statistics": dict(self.backend),
+            "by_agent": {agent: dict(counts) for agent, counts in self.by_agent.items()},
         }
 
 
@@ -102,6 +107,7 @@ class _Tally:
         self.red_flags: Counter[str] = Counter()
         self.votes_per_step: Counter[int] = Counter()
         self.rounds_per_step: Counter[int] = Counter()
+        self.by_agent: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.voided = False
 
     def freeze(self, oracle: bool, check: bool) -> RunStatistics:
@@ -111,7 +117,8 @@ class _Tally:
             rounds_per_step=MappingProxyType(dict(self.rounds_per_step)), max_votes=self.max_votes,
             max_votes_step=self.max_votes_step, tokens=self.tokens, errors=self.errors if oracle else None,
             rule_violations=self.violations if check else None, caught_errors=0 if oracle else None,
-            oracle_faults=self.oracle_faults if oracle else None)
+            oracle_faults=self.oracle_faults if oracle else None,
+            by_agent=MappingProxyType({agent: MappingProxyType(dict(c)) for agent, c in self.by_agent.items()}))
         if not self.voided:
             return record
         # A voided attempt's decisions are not the solution's: they count as redone, and its
@@ -153,6 +160,8 @@ class StatisticsRecorder(Observer):
         if decision.replayed:
             tally.samples += decision.samples
         task = chain.task
+        if decision.by_agent is not None:
+            self._count_agents(tally, task, state, decision)
         if self.oracle and task.has_oracle and oracle_disagrees(task, state, decision.candidate):
             fault = oracle_fault(task, state)
             if fault is None:
@@ -165,6 +174,19 @@ class StatisticsRecorder(Observer):
                                 "(fix the task's oracle or check)", task.name, step, fault)
         if self.check and not self._checks and task.has_check and rule_violation(task, state, decision.candidate):
             tally.violations += 1
+
+    def _count_agents(self, tally: _Tally, task: Any, state: Any, decision: StepDecision) -> None:
+        verify = self.oracle and task.has_oracle
+        wrong: dict[Any, bool] = {}  # candidate -> the oracle disagrees (after the fact, never in the vote)
+        for agent, part in (decision.by_agent or {}).items():
+            counts = tally.by_agent[agent]
+            counts.update(samples=part.samples, red_flags=part.red_flags, valid_votes=len(part.votes),
+                          winning_votes=sum(vote == decision.candidate for vote in part.votes))
+            if verify:
+                for vote in part.votes:
+                    if vote not in wrong:
+                        wrong[vote] = oracle_disagrees(task, state, vote)
+                counts["wrong_votes"] += sum(wrong[vote] for vote in part.votes)
 
     def chain_reset(self, chain: ChainInfo, reason: str) -> None:
         self._tallies[chain].voided = True

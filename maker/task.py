@@ -108,6 +108,10 @@ class Task:
     #: the microagent that serves this task's steps (a model, adapter or served-model name in the
     #: backend's table); None: the backend's default. A run can override it.
     agent: str | None = None
+    #: several microagents that draw this task's samples in turn, e.g. ``("specialist", "adapter")``
+    #: (``maker.mixing``: sample i of a step comes from entry i mod its length); None: ``agent`` alone.
+    #: A run's mix overrides it.
+    mix: tuple[str, ...] | None = None
 
     def run_defaults(self) -> dict[str, Any]:
         """Run settings this task's replies call for, e.g. ``{"max_tokens": 120}`` for a

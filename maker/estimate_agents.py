@@ -1,0 +1,190 @@
+"""Estimation across agents (``maker estimate --mix A,B``): how each agent does, and whether their errors coincide.
+
+Voting loses when two valid votes of a step agree on the same wrong answer: then the wrong answer
+can lead. With one agent, such pairs come from its errors being tied to states. With a mix, a
+pair of votes may come from two agents, and what matters is whether *they* fail together.
+``across_agents`` takes each state's verdicts with the agent that drew each sample and reports:
+
+- per agent: p-hat (Wilson), the valid share, and within-agent collisions (the agent's first two
+  valid samples of a state both wrong; how many wrong in the same way) against the i.i.d.
+  expectation;
+- per pair of agents: the first valid sample of each, both wrong (and the same wrong answer),
+  against the expectation if the two failed independently;
+- states on which every valid sample, whichever agent drew it, is wrong;
+- a recommended cycle and k. The candidates are each agent alone and the mix as given. For a
+  candidate, the first four samples of its cycle make six pairs of votes; the *lock-in rate* is the
+  mean, over those pairs, of the measured same-answer collision rate of the two agents that draw
+  them. The candidate with the lowest lock-in rate wins (ties: higher p); its k is ``k_min`` at
+  its p (the cycle's share-weighted p), and its samples per step ``expected_samples``.
+
+The oracle judged every verdict before this point (``maker.estimate``): this is measurement,
+never voting.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from itertools import combinations
+from typing import Any
+
+from maker.mixing import AgentMix
+from maker.scaling import collision_test, estimate_p, expected_samples, k_min
+
+_PAIR_SAMPLES = 4  # a candidate's lock-in rate looks at the pairs among its cycle's first four samples
+
+Verdict = Any  # (correct?, candidate) for a valid sample, else its RedFlagReason
+
+
+@dataclass(frozen=True)
+class AgentEstimate:
+    agent: str
+    samples: int
+    valid: int
+    correct: int
+    p: float | None
+    p_low: float | None
+    p_high: float | None
+    v: float
+    pairs: int  # states with two valid samples of this agent
+    collisions: int  # ... the first two both wrong
+    collisions_same: int  # ... wrong in the same way
+    expected_collisions: float | None
+    collision_p_value: float | None
+
+
+@dataclass(frozen=True)
+class CrossEstimate:
+    agents: tuple[str, str]
+    pairs: int  # states with a valid sample of each
+    collisions: int  # ... the first valid sample of each both wrong
+    collisions_same: int  # ... wrong in the same way
+    expected_collisions: float | None  # if the two failed independently
+    collision_p_value: float | None
+
+
+@dataclass(frozen=True)
+class AgentsReport:
+    agents: tuple[AgentEstimate, ...]
+    crosses: tuple[CrossEstimate, ...]
+    all_wrong_states: int  # states with >= 2 valid samples, every one wrong
+    recommended: str | None  # the cycle, as --mix takes it
+    recommended_k: int | None
+    recommended_samples_per_step: float | None
+    lock_in_rates: dict[str, float | None]  # candidate cycle -> its lock-in rate (None: not measurable)
+    why: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        out = ["by agent:"]
+        for a in self.agents:
+            p = "n/a" if a.p is None else f"{a.p:.6f} [{a.p_low:.6f}, {a.p_high:.6f}]"
+            expected = "" if a.expected_collisions is None else (
+                f"; i.i.d. expectation {a.expected_collisions:.2f}, p-value {a.collision_p_value:.3g}")
+            out.append(f"  {a.agent}: p-hat {p}, v {a.v:.4f} ({a.valid:,}/{a.samples:,}); collisions {a.collisions:,} "
+                       f"of {a.pairs:,} pairs ({a.collisions_same:,} alike){expected}")
+        for c in self.crosses:
+            expected = "" if c.expected_collisions is None else (
+                f"; independence expectation {c.expected_collisions:.2f}, p-value {c.collision_p_value:.3g}")
+            out.append(f"  {c.agents[0]} x {c.agents[1]}: both wrong {c.collisions:,} of {c.pairs:,} states "
+                       f"({c.collisions_same:,} alike){expected}")
+        out.append(f"  all valid samples wrong  {self.all_wrong_states:,} states")
+        rates = ", ".join(f"{cycle}: {'n/a' if r is None else f'{r:.2e}'}" for cycle, r in self.lock_in_rates.items())
+        out.append(f"  lock-in rate per pair    {rates}")
+        if self.recommended is None:
+            out.append(f"  recommended mix          n/a ({self.why})")
+        else:
+            out.append(f"  recommended mix          --mix {self.recommended} --k {self.recommended_k} "
+                       f"({self.recommended_samples_per_step:.3f} samples per step expected; {self.why})")
+        return out
+
+
+def across_agents(results: list[list[tuple[str, Verdict]]], mix: AgentMix, steps: int, target: float) -> AgentsReport:
+    """The report for per-state verdicts tagged with their agents (``(agent, verdict)``, in draw order)."""
+    agents = mix.agents
+    per_agent = {a: _agent(a, [[v for who, v in state if who == a] for state in results]) for a in agents}
+    same_rate: dict[tuple[str, str], float | None] = {}
+    for a in agents:
+        est = per_agent[a]
+        same_rate[(a, a)] = est.collisions_same / est.pairs if est.pairs else None
+    crosses = []
+    for a, b in combinations(agents, 2):
+        cross = _cross(a, b, results, per_agent[a].p, per_agent[b].p)
+        crosses.append(cross)
+        same_rate[(a, b)] = same_rate[(b, a)] = cross.collisions_same / cross.pairs if cross.pairs else None
+    all_wrong = 0
+    for state in results:
+        good = [v for _, v in state if isinstance(v, tuple)]
+        all_wrong += len(good) >= 2 and not any(ok for ok, _ in good)
+    candidates = [AgentMix(cycle=(a,)) for a in agents]
+    if len(agents) > 1:
+        candidates.append(mix)
+    rates = {str(c): _lock_in(c, same_rate) for c in candidates}
+    scored = [(rates[str(c)], -(_share_p(c, per_agent) or 0.0), i, c) for i, c in enumerate(candidates)
+              if rates[str(c)] is not None and (_share_p(c, per_agent) or 0) > 0.5]
+    if not scored:
+        return AgentsReport(tuple(per_agent.values()), tuple(crosses), all_wrong, None, None, None, rates,
+                            "no candidate has p > 0.5 and two valid votes to compare")
+    rate, _, _, best = min(scored)
+    p = _share_p(best, per_agent)
+    v = _share(best, {a: per_agent[a].v for a in agents})
+    k = k_min(p, steps, target)  # type: ignore[arg-type]
+    why = (f"lowest lock-in rate ({rate:.2e}), at p {p:.6f}" if len(scored) > 1 else "the only candidate with p > 0.5")
+    return AgentsReport(tuple(per_agent.values()), tuple(crosses), all_wrong, str(best), k,
+                        expected_samples(p, k, v), rates, why)  # type: ignore[arg-type]
+
+
+def _agent(agent: str, states: list[list[Verdict]]) -> AgentEstimate:
+    samples = sum(map(len, states))
+    good = [[v for v in s if isinstance(v, tuple)] for s in states]
+    valid = sum(map(len, good))
+    correct = sum(ok for s in good for ok, _ in s)
+    pairs = [s[:2] for s in good if len(s) >= 2]
+    both = [(x, y) for x, y in pairs if not x[0] and not y[0]]
+    same = sum(x[1] == y[1] for x, y in both)
+    p = low = high = expected = p_value = None
+    if valid:
+        est = estimate_p(correct, valid)
+        p, low, high = est.p, est.low, est.high
+        if pairs:
+            expected = len(pairs) * (1 - p) ** 2
+            p_value = collision_test(len(both), len(pairs), p).p_value
+    return AgentEstimate(agent, samples, valid, correct, p, low, high, valid / samples if samples else 0.0,
+                         len(pairs), len(both), same, expected, p_value)
+
+
+def _cross(a: str, b: str, results: list[list[tuple[str, Verdict]]], pa: float | None, pb: float | None) -> CrossEstimate:
+    pairs = both = same = 0
+    for state in results:
+        first_a = next((v for who, v in state if who == a and isinstance(v, tuple)), None)
+        first_b = next((v for who, v in state if who == b and isinstance(v, tuple)), None)
+        if first_a is None or first_b is None:
+            continue
+        pairs += 1
+        if not first_a[0] and not first_b[0]:
+            both += 1
+            same += first_a[1] == first_b[1]
+    expected = p_value = None
+    if pairs and pa is not None and pb is not None:
+        miss = (1 - pa) * (1 - pb)
+        expected = pairs * miss
+        # The test takes one p: the one whose square miss equals the two agents' joint miss.
+        p_value = collision_test(both, pairs, 1 - math.sqrt(miss)).p_value
+    return CrossEstimate((a, b), pairs, both, same, expected, p_value)
+
+
+def _lock_in(candidate: AgentMix, same_rate: dict[tuple[str, str], float | None]) -> float | None:
+    drawers = [candidate.agent_for(i) for i in range(_PAIR_SAMPLES)]
+    rates = [same_rate.get((x, y)) for x, y in combinations(drawers, 2)]
+    return None if any(r is None for r in rates) else sum(rates) / len(rates)  # type: ignore[arg-type, misc]
+
+
+def _share(candidate: AgentMix, values: dict[str, float]) -> float:
+    return sum(values[a] for a in candidate.cycle) / len(candidate.cycle)
+
+
+def _share_p(candidate: AgentMix, per_agent: dict[str, AgentEstimate]) -> float | None:
+    ps = [per_agent[a].p for a in candidate.cycle]
+    return None if any(p is None for p in ps) else sum(ps) / len(ps)  # type: ignore[arg-type, misc]

@@ -1,0 +1,79 @@
+"""Votes drawn from several microagents: which agent draws each sample of a step.
+
+Voting removes the errors that samples make independently. A model's errors are tied to states:
+on a hard state the same wrong reply comes back again and again, and a vote can lock it in. Two
+different microagents (a specialist and an adapter on the shared base, or adapters trained from
+different data) tend to fail on different states, so a race whose votes come from both should
+lock in fewer errors per sample spent.
+
+An ``AgentMix`` is a cycle of agent names. The policy, stated once here: **sample i of a step
+(counted from 0 across all of the step's rounds) is drawn by entry i mod len(cycle)**. Sample 0 is
+the step's first vote, drawn at the first temperature (greedy by default), so the cycle's first
+entry should be the strongest agent. ``A,B`` alternates; ``A,B,B`` gives B two votes in three.
+The race counts every vote alike; the run's statistics keep per-agent counts
+(``maker.statistics``). A run names a mix for every chain (``run(..., mix=...)``, ``maker run
+--mix``), or a task names its own (``Task.mix``), so each chain of a plan can have its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from maker.backends.base import SampleRequest
+from maker.config import RunConfig
+
+
+class AgentMix(BaseModel):
+    """The cycle of agents that draws a step's samples (see the module's policy)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cycle: tuple[str, ...]
+
+    @field_validator("cycle")
+    @classmethod
+    def _names(cls, cycle: tuple[str, ...]) -> tuple[str, ...]:
+        if not cycle:
+            raise ValueError("a mix needs at least one agent")
+        if blank := [i for i, name in enumerate(cycle) if not name.strip()]:
+            raise ValueError(f"agent names must not be empty (entry {blank[0]} is)")
+        return cycle
+
+    @classmethod
+    def parse(cls, text: str | Sequence[str]) -> AgentMix:
+        """``"A,B,B"`` (or a sequence of names) as a mix."""
+        names = text.split(",") if isinstance(text, str) else list(text)
+        return cls(cycle=tuple(name.strip() for name in names))
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        """The distinct agents, in the order they first draw."""
+        return tuple(dict.fromkeys(self.cycle))
+
+    def agent_for(self, sample: int) -> str:
+        return self.cycle[sample % len(self.cycle)]
+
+    def __str__(self) -> str:
+        return ",".join(self.cycle)
+
+    def round_requests(self, config: RunConfig, prompt: str, seed: int, need: int, *, drawn: int, rounds: int,
+                       draft: Callable[[str], str | None] | None = None) -> list[SampleRequest]:
+        """The requests of one round: samples ``drawn`` .. ``drawn + need - 1`` of the step, one
+        request per agent (and the greedy first vote as a request of its own), agents in cycle order.
+        Each request has a seed of its own: the round's and the agent's place among ``agents``."""
+        requests: list[SampleRequest] = []
+        start = drawn
+        if drawn == 0 and config.first_temperature != config.temperature:
+            requests.append(SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, self.cycle[0], draft))
+            start += 1
+        counts: dict[str, int] = {}
+        for sample in range(start, drawn + need):
+            agent = self.agent_for(sample)
+            counts[agent] = counts.get(agent, 0) + 1
+        place = {agent: i for i, agent in enumerate(self.agents)}
+        for agent, n in counts.items():
+            agent_seed = seed + 1 + rounds * len(place) + place[agent]
+            requests.append(SampleRequest(prompt, n, config.temperature, config.cap, agent_seed, agent, draft))
+        return requests

@@ -1,0 +1,100 @@
+"""Mixed-agent voting: the cycle decides who draws each sample, every vote counts alike, and the
+statistics keep each agent's part; a plan's chains can have mixes of their own."""
+
+import re
+
+import pytest
+
+import maker
+from maker import ScriptedBackend
+from maker.config import make_config
+from maker.errors import ConfigError
+from maker.mixing import AgentMix
+from tests.toy import Countdown
+
+
+def test_the_cycle_names_the_agent_of_each_sample_and_its_distinct_agents_in_order():
+    mix = AgentMix.parse("A, B,B")
+    assert mix.cycle == ("A", "B", "B") and mix.agents == ("A", "B") and str(mix) == "A,B,B"
+    assert [mix.agent_for(i) for i in range(7)] == ["A", "B", "B", "A", "B", "B", "A"]
+    for bad in ("", "A,,B", " "):
+        with pytest.raises(ValueError, match="empty|at least one"):
+            AgentMix.parse(bad)
+
+
+def test_a_first_round_is_a_greedy_vote_from_the_first_agent_then_one_request_per_agent_with_its_own_seed():
+    config = make_config(k=3, first_temperature=0.0, temperature=1.0)
+    mix = AgentMix.parse("A,B")
+    first = mix.round_requests(config, "p", 100, 3, drawn=0, rounds=0)
+    assert [(r.agent, r.n, r.temperature) for r in first] == [("A", 1, 0.0), ("B", 1, 1.0), ("A", 1, 1.0)]
+    later = mix.round_requests(config, "p", 100, 3, drawn=3, rounds=1)  # samples 3, 4, 5: B, A, B
+    assert [(r.agent, r.n, r.temperature) for r in later] == [("B", 2, 1.0), ("A", 1, 1.0)]
+    seeds = [r.seed for r in first + later]
+    assert len(set(seeds)) == len(seeds)
+
+
+class _ByAgent(maker.Backend):
+    """Agent "right" counts down; agent "wrong" always says 0 (a valid, wrong vote); "broken" writes nonsense."""
+
+    def __init__(self):
+        self.requests = []
+
+    async def sample(self, request):
+        self.requests.append(request)
+        state = int(re.search(r"-?\d+", request.prompt).group())
+        text = {"right": str(state - 1), "wrong": "0", "broken": "no idea"}[request.agent]
+        return [maker.Sample(text, 1)] * request.n
+
+
+def test_a_mixed_race_counts_every_vote_alike_and_keeps_statistics_per_agent():
+    backend = _ByAgent()
+    result = maker.run(Countdown(start=4), backend, k=2, mix="right,wrong,right,broken", checks=False)
+    # A step from 4: right says 3, wrong 0 (a tie), then right 3 and broken red-flagged, then right again: 3 leads by 2.
+    assert result.solved and result.errors == 0
+    assert {r.agent for r in backend.requests} == {"right", "wrong", "broken"}
+    by_agent = result.statistics.by_agent
+    assert set(by_agent) == {"right", "wrong", "broken"}
+    assert by_agent["broken"]["red_flags"] == by_agent["broken"]["samples"] > 0
+    assert by_agent["right"]["winning_votes"] == by_agent["right"]["valid_votes"] > 0
+    # "wrong" says 0: right on the last step (1 -> 0), wrong on the others; the oracle counts that after the fact.
+    assert 0 < by_agent["wrong"]["wrong_votes"] < by_agent["wrong"]["valid_votes"]
+    assert by_agent["right"]["wrong_votes"] == 0
+    total = sum(c["samples"] for c in by_agent.values())
+    assert total == result.statistics.samples
+    assert result.summary()["by_agent"]["broken"]["red_flags"] == by_agent["broken"]["red_flags"]
+
+
+def test_a_task_can_name_its_own_mix_and_a_runs_mix_overrides_it():
+    class Mixed(Countdown):
+        mix = ("right", "wrong", "right")
+
+    backend = _ByAgent()
+    assert maker.run(Mixed(start=3), backend, k=2, checks=False).solved
+    assert {r.agent for r in backend.requests} == {"right", "wrong"}
+    backend = _ByAgent()
+    maker.run(Mixed(start=3), backend, k=2, mix="right")
+    assert {r.agent for r in backend.requests} == {"right"}
+
+
+def test_without_a_mix_requests_and_statistics_are_as_before():
+    backend = ScriptedBackend(reply_for=lambda r: str(int(re.search(r"\d+", r.prompt).group()) - 1))
+    result = maker.run(Countdown(start=3), backend, k=2)
+    assert result.solved and dict(result.statistics.by_agent) == {}
+    assert {r.agent for r in backend.requests} == {None}
+
+
+def test_a_mix_and_a_different_agent_together_are_refused():
+    with pytest.raises(ConfigError, match="not both"):
+        maker.run(Countdown(start=3), _ByAgent(), mix="right,wrong", agent="wrong")
+    with pytest.raises(ConfigError, match="invalid mix"):
+        maker.run(Countdown(start=3), _ByAgent(), mix="right,,wrong")
+
+
+def test_statistics_with_agents_merge_agent_by_agent():
+    from maker.statistics import RunStatistics
+
+    a = RunStatistics(samples=3, by_agent={"x": {"samples": 2}, "y": {"samples": 1}})
+    b = RunStatistics(samples=2, by_agent={"x": {"samples": 1, "red_flags": 1}})
+    merged = a.merge(b)
+    assert merged.samples == 5
+    assert {k: dict(v) for k, v in merged.by_agent.items()} == {"x": {"samples": 3, "red_flags": 1}, "y": {"samples": 1}}
