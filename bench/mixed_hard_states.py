@@ -14,7 +14,8 @@ temperature), checks off, so only the vote stands between a wrong reply and the 
 all in this one process, one after another, on the same states with the same seeds. Counted per
 configuration (the oracle judges after the fact; ``maker.estimate``): states whose valid samples
 are all wrong, and states where two valid samples give the *same* wrong answer (what a vote can
-lock in). The mix is compared with the better single agent by a one-sided Fisher exact test.
+lock in), among all of a state's samples and among its first two (a k = 3 step's first votes). The
+mix is compared with the better single agent by a one-sided Fisher exact test.
 Results: bench/results/mixed_hard_states_d<disks>.json
 """
 
@@ -98,9 +99,14 @@ def main() -> None:
                               "p_value_mix_lower": fisher_less(mixed["same_wrong_states"], n, best["same_wrong_states"], n)},
         "all_wrong_states": {"single": best["all_wrong_states"], "mix": mixed["all_wrong_states"],
                              "p_value_mix_lower": fisher_less(mixed["all_wrong_states"], n, best["all_wrong_states"], n)},
+        # The first two samples of a state (a k = 3 step's first votes): the same wrong answer twice.
+        "first_pair_same_wrong": {"single": best["first_pair_collisions_same"], "mix": mixed["first_pair_collisions_same"],
+                                  "p_value_mix_lower": fisher_less(mixed["first_pair_collisions_same"], n,
+                                                                   best["first_pair_collisions_same"], n)},
     }
-    print(f"mix against {best['mix']}: same-wrong-answer states {comparison['same_wrong_states']}, "
-          f"all-wrong states {comparison['all_wrong_states']}")
+    for what, counts in comparison.items():
+        if what != "best_single":
+            print(f"mix against {best['mix']}, {what.replace('_', ' ')}: {counts}")
     path = write_result(f"mixed_hard_states_d{args.disks}", vars(args), {"states": n, "runs": runs, "comparison": comparison})
     print(f"wrote {path}")
 
