@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import transformers
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -104,10 +105,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    task, states = workload(args.disks, args.steps)
-    backends = {draft: HFBackend(str(task.default_model), max_batch=max(int(b) for b in args.batches.split(",")),
-                                 draft=draft, device=args.device) for draft in (0, 32)}
-    model, tokenizer = backends[0].model, backends[0].tokenizer
+    # The timed states, then as many others to warm up on: a backend remembers replies per prompt
+    # (drafts for later samples of a step), so it must never have seen a timed prompt before.
+    task, every_state = workload(args.disks, 2 * args.steps)
+    states, warm_states = every_state[: args.steps], every_state[args.steps :]
+    # The FLOP count reads transformers' model (the backend reads a plain GPT-2 folder without it).
+    model = transformers.AutoModelForCausalLM.from_pretrained(task.default_model, local_files_only=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(task.default_model, local_files_only=True)
     prompt_tokens = [len(tokenizer(task.prompt(s))["input_ids"]) for s in states]
     reply_tokens = [len(tokenizer(task.format_reply(s, task.oracle(s)), add_special_tokens=False)["input_ids"]) + 1  # + EOS
                     for s in states]
@@ -124,8 +128,11 @@ def main() -> None:
     for batch in (int(b) for b in args.batches.split(",")):
         per_batch = max(1, batch // 3)
         measured: dict[int, tuple[float, list[list[str]]]] = {}
-        for draft in (0, 32):  # each once to warm up, then measured in turns
-            loop.run_until_complete(run(backends[draft], task, states[: per_batch * 2], per_batch))
+        # A fresh pair of backends per batch size, each warmed up on other states than the timed ones.
+        backends = {draft: HFBackend(str(task.default_model), max_batch=batch, draft=draft, device=args.device)
+                    for draft in (0, 32)}
+        for draft in (0, 32):
+            loop.run_until_complete(run(backends[draft], task, warm_states[: per_batch * 2], per_batch))
         for draft in (0, 32):
             before = backends[draft].statistics()
             seconds, replies = loop.run_until_complete(run(backends[draft], task, states, per_batch))
@@ -143,8 +150,8 @@ def main() -> None:
             sys.exit(f"batch {batch}: replies differ with and without drafting: drafting is not exact")
         rows[-1]["speedup_vs_no_drafting"] = round(measured[0][0] / measured[32][0], 2)
         print(f"batch {batch}: drafting {rows[-1]['speedup_vs_no_drafting']}x, replies identical", flush=True)
-    for backend in backends.values():
-        loop.run_until_complete(backend.aclose())
+        for backend in backends.values():
+            loop.run_until_complete(backend.aclose())
     loop.close()
     settings = {"task": "hanoi", "disks": args.disks, "steps": args.steps, "samples_per_step": "1 greedy + 2 at T=1.0",
                 "threads": torch.get_num_threads(), "device": args.device, "model": str(task.default_model), "draft_tokens": 32}
