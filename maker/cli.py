@@ -196,8 +196,14 @@ _CHECK_TASK = [
 _TRAIN = [
     ("--out", Path, None, "folder to write the microagent to (required; running again resumes it)"),
     ("--from-journal", "journals", None, "train on the decided steps of these verified journals, without the oracle"),
-    ("--method", ["lora", "full", "scratch"], "lora", "LoRA adapter on the base (default), every weight of the base, "
-                                                      "or a new model with the base's tokenizer"),
+    ("--method", ["lora", "full", "scratch", "sae-lora"], "lora",
+     "LoRA adapter on the base (default), every weight of the base, a new model with the base's tokenizer, or "
+     "LoRA trained through a sparse autoencoder fit to --sae-source (Resa's SAE-tuning)"),
+    ("--sae-source", None, None, "sae-lora: a model or adapter folder on the same base that has the skill"),
+    ("--sae-layer", int, 1, "sae-lora: the block whose output the SAE rebuilds"),
+    ("--sae-k", int, 32, "sae-lora: active features per token"),
+    ("--sae-features", int, 1024, None),
+    ("--sae-objective", ["kl", "sft"], "kl", "sae-lora: the base's own adapter-free distribution (kl, Resa) or the labels"),
     ("--base", Path, None, "the base model folder (default: models/base/model)"),
     ("--budget-min", float, 10.0, "minutes of training (the learning rate follows this clock)"),
     ("--examples", int, 50_000, "training examples drawn from the task's training states (oracle data)"),
@@ -528,15 +534,19 @@ def _cmd_train(head: argparse.Namespace, argv: list[str]) -> int:
     from maker.training.microagent import train_microagent
     from maker.training.trainer import TrainSettings
 
-    task_cls = _load_task(argv, "--out DIR [--from-journal J ...] [--method lora|full|scratch] [--budget-min M]")
+    task_cls = _load_task(argv, "--out DIR [--from-journal J ...] [--method lora|full|scratch|sae-lora] [--budget-min M]")
     args, task = _parse(task_cls, "train", {"": _TRAIN}, argv)
     if args.out is None:
         raise ConfigError("maker train needs --out DIR: the folder the microagent is written to")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
+        sae = {} if args.method != "sae-lora" else {
+            "sae_source": None if args.sae_source is None else str(Path(args.sae_source).resolve()),
+            "sae_layer": args.sae_layer, "sae_k": args.sae_k, "sae_features": args.sae_features,
+            "sae_objective": args.sae_objective}
         settings = TrainSettings(method=args.method, budget_min=args.budget_min, batch_size=args.batch_size, lr=args.lr,
-                                 lora_rank=args.lora_rank, lora_alpha=2 * args.lora_rank, seed=args.seed)
+                                 lora_rank=args.lora_rank, lora_alpha=2 * args.lora_rank, seed=args.seed, **sae)
     except ValidationError as exc:
         detail = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid training settings: {detail}") from None

@@ -141,7 +141,7 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
 def _write_manifest(out: Path, task: Task, settings: TrainSettings, base: Path, temperature: float) -> None:
     manifest: dict[str, Any] = {"agent": task.agent, "task": task.name, "method": settings.method,
                                 "defaults": {"temperature": temperature}}
-    if settings.method == "lora":
+    if settings.adapter:
         manifest["base"] = os.path.relpath(base.resolve(), out.resolve())
     write_json(out / "maker.json", manifest)
 
@@ -192,7 +192,10 @@ def write_card(out: Path, record: dict[str, Any]) -> None:
     s = record["settings"]
     lines += ["", "## Training", "",
               f"- Method `{record['method']}`" + (f", LoRA r = {s['lora_rank']}, alpha = {s['lora_alpha']} on every "
-                                                  "attention and MLP projection" if record["method"] == "lora" else "")
+                                                  "attention and MLP projection" if s["method"] in ("lora", "sae-lora") else "")
+              + (f", trained through a TopK SAE (k = {s['sae_k']}, {s['sae_features']} features) on layer "
+                 f"{s['sae_layer']} of `{s['sae_source']}`, objective `{s['sae_objective']}`; the SAE is not served"
+                 if s["method"] == "sae-lora" else "")
               + f"; base `{record['base']}` (relative to this folder).",
               f"- {training['steps']:,} steps of batch {s['batch_size']}, {training['examples_seen']:,} examples seen, "
               f"{training['minutes']} minutes (budget {s['budget_min']}); hard-example replay share {s['replay_share']}.",

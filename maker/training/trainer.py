@@ -6,6 +6,11 @@ One loop for every method:
   saved (peft's ``adapter_config.json`` and ``adapter_model.safetensors``).
 - ``full``: every weight of the base is trained; a whole model folder is saved.
 - ``scratch``: a new Llama-style model (``Architecture``) with the base's tokenizer.
+- ``sae-lora``: LoRA as above, trained with a frozen sparse autoencoder in the path
+  (``maker.training.sae``): it is fit first, within the budget, to one layer of a *source*
+  microagent that has the skill, then replaces that layer's output in the base while the adapter
+  trains, against the base's own adapter-free distribution (``kl``, Resa's objective) or the labels
+  (``sft``). Only the adapter is served; held-out scoring runs without the SAE, as serving does.
 
 The loss is on the reply tokens only (reply + EOS). A reply counts as right when the argmax at each
 of its positions is the right token (teacher forcing: exactly what greedy decoding would write),
@@ -57,7 +62,7 @@ class TrainSettings(BaseModel):
     """How to train; every field has a default that suits our small models on a CPU."""
 
     model_config = ConfigDict(extra="forbid")
-    method: Literal["lora", "full", "scratch"] = "lora"
+    method: Literal["lora", "full", "scratch", "sae-lora"] = "lora"
     budget_min: float = Field(10.0, gt=0, description="wall-clock minutes of training (resumes count what was spent)")
     max_steps: int | None = Field(None, ge=1, description="also stop after this many optimiser steps (the schedule "
                                                           "then follows whichever ends first)")
@@ -74,9 +79,23 @@ class TrainSettings(BaseModel):
     checkpoint_every_s: float = Field(120.0, gt=0)
     seed: int = 0
     architecture: Architecture = Field(default_factory=Architecture)
+    sae_source: str | None = Field(None, description="sae-lora: the model or adapter folder (on the same base) whose "
+                                                     "activations the SAE learns: a microagent that has the skill")
+    sae_layer: int = Field(1, ge=0, description="sae-lora: the block whose output the SAE rebuilds")
+    sae_features: int = Field(1024, ge=1)
+    sae_k: int = Field(32, ge=1, description="active features per token (Resa: 32)")
+    sae_objective: Literal["kl", "sft"] = Field("kl", description="kl: match the base's own adapter-free "
+                                                                  "distribution (Resa); sft: the labels")
+    sae_share: float = Field(0.2, gt=0, lt=1, description="share of the budget spent fitting the SAE")
+    sae_examples: int = Field(2000, ge=1, description="examples whose tokens the SAE is fit to")
 
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else (5e-4 if self.method == "full" else 2e-3)
+
+    @property
+    def adapter(self) -> bool:
+        """Whether the method trains (and saves) a LoRA adapter rather than a whole model."""
+        return self.method in ("lora", "sae-lora")
 
 
 def load_tokenizer(folder: str | Path) -> Any:
@@ -108,7 +127,8 @@ class Trainer:
         self.model = self._make_model()
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.peak_lr(),
-                                           weight_decay=0.0 if settings.method == "lora" else settings.weight_decay)
+                                           weight_decay=0.0 if settings.adapter else settings.weight_decay)
+        self.sae: Any = None  # sae-lora: the SAEInsert hook, once the SAE is fit (train)
         self.rng = random.Random(settings.seed)
         torch.manual_seed(settings.seed)
         self.replay: list[Example] = []
@@ -135,6 +155,8 @@ class Trainer:
             raise ConfigError(f"cannot load the base model from {str(self.base)!r}: {exc}") from None
         if s.method == "full":
             return model
+        if s.method == "sae-lora" and s.sae_source is None:
+            raise ConfigError("--method sae-lora needs --sae-source DIR: a model or adapter folder that has the skill")
         from peft import LoraConfig, get_peft_model
 
         present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
@@ -178,9 +200,24 @@ class Trainer:
         ids, mask, labels = self.encode(examples)
         logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1]
         targets = labels[:, 1:]
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        if self.sae is not None and self.sae.active and self.settings.sae_objective == "kl":
+            loss = self._kl_to_base(ids, mask, logits, targets != -100)
+        else:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
         hits = (logits.argmax(-1) == targets) | (targets == -100)
         return loss, hits.all(dim=1), int((targets != -100).sum())
+
+    def _kl_to_base(self, ids: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor, replies: torch.Tensor) -> torch.Tensor:
+        """KL(base || base with SAE and adapter) on the reply positions: the base's own distribution is the
+        adapter-free target without the SAE."""
+        with torch.no_grad(), self.model.disable_adapter():
+            self.sae.active = False
+            try:
+                reference = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+            finally:
+                self.sae.active = True
+        return F.kl_div(F.log_softmax(logits[replies], -1), F.log_softmax(reference[replies], -1), log_target=True,
+                        reduction="batchmean")
 
     @torch.no_grad()
     def score(self, examples: Sequence[Example], batch: int = 256) -> tuple[int, float]:
@@ -188,6 +225,8 @@ class Trainer:
         forced: one pass per batch gives what greedy decoding would write."""
         was_training = self.model.training
         self.model.eval()
+        if self.sae is not None:  # scored as it will be served: without the SAE
+            self.sae.active = False
         wrong, loss_sum, tokens = 0, 0.0, 0
         for start in range(0, len(examples), batch):
             chunk = examples[start:start + batch]
@@ -195,6 +234,8 @@ class Trainer:
             wrong += int((~right).sum())
             loss_sum, tokens = loss_sum + loss.item() * counted, tokens + counted
         self.model.train(was_training)
+        if self.sae is not None:
+            self.sae.active = True
         return wrong, loss_sum / max(1, tokens)
 
     def errors(self, examples: Sequence[Example], batch: int = 256) -> int:
@@ -223,6 +264,8 @@ class Trainer:
         s = self.settings
         self.out.mkdir(parents=True, exist_ok=True)
         self._resume()
+        if s.method == "sae-lora":
+            self._insert_sae()
         budget = s.budget_min * 60
         self.model.train()
         last_eval = last_checkpoint = self.elapsed
@@ -266,8 +309,41 @@ class Trainer:
         self._checkpoint()
         return self.summary()
 
+    def _insert_sae(self) -> None:
+        """Fit the SAE to the source's activations (or load the one this folder already fit), and put it in the base's path."""
+        from maker.training.sae import SAEInsert, collect_activations, load_sae, save_sae, train_sae
+
+        s = self.settings
+        loaded = load_sae(self.out)
+        if loaded is None:
+            began = time.perf_counter()
+            source = _load_source(Path(s.sae_source))  # type: ignore[arg-type]
+            if source.get_input_embeddings().num_embeddings != self.model.get_input_embeddings().num_embeddings:
+                raise ConfigError(f"the SAE source {s.sae_source!r} has another vocabulary than the base: it must be a "
+                                  "model or adapter on the same base")
+            examples = self.source(random.Random(s.seed + 7), s.sae_examples)
+            batches = [self.encode(examples[i:i + 64])[:2] for i in range(0, len(examples), 64)]
+            activations = collect_activations(source.eval(), batches, s.sae_layer)
+            if activations.shape[1] != self.model.config.hidden_size:
+                raise ConfigError(f"the SAE source's width {activations.shape[1]} differs from the base's "
+                                  f"{self.model.config.hidden_size}")
+            spent = time.perf_counter() - began
+            sae, numbers = train_sae(activations, s.sae_features, s.sae_k, max(1.0, s.sae_share * s.budget_min * 60 - spent),
+                                     seed=s.seed)
+            save_sae(sae, s.sae_layer, numbers, self.out)
+            self.elapsed += time.perf_counter() - began  # the SAE's time is part of the budget
+            self.log(f"maker train: SAE on layer {s.sae_layer} of {s.sae_source}: {numbers['tokens']:,} tokens, "
+                     f"{numbers['fraction_unexplained']:.4f} of the variance unexplained, {numbers['dead_features']} dead features")
+        else:
+            sae, layer, numbers = loaded
+            if layer != s.sae_layer:
+                raise ConfigError(f"{str(self.out)!r} holds an SAE for layer {layer}, not {s.sae_layer}: give another --out")
+        self.sae_numbers = numbers
+        self.sae = SAEInsert(self.model, s.sae_layer, sae)
+
     def summary(self) -> dict[str, Any]:
-        return {"steps": self.step, "examples_seen": self.examples_seen, "minutes": round(self.elapsed / 60, 2),
+        sae = {"sae": self.sae_numbers} if getattr(self, "sae_numbers", None) else {}
+        return {**sae, "steps": self.step, "examples_seen": self.examples_seen, "minutes": round(self.elapsed / 60, 2),
                 "held_out": len(self.validation), "held_out_errors": self.best_errors,
                 "held_out_loss": None if self.best_loss is None else round(self.best_loss, 6), "history": self.history}
 
@@ -287,7 +363,7 @@ class Trainer:
     def save(self) -> None:
         """The model as it should be served: the adapter alone (lora), or a whole model folder."""
         self.model.save_pretrained(self.out)
-        if self.settings.method != "lora":
+        if not self.settings.adapter:
             self.tokenizer.save_pretrained(self.out)
             config = self.model.generation_config
             config.eos_token_id, config.pad_token_id = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
@@ -316,7 +392,8 @@ class Trainer:
             return
         saved = torch.load(path, weights_only=False)
         mine = self.settings.model_dump(mode="json")
-        changed = [k for k in ("method", "lora_rank", "lora_alpha", "architecture") if saved["settings"].get(k) != mine[k]]
+        changed = [k for k in ("method", "lora_rank", "lora_alpha", "architecture", "sae_source", "sae_layer",
+                               "sae_features", "sae_k", "sae_objective") if saved["settings"].get(k) != mine[k]]
         if changed:
             raise ConfigError(f"{str(path)!r} was trained with other {', '.join(changed)}: give another --out, or delete "
                               "the checkpoint to start over")
@@ -331,6 +408,27 @@ class Trainer:
         self.rng.setstate(saved["rng"])
         torch.set_rng_state(saved["torch_rng"])
         self.log(f"maker train: resuming {str(path)!r} at step {self.step}, {self.elapsed / 60:.1f} min spent")
+
+
+def _load_source(folder: Path) -> Any:
+    """A whole model folder, or an adapter folder merged into its base (the SAE's source)."""
+    from transformers import AutoModelForCausalLM
+
+    from maker.config import adapter_base
+
+    base = adapter_base(folder)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base or folder, local_files_only=True, dtype=torch.float32)
+        if base is None:
+            return model
+        from peft import PeftModel
+
+        from maker.backends.hf import peft_quietly
+
+        with peft_quietly():
+            return PeftModel.from_pretrained(model, folder).merge_and_unload()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the SAE source {str(folder)!r}: {exc}") from None
 
 
 def pool_source(pool: Sequence[Example]) -> Source:
