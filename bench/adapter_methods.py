@@ -7,8 +7,10 @@ For each task (Hanoi, multiplication), method and budget, one `maker train` from
 SAE's fitting is inside it), one after another in this process's run. sae-lora's source is the
 task's shipped adapter (models/adapters/<task>): the microagent that has the skill. Each model is
 then measured by `maker train`'s own evaluation through the in-process backend at the run's
-temperature (1.0; the first sample greedy), checks on: per-sample error (1 - p), the red-flag catch
-rate (the share of wrong samples the red flags threw away) and collisions. A finished
+temperature (1.0; the first sample greedy), checks on: the share of samples that are not right
+(red-flagged or wrong: what the model writes before any red flag), the share of valid ones that
+are wrong (1 - p), the red-flag catch rate (the share of those not right that the red flags threw
+away) and collisions. A finished
 configuration is skipped when the bench runs again (its folder holds the evaluation).
 Results: bench/results/adapter_methods.json, and a table on stdout.
 """
@@ -56,6 +58,8 @@ def row(task: str, method: str, budget: float, record: dict) -> dict:
     return {"task": task, "method": method, "budget_min": budget, "trained_min": tr["minutes"], "steps": tr["steps"],
             "held_out_errors": tr["held_out_errors"], "held_out": tr["held_out"],
             "error_per_sample": None if p is None else round(1 - p, 6), "p_low": ev.get("p_low"), "v": ev.get("v"),
+            # Every sample that is not right, red-flagged or wrong: what the model writes before any red flag.
+            "raw_error": None if not ev.get("samples") else round(ev["wrong_samples"] / ev["samples"], 5),
             "samples": ev.get("samples"), "wrong_samples": ev.get("wrong_samples"),
             "red_flag_catch_rate": ev.get("red_flag_catch_rate"), "collisions": ev.get("collisions"),
             "collisions_same": ev.get("collisions_same"), "sae": tr.get("sae")}
@@ -81,12 +85,12 @@ def main() -> None:
                 r = rows[-1]
                 print(f"{task:>8} {method:>8} {budget:>4g} min: error/sample {r['error_per_sample']}, v {r['v']}, "
                       f"catch rate {r['red_flag_catch_rate']}, held-out {r['held_out_errors']}/{r['held_out']}", flush=True)
-    print("\n| task | method | budget (min) | per-sample error at T = 1.0 | valid share | red-flag catch rate | "
-          "collisions (alike) | held-out greedy errors |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| task | method | budget (min) | samples not right (red-flagged or wrong) | wrong among valid (1 - p) | "
+          "red-flag catch rate | collisions (alike) | held-out greedy errors |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['task']} | {r['method']} | {r['budget_min']:g} | {r['error_per_sample']} ({r['wrong_samples']} of "
-              f"{r['samples']}) | {r['v']} | {r['red_flag_catch_rate']} | {r['collisions']} ({r['collisions_same']}) | "
-              f"{r['held_out_errors']} of {r['held_out']} |")
+        print(f"| {r['task']} | {r['method']} | {r['budget_min']:g} | {r['raw_error']} ({r['wrong_samples']} of "
+              f"{r['samples']}) | {r['error_per_sample']} | {r['red_flag_catch_rate']} | {r['collisions']} "
+              f"({r['collisions_same']}) | {r['held_out_errors']} of {r['held_out']} |")
     path = write_result("adapter_methods", vars(args), {"rows": rows})
     print(f"wrote {path}")
 

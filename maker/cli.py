@@ -202,7 +202,7 @@ _TRAIN = [
     ("--sae-source", None, None, "sae-lora: a model or adapter folder on the same base that has the skill"),
     ("--sae-layer", int, 1, "sae-lora: the block whose output the SAE rebuilds"),
     ("--sae-k", int, 32, "sae-lora: active features per token"),
-    ("--sae-features", int, 1024, None),
+    ("--sae-features", int, 1024, "sae-lora: the SAE's dictionary size"),
     ("--sae-objective", ["kl", "sft"], "kl", "sae-lora: the base's own adapter-free distribution (kl, Resa) or the labels"),
     ("--base", Path, None, "the base model folder (default: models/base/model)"),
     ("--budget-min", float, 10.0, "minutes of training (the learning rate follows this clock)"),
@@ -383,7 +383,7 @@ async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, conf
               file=sys.stderr)
         report = await estimate_async(task, backend, samples=args.estimate_samples, temperature=config.temperature,
                                       max_tokens=config.max_tokens, checks=config.checks, target=args.target_success,
-                                      seed=config.seed)
+                                      seed=config.seed, mix=_parse_mix(args.mix))
         p = report.p_low  # the cautious end of the interval
         print(f"maker: p-hat {report.p:.5f}, using its lower bound {p:.5f}", file=sys.stderr)
     k, why = choose_k(p, steps, args.target_success)
@@ -399,6 +399,8 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
         raise ConfigError(f"--ray runs in-process models on Ray workers: it needs --backend hf, not {args.backend}")
     if ":" in args.backend:
         return _user_backend(args.backend, task)
+    if args.mix is not None and args.backend == "sim":
+        raise ConfigError("--mix needs real microagents (--backend hf or openai): the simulated backend's agents are all one")
     if args.backend == "sim":
         from maker.backends.sim import SimulatedBackend
 
@@ -418,11 +420,12 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
         urls = [*(args.base_url or []), *(_pool_file(args.pool) if args.pool else [])]
         if twice := sorted({url for url in urls if urls.count(url) > 1}):
             raise ConfigError(f"server {twice[0]} is listed twice (--base-url and --pool): it would get twice the load")
-        if not urls or not args.model:
-            raise ConfigError("--backend openai needs --base-url URL (or --pool FILE) and --model NAME")
         mix = _parse_mix(args.mix)
+        model = args.model or (mix.cycle[0] if mix is not None else None)
+        if not urls or not model:
+            raise ConfigError("--backend openai needs --base-url URL (or --pool FILE) and --model NAME (or --mix A,B)")
         served = None if mix is None else {name: name for name in mix.agents}  # each entry is a served model's name
-        servers = [OpenAIBackend(url, args.model, api=args.api, api_key_env=args.api_key_env, timeout=args.timeout,
+        servers = [OpenAIBackend(url, model, api=args.api, api_key_env=args.api_key_env, timeout=args.timeout,
                                  agents=served) for url in urls]
         if len(servers) > 1:
             from maker.backends.pool import EndpointPool
@@ -467,14 +470,9 @@ def _parse_mix(text: str | None) -> Any:
     """``--mix A,B`` as an ``AgentMix`` (None without it); a bad list is a ConfigError that says why."""
     if text is None:
         return None
-    from pydantic import ValidationError
-
     from maker.mixing import AgentMix
 
-    try:
-        return AgentMix.parse(text)
-    except ValidationError as exc:
-        raise ConfigError(f"--mix {text!r}: {exc.errors()[0]['msg']}") from None
+    return AgentMix.coerce(text, "--mix")
 
 
 def _pool_file(path: Path) -> list[str]:
@@ -541,9 +539,9 @@ def _cmd_train(head: argparse.Namespace, argv: list[str]) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        sae = {} if args.method != "sae-lora" else {
-            "sae_source": None if args.sae_source is None else str(Path(args.sae_source).resolve()),
-            "sae_layer": args.sae_layer, "sae_k": args.sae_k, "sae_features": args.sae_features,
+        source = None if args.sae_source is None else str(Path(args.sae_source).resolve())
+        sae = {"sae_source": source} if args.method != "sae-lora" and source else {} if args.method != "sae-lora" else {
+            "sae_source": source, "sae_layer": args.sae_layer, "sae_k": args.sae_k, "sae_features": args.sae_features,
             "sae_objective": args.sae_objective}
         settings = TrainSettings(method=args.method, budget_min=args.budget_min, batch_size=args.batch_size, lr=args.lr,
                                  lora_rank=args.lora_rank, lora_alpha=2 * args.lora_rank, seed=args.seed, **sae)

@@ -233,8 +233,8 @@ async def estimate_async(
     per_state = _count(per_state, "per_state (at least two samples a state, to see collisions)", low=2)
     concurrency = _count(concurrency, "concurrency")
     check_backend(backend)
-    if isinstance(mix, str):
-        mix = AgentMix.parse(mix)
+    if mix is not None:
+        mix = AgentMix.coerce(mix)
     agent = task.agent if mix is None else mix.cycle[0]
     config = resolve_config(task, backend, agent=agent, temperature=temperature, max_tokens=max_tokens, checks=checks)
     # Without first_temperature every sample is drawn at the run's temperature: no greedy first vote.

@@ -125,8 +125,10 @@ def across_agents(results: list[list[tuple[str, Verdict]]], mix: AgentMix, steps
     scored = [(rates[str(c)], -(_share_p(c, per_agent) or 0.0), i, c) for i, c in enumerate(candidates)
               if rates[str(c)] is not None and (_share_p(c, per_agent) or 0) > 0.5]
     if not scored:
-        return AgentsReport(tuple(per_agent.values()), tuple(crosses), all_wrong, None, None, None, rates,
-                            "no candidate has p > 0.5 and two valid votes to compare")
+        why = ("no candidate has p > 0.5" if any(r is not None for r in rates.values()) else
+               "each agent needs two valid samples of a state to measure its collisions: give per_state >= "
+               f"{_per_state_for_pairs(mix)}")
+        return AgentsReport(tuple(per_agent.values()), tuple(crosses), all_wrong, None, None, None, rates, why)
     rate, _, _, best = min(scored)
     p = _share_p(best, per_agent)
     v = _share(best, {a: per_agent[a].v for a in agents})
@@ -173,6 +175,15 @@ def _cross(a: str, b: str, results: list[list[tuple[str, Verdict]]], pa: float |
         # The test takes one p: the one whose square miss equals the two agents' joint miss.
         p_value = collision_test(both, pairs, 1 - math.sqrt(miss)).p_value
     return CrossEstimate((a, b), pairs, both, same, expected, p_value)
+
+
+def _per_state_for_pairs(mix: AgentMix) -> int:
+    """The fewest samples of a state in which every agent of ``mix`` draws twice."""
+    n, seen = 0, dict.fromkeys(mix.agents, 0)
+    while min(seen.values()) < 2:
+        seen[mix.agent_for(n)] += 1
+        n += 1
+    return n
 
 
 def _lock_in(candidate: AgentMix, same_rate: dict[tuple[str, str], float | None]) -> float | None:

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from maker.backends.base import SampleRequest
 from maker.config import RunConfig
+from maker.errors import ConfigError
 
 
 class AgentMix(BaseModel):
@@ -46,6 +47,16 @@ class AgentMix(BaseModel):
         """``"A,B,B"`` (or a sequence of names) as a mix."""
         names = text.split(",") if isinstance(text, str) else list(text)
         return cls(cycle=tuple(name.strip() for name in names))
+
+    @classmethod
+    def coerce(cls, mix: AgentMix | str | Sequence[str], where: str = "mix") -> AgentMix:
+        """A mix from what a user wrote; a bad one is a ``ConfigError`` naming ``where`` it came from."""
+        if isinstance(mix, AgentMix):
+            return mix
+        try:
+            return cls.parse(mix)
+        except ValidationError as exc:
+            raise ConfigError(f"invalid {where} {mix!r}: {exc.errors()[0]['msg']}") from None
 
     @property
     def agents(self) -> tuple[str, ...]:

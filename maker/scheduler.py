@@ -19,8 +19,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from maker.backends.base import Backend, check_backend
 from maker.config import RunConfig, resolve_config
 from maker.engine import Engine, ProgressCallback, RunResult
@@ -86,7 +84,8 @@ class _PlanRun:
         for dep in sub.after:
             await finished[dep].wait()
         task = sub.task or main
-        mix = self.mix if self.mix is not None else None if task.mix is None else _mix(task.mix)
+        # The run's choice beats the task's: its mix, else its agent; then the task's mix, else its agent.
+        mix = self.mix if self.mix is not None else None if self.agent is not None or task.mix is None else AgentMix.coerce(task.mix, f"mix of task {task.name!r}")
         # A mix's chain runs with its first agent's settings (the greedy first vote is that agent's).
         agent = mix.cycle[0] if mix is not None else self.agent if self.agent is not None else task.agent
         chain = ChainInfo(None if len(finished) == 1 else index, name, task, agent, mix=mix)
@@ -150,8 +149,10 @@ async def run_async(task: Task, backend: Backend, *, journal: str | Path | None 
         raise ConfigError(f"give either config or settings ({', '.join(sorted(settings))}), not both")
     check_backend(backend)
     fixed = config is not None
+    if task.mix is not None:  # a task's own mix fails here, before the journal opens
+        AgentMix.coerce(task.mix, f"mix of task {task.name!r}")
     if mix is not None:
-        mix = _mix(mix)
+        mix = AgentMix.coerce(mix)
         if agent is not None and agent != mix.cycle[0]:
             raise ConfigError(f"give agent {agent!r} or mix {str(mix)!r}, not both: a mix names every agent")
         agent = mix.cycle[0]
@@ -235,15 +236,6 @@ def _unsolved(task: Task, final_state: Any, statistics: Any, run: _PlanRun) -> t
     if statistics.rule_violations:
         reasons.append(f"{statistics.rule_violations:,} committed steps break the task's check (rule_violations)")
     return stopped, "; ".join(reasons) or None
-
-
-def _mix(mix: AgentMix | str | Sequence[str]) -> AgentMix:
-    if isinstance(mix, AgentMix):
-        return mix
-    try:
-        return AgentMix.parse(mix)
-    except ValidationError as exc:
-        raise ConfigError(f"invalid mix {mix!r}: {exc.errors()[0]['msg']}") from None
 
 
 def run(task: Task, backend: Backend, **settings: Any) -> RunResult:

@@ -59,7 +59,8 @@ class RunStatistics:
     backend: Mapping[str, int | float] = field(default_factory=lambda: _EMPTY)  # Backend.statistics() at the end
     # With a mix of agents (maker.mixing): agent -> samples, red_flags, valid_votes, winning_votes
     # (for the step's winner) and, when the run is verified, wrong_votes (valid votes the oracle
-    # disagrees with, counted after the fact).
+    # disagrees with, counted after the fact, an oracle fault included). Steps decided in this
+    # session only: a step replayed from a journal or one that failed has no per-agent record.
     by_agent: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: _EMPTY)
 
     @property

@@ -74,6 +74,25 @@ def test_a_task_can_name_its_own_mix_and_a_runs_mix_overrides_it():
     backend = _ByAgent()
     maker.run(Mixed(start=3), backend, k=2, mix="right")
     assert {r.agent for r in backend.requests} == {"right"}
+    backend = _ByAgent()  # a run's agent beats the task's mix too
+    maker.run(Mixed(start=3), backend, k=2, agent="right")
+    assert {r.agent for r in backend.requests} == {"right"}
+
+
+def test_a_backend_that_returns_another_number_of_samples_than_asked_is_a_bug_it_is_told_of():
+    class Short(_ByAgent):
+        async def sample(self, request):
+            return (await super().sample(request))[:1]
+
+    with pytest.raises(maker.BackendCodeError, match="1 samples for a request of n = 2"):
+        maker.run(Countdown(start=3), Short(), k=3, mix="right")
+
+
+def test_the_cli_refuses_a_mix_on_the_simulated_backend(capsys):
+    from maker.cli import main
+
+    assert main(["run", "hanoi", "--disks", "3", "--backend", "sim", "--mix", "a,b"]) == 2
+    assert "--mix needs real microagents" in capsys.readouterr().err
 
 
 def test_without_a_mix_requests_and_statistics_are_as_before():

@@ -135,10 +135,12 @@ async def draw(backend: Backend, requests: Sequence[SampleRequest], *, step: int
         raise _code_error(backend, step, f"returned a {type(batches).__name__}{size} from sample_many, not a list of "
                                          f"{len(requests)} lists (one list of maker.Sample per request)")
     samples: list[Sample] = []
-    for batch in batches:
+    for request, batch in zip(requests, batches, strict=True):
         if batch.__class__ is not list and not isinstance(batch, list):
             raise _code_error(backend, step, f"returned a {type(batch).__name__} ({batch!r:.60}) from sample, not a list "
                                              "of maker.Sample")
+        if len(batch) != request.n:  # who drew which sample (a mix of agents) goes by these counts
+            raise _code_error(backend, step, f"returned {len(batch)} samples for a request of n = {request.n}")
         samples += batch
     for sample in samples:
         if sample.__class__ is not Sample and not isinstance(sample, Sample):

@@ -54,23 +54,40 @@ def read(folder: Path, device: torch.device) -> Checkpoint | None:
     from safetensors.torch import load_file
     from tokenizers import Tokenizer
 
+    if (folder / "special_tokens_map.json").exists():  # the wrapper may take its EOS from there: leave it to transformers
+        return None
     weights = load_file(files["model.safetensors"], device=str(device))
-    if any(w.dtype != torch.float32 for w in weights.values()):
+    if any(w.dtype != torch.float32 for w in weights.values()) or not _names_match(weights, config):
         return None
     if "lm_head.weight" not in weights:
         if config.get("tie_word_embeddings", True) is False:
             return None
         weights["lm_head.weight"] = weights["transformer.wte.weight"]
     tokenizer = Tokenizer.from_file(str(files["tokenizer.json"]))
-    return Checkpoint(config, weights, tokenizer, _eos(tokenizer, tokenizer_config, _json(folder / "generation_config.json")))
+    tokenizer.no_padding()  # the wrapper pads and truncates only when asked; Codec never asks
+    tokenizer.no_truncation()
+    eos = _eos(tokenizer, tokenizer_config, _json(folder / "generation_config.json"), config)
+    if not eos:  # a reply that cannot end: let transformers' loader decide what ends it
+        return None
+    return Checkpoint(config, weights, tokenizer, eos)
 
 
-def _eos(tokenizer: Any, tokenizer_config: dict[str, Any], generation: dict[str, Any]) -> frozenset[int]:
-    """The tokenizer's EOS and the generation config's, as ``maker.backends.hf`` takes them from transformers."""
+def _names_match(weights: dict[str, torch.Tensor], config: dict[str, Any]) -> bool:
+    """Whether ``weights`` hold every tensor ``GPT2Decoder`` reads, under HF's names."""
+    needed = {f"transformer.{n}.weight" for n in ("wte", "wpe", "ln_f")} | {"transformer.ln_f.bias"}
+    parts = ("ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc", "mlp.c_proj")
+    needed |= {f"transformer.h.{i}.{p}.{w}" for i in range(config.get("n_layer", 12)) for p in parts for w in ("weight", "bias")}
+    return needed <= weights.keys()
+
+
+def _eos(tokenizer: Any, tokenizer_config: dict[str, Any], generation: dict[str, Any],
+         config: dict[str, Any]) -> frozenset[int]:
+    """The tokenizer's EOS and the generation config's (else the model config's), as ``maker.backends.hf``
+    takes them from transformers."""
     named = tokenizer_config.get("eos_token")
     if isinstance(named, dict):  # an AddedToken written out
         named = named.get("content")
-    configured = generation.get("eos_token_id")
+    configured = generation.get("eos_token_id", config.get("eos_token_id"))
     ids = [tokenizer.token_to_id(named) if named else None, *(configured if isinstance(configured, list) else [configured])]
     return frozenset(i for i in ids if i is not None)
 

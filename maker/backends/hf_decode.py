@@ -299,7 +299,7 @@ def decode(
         # Each prompt's opening draft runs with it in the prefill, so the first pass already checks
         # the start of its replies (rows are laid out prompt by prompt: row r's prompt is its owner).
         hooks: dict[int, DraftHook | None] = {}
-        room: dict[int, int] = {}  # prompt -> the most tokens any of its rows may draw after the draft
+        room: dict[int, int] = {}  # prompt -> the longest draft after which each of its rows can still draw a token
         for g in row_group:
             hooks.setdefault(g.prompt, g.draft)
             room[g.prompt] = min(room.get(g.prompt, g.max_tokens), g.max_tokens - 1)

@@ -55,6 +55,11 @@ class TopKSAE(nn.Module):
         return self.decoder(self.encode(x)) + self.b_dec
 
 
+def block_count(model: Any) -> int:
+    """How many transformer blocks ``model`` has (an SAE's layer is one of them)."""
+    return len(_layers(model))
+
+
 def _layers(model: Any) -> Any:
     """The model's list of transformer blocks (Llama's ``model.layers``, GPT-2's ``transformer.h``), through any wrapper."""
     for name, module in model.named_modules():

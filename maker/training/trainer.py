@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from maker.errors import ConfigError
 from maker.training.examples import Example
@@ -92,6 +92,14 @@ class TrainSettings(BaseModel):
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else (5e-4 if self.method == "full" else 2e-3)
 
+    @model_validator(mode="after")
+    def _sae_settings(self) -> TrainSettings:
+        if self.sae_k > self.sae_features:
+            raise ValueError(f"sae_k ({self.sae_k}) must not exceed sae_features ({self.sae_features})")
+        if self.sae_source is not None and self.method != "sae-lora":
+            raise ValueError(f"sae_source is for method sae-lora, not {self.method}")
+        return self
+
     @property
     def adapter(self) -> bool:
         """Whether the method trains (and saves) a LoRA adapter rather than a whole model."""
@@ -129,6 +137,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.peak_lr(),
                                            weight_decay=0.0 if settings.adapter else settings.weight_decay)
         self.sae: Any = None  # sae-lora: the SAEInsert hook, once the SAE is fit (train)
+        self.sae_numbers: dict[str, Any] | None = None  # ... and what its fitting measured
         self.rng = random.Random(settings.seed)
         torch.manual_seed(settings.seed)
         self.replay: list[Example] = []
@@ -228,14 +237,16 @@ class Trainer:
         if self.sae is not None:  # scored as it will be served: without the SAE
             self.sae.active = False
         wrong, loss_sum, tokens = 0, 0.0, 0
-        for start in range(0, len(examples), batch):
-            chunk = examples[start:start + batch]
-            loss, right, counted = self._forward(chunk)
-            wrong += int((~right).sum())
-            loss_sum, tokens = loss_sum + loss.item() * counted, tokens + counted
-        self.model.train(was_training)
-        if self.sae is not None:
-            self.sae.active = True
+        try:
+            for start in range(0, len(examples), batch):
+                chunk = examples[start:start + batch]
+                loss, right, counted = self._forward(chunk)
+                wrong += int((~right).sum())
+                loss_sum, tokens = loss_sum + loss.item() * counted, tokens + counted
+        finally:
+            self.model.train(was_training)
+            if self.sae is not None:
+                self.sae.active = True
         return wrong, loss_sum / max(1, tokens)
 
     def errors(self, examples: Sequence[Example], batch: int = 256) -> int:
@@ -311,10 +322,15 @@ class Trainer:
 
     def _insert_sae(self) -> None:
         """Fit the SAE to the source's activations (or load the one this folder already fit), and put it in the base's path."""
-        from maker.training.sae import SAEInsert, collect_activations, load_sae, save_sae, train_sae
+        from maker.training.sae import SAEInsert, block_count, collect_activations, load_sae, save_sae, train_sae
 
         s = self.settings
+        if not 0 <= s.sae_layer < block_count(self.model):
+            raise ConfigError(f"--sae-layer must be in 0..{block_count(self.model) - 1} for this base, got {s.sae_layer}")
+        fit_for = {"source": s.sae_source, "layer": s.sae_layer, "features": s.sae_features, "k": s.sae_k}
         loaded = load_sae(self.out)
+        if loaded is not None and {key: loaded[2].get(key) for key in fit_for} != fit_for:
+            raise ConfigError(f"{str(self.out)!r} holds an SAE fit with other settings ({loaded[2]}): give another --out")
         if loaded is None:
             began = time.perf_counter()
             source = _load_source(Path(s.sae_source))  # type: ignore[arg-type]
@@ -330,19 +346,20 @@ class Trainer:
             spent = time.perf_counter() - began
             sae, numbers = train_sae(activations, s.sae_features, s.sae_k, max(1.0, s.sae_share * s.budget_min * 60 - spent),
                                      seed=s.seed)
+            numbers.update(fit_for)
             save_sae(sae, s.sae_layer, numbers, self.out)
             self.elapsed += time.perf_counter() - began  # the SAE's time is part of the budget
             self.log(f"maker train: SAE on layer {s.sae_layer} of {s.sae_source}: {numbers['tokens']:,} tokens, "
                      f"{numbers['fraction_unexplained']:.4f} of the variance unexplained, {numbers['dead_features']} dead features")
         else:
-            sae, layer, numbers = loaded
-            if layer != s.sae_layer:
-                raise ConfigError(f"{str(self.out)!r} holds an SAE for layer {layer}, not {s.sae_layer}: give another --out")
+            sae, _, numbers = loaded
         self.sae_numbers = numbers
         self.sae = SAEInsert(self.model, s.sae_layer, sae)
+        if loaded is None:
+            self._checkpoint()  # the fit's minutes are spent: a resume must not lose them
 
     def summary(self) -> dict[str, Any]:
-        sae = {"sae": self.sae_numbers} if getattr(self, "sae_numbers", None) else {}
+        sae = {"sae": self.sae_numbers} if self.sae_numbers else {}
         return {**sae, "steps": self.step, "examples_seen": self.examples_seen, "minutes": round(self.elapsed / 60, 2),
                 "held_out": len(self.validation), "held_out_errors": self.best_errors,
                 "held_out_loss": None if self.best_loss is None else round(self.best_loss, 6), "history": self.history}

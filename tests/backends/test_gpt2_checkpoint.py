@@ -57,7 +57,10 @@ def _edit(path: Path, **values) -> None:
     lambda f: _edit(f / "tokenizer_config.json", add_bos_token=True),
     lambda f: (f / "tokenizer.json").unlink(),
     lambda f: (f / "adapter_config.json").write_text("{}"),
-], ids=["architecture", "activation", "tokenizer-class", "wrapper-setting", "no-tokenizer-json", "adapter"])
+    lambda f: (f / "special_tokens_map.json").write_text("{}"),
+    lambda f: _edit(f / "config.json", n_layer=9),
+], ids=["architecture", "activation", "tokenizer-class", "wrapper-setting", "no-tokenizer-json", "adapter",
+        "special-tokens-map", "missing-weights"])
 def test_anything_but_a_plain_gpt2_folder_is_left_to_transformers(tmp_path, change):
     assert gpt2_checkpoint.read(_copy(tmp_path, change), CPU) is None
 
