@@ -5,7 +5,8 @@
 For each task (Hanoi, multiplication), method and budget, one `maker train` from the shared base
 (models/base/model): the same examples (--examples, --seed), the same wall-clock budget (the
 SAE's fitting is inside it), one after another in this process's run. sae-lora's source is the
-task's shipped adapter (models/adapters/<task>): the microagent that has the skill. Each model is
+task's shipped adapter (models/adapters/<task>): the microagent that has the skill. So sae-lora
+also draws on what that adapter learned, and on the tokens of 2,000 further examples, to fit its SAE. Each model is
 then measured by `maker train`'s own evaluation through the in-process backend at the run's
 temperature (1.0; the first sample greedy), checks on: the share of samples that are not right
 (red-flagged or wrong: what the model writes before any red flag), the share of valid ones that

@@ -275,7 +275,7 @@ class Trainer:
         s = self.settings
         self.out.mkdir(parents=True, exist_ok=True)
         self._resume()
-        if s.method == "sae-lora":
+        if s.method == "sae-lora" and self.sae is None:  # once: a second train() keeps the SAE in place
             self._insert_sae()
         budget = s.budget_min * 60
         self.model.train()
