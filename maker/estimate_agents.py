@@ -122,15 +122,16 @@ def across_agents(results: list[list[tuple[str, Verdict]]], mix: AgentMix, steps
     if len(agents) > 1:
         candidates.append(mix)
     rates = {str(c): _lock_in(c, same_rate) for c in candidates}
-    scored = [(rates[str(c)], -(_share_p(c, per_agent) or 0.0), i, c) for i, c in enumerate(candidates)
-              if rates[str(c)] is not None and (_share_p(c, per_agent) or 0) > 0.5]
+    ps = {str(c): _share_p(c, per_agent) or 0.0 for c in candidates}
+    scored = [(rates[str(c)], -ps[str(c)], i, c) for i, c in enumerate(candidates)
+              if rates[str(c)] is not None and ps[str(c)] > 0.5]
     if not scored:
         why = ("no candidate has p > 0.5" if any(r is not None for r in rates.values()) else
                "each agent needs two valid samples of a state to measure its collisions: give per_state >= "
                f"{_per_state_for_pairs(mix)}")
         return AgentsReport(tuple(per_agent.values()), tuple(crosses), all_wrong, None, None, None, rates, why)
     rate, _, _, best = min(scored)
-    p = _share_p(best, per_agent)
+    p = ps[str(best)]
     v = _share(best, {a: per_agent[a].v for a in agents})
     k = k_min(p, steps, target)  # type: ignore[arg-type]
     why = (f"lowest lock-in rate ({rate:.2e}), at p {p:.6f}" if len(scored) > 1 else "the only candidate with p > 0.5")

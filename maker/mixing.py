@@ -18,6 +18,7 @@ The race counts every vote alike; the run's statistics keep per-agent counts
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -58,7 +59,7 @@ class AgentMix(BaseModel):
         except ValidationError as exc:
             raise ConfigError(f"invalid {where} {mix!r}: {exc.errors()[0]['msg']}") from None
 
-    @property
+    @cached_property  # read on every step of a mixed run
     def agents(self) -> tuple[str, ...]:
         """The distinct agents, in the order they first draw."""
         return tuple(dict.fromkeys(self.cycle))
