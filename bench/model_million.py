@@ -8,6 +8,13 @@ resumes from it when run again (the record then says how many steps were resumed
 
     .venv/bin/python bench/model_million.py [--disks 20] [--depth 8] [--k 3] [--journal runs/model_d20.jsonl]
     .venv/bin/python bench/model_million.py --draft 0             # one token per forward pass, as before drafting
+    .venv/bin/python bench/model_million.py --mix specialist,adapter --no-checks --journal runs/mix_d20.jsonl
+
+``--mix`` names the agents that draw each step's samples in turn (``maker run --mix``; the words
+specialist and adapter stand for models/hanoi/model and models/adapters/hanoi). ``--no-checks``
+turns the answer-free rule checks off, so that only format red flags and the vote stand between a
+wrong reply and the journal (issue 14's setting). Every wrong step is then listed in the record,
+found after the fact by ``maker verify``.
 
 Targets: 0 errors (issue 4); at most 25 minutes on this 2-core machine with nothing else running
 (issue 13: exact drafted decoding). The record holds the backend's counters: forward passes, drafted
@@ -24,6 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import run_cli, write_result  # noqa: E402
 
+ROOT = Path(__file__).resolve().parent.parent
+SHORT_NAMES = {"specialist": ROOT / "models" / "hanoi" / "model", "adapter": ROOT / "models" / "adapters" / "hanoi"}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -37,7 +47,11 @@ def main() -> None:
     parser.add_argument("--draft", type=int, default=32, help="most draft tokens per row and pass (0: no drafting)")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--name", default=None, help="result file name (default: model_million_d<disks>)")
+    parser.add_argument("--mix", default=None, help="agents drawing samples in turn, e.g. specialist,adapter")
+    parser.add_argument("--checks", action=argparse.BooleanOptionalAction, default=True,
+                        help="the answer-free rule checks (--no-checks: only format red flags and the vote)")
+    parser.add_argument("--name", default=None,
+                        help="result file name (default: model_million_d<disks>, with _mix and _nochecks when set)")
     args = parser.parse_args()
 
     journal = Path(args.journal)
@@ -47,6 +61,10 @@ def main() -> None:
              "--draft", str(args.draft), "--device", args.device]
     if args.threads is not None:
         cli_args += ["--threads", str(args.threads)]
+    if args.mix:
+        cli_args += ["--mix", ",".join(str(SHORT_NAMES.get(a, a)) for a in args.mix.split(","))]
+    if not args.checks:
+        cli_args += ["--no-checks"]
     summary = run_cli(cli_args, journal=journal, stderr=None)  # the progress bar passes through
     wall, verified = summary["wall_seconds"], summary["verified"]
 
@@ -73,9 +91,13 @@ def main() -> None:
         "solution_sha256": verified.get("solution_sha256"),
         "backend": summary.get("backend"),
         "backend_statistics": summary.get("backend_statistics"),
+        "by_agent": summary.get("by_agent"),
+        "journal_errors": verified.get("errors"),
+        "first_wrong_steps": verified.get("wrong_steps"),
     }
     settings = {"command": " ".join(["maker", *cli_args, "--json", "--journal", str(journal)]), **vars(args)}
-    path = write_result(args.name or f"model_million_d{args.disks}", settings, numbers)
+    default_name = f"model_million_d{args.disks}" + ("_mix" if args.mix else "") + ("" if args.checks else "_nochecks")
+    path = write_result(args.name or default_name, settings, numbers)
     print(json.dumps(numbers, indent=2))
     print(f"written to {path}")
 

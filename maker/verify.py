@@ -20,6 +20,9 @@ from maker.replay import replay_chain
 from maker.task import oracle_disagrees, oracle_fault
 
 
+WRONG_STEPS_LISTED = 50
+
+
 def verify_journal(path: str | os.PathLike[str], task_spec: str | None = None) -> dict[str, Any]:
     """Replay the journal at ``path``; report rule violations, oracle disagreements, failed chain
     end checks and whether the final state completes the task in its declared number of steps. The task
@@ -41,6 +44,7 @@ def verify_journal(path: str | os.PathLike[str], task_spec: str | None = None) -
     digest = hashlib.sha256()  # of the decided candidates in plan order: equal runs, equal digests
     found = {"violations": 0, "errors": 0, "oracle_faults": 0, "bad_ends": 0, "steps": 0}
     first_violation: list[str] = []
+    wrong_steps: list[str] = []  # where the oracle disagreed, the first WRONG_STEPS_LISTED of them
     results: dict[str, Any] = {}
     for index, name in enumerate(order):
         sub = plan.subtask(name)
@@ -54,7 +58,10 @@ def verify_journal(path: str | os.PathLike[str], task_spec: str | None = None) -
                 found["violations"] += 1
                 first_violation.append(f"{name} step {record['step']}: {broken.detail or broken.reason.value}")
             if chain_task.has_oracle and oracle_disagrees(chain_task, state, candidate):
-                found["oracle_faults" if oracle_fault(chain_task, state) else "errors"] += 1
+                kind = "oracle_faults" if oracle_fault(chain_task, state) else "errors"
+                found[kind] += 1
+                if kind == "errors" and len(wrong_steps) < WRONG_STEPS_LISTED:
+                    wrong_steps.append(f"{name} step {record['step']}")
 
         records = grouped.get(None if len(order) == 1 else index, [])
         state = replay_chain(chain_task, start_of(sub, results), records, visit=judge)
@@ -79,6 +86,7 @@ def verify_journal(path: str | os.PathLike[str], task_spec: str | None = None) -
         "first_violation": first_violation[0] if first_violation else None,
         "failed_end_checks": bad_ends,
         "errors": errors if task.has_oracle else None,
+        "wrong_steps": wrong_steps if task.has_oracle else None,
         "oracle_faults": found["oracle_faults"] if task.has_oracle else None,
         "torn_tail": contents.torn_tail,
         "solution_sha256": digest.hexdigest(),

@@ -3,18 +3,22 @@
     .venv/bin/python models/base/train.py                      # build the tokenizer if missing, train, resume
     nohup .venv/bin/python models/base/train.py > models/base/train.log 2>&1 &
     .venv/bin/python models/base/train.py --budget-min 60       # a longer budget (resumes too)
+    .venv/bin/python models/base/train.py --seed 1 --out models/base/sibling   # a sibling base (issue 14's transfer row)
 
 The model is a Llama-style decoder (maker.training.trainer.Architecture's defaults: 4 layers,
 width 128, 4 heads, SwiGLU 384, tied embeddings), so that transformers and vLLM both serve it
 with LoRA adapters. It trains on one thread (the machine keeps a core for other work), with the
 loop of ``maker train --method scratch``. The folder it writes, models/base/model, is what
-adapters name as their base; ``training.json`` there records the run.
+adapters name as their base; ``training.json`` there records the run. A sibling base (same
+recipe and architecture, another seed: other initial weights and another stream of examples)
+goes to a folder of its own, with the tokenizer copied from the base so that token ids agree.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,7 +32,7 @@ import tokenizer  # noqa: E402
 
 from maker.training.trainer import Trainer, TrainSettings, write_json  # noqa: E402
 
-OUT = HERE / "model"
+BASE = HERE / "model"
 
 
 def main() -> None:
@@ -36,19 +40,27 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=35.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--seed", type=int, default=0, help="initial weights and example stream (0: the shipped base)")
+    parser.add_argument("--out", type=Path, default=BASE, help="the model folder (default: models/base/model)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if not (OUT / "tokenizer.json").is_file():
+    out = args.out.resolve()
+    if not (BASE / "tokenizer.json").is_file():
         tokenizer.main()
+    if out != BASE and not (out / "tokenizer.json").is_file():
+        # A sibling shares the base's tokenizer: an adapter moved between them must see the same ids.
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy2(BASE / name, out / name)
     settings = TrainSettings(method="scratch", budget_min=args.budget_min, batch_size=128, lr=2e-3, warmup_steps=300,
-                             eval_every_s=180, checkpoint_every_s=180, seed=0)
+                             eval_every_s=180, checkpoint_every_s=180, seed=args.seed)
     validation = mixture.draw(random.Random(999), 2000)
 
     def record(summary: dict) -> None:
-        write_json(OUT / "training.json", {"settings": settings.model_dump(mode="json"), "threads": args.threads,
+        write_json(out / "training.json", {"settings": settings.model_dump(mode="json"), "threads": args.threads,
                                            "mixture": mixture.SHARES, **summary})
 
-    trainer = Trainer(OUT, OUT, mixture.draw, validation, settings, on_save=record)
+    trainer = Trainer(out, out, mixture.draw, validation, settings, on_save=record)
     print(f"base: {sum(p.numel() for p in trainer.model.parameters()):,} parameters, vocabulary {len(trainer.tokenizer)}",
           flush=True)
     summary = trainer.train(progress=not args.no_progress)
