@@ -1,6 +1,10 @@
 """Training methods at equal data and equal compute: plain LoRA, SAE-tuned LoRA and full fine-tuning.
 
     .venv/bin/python bench/adapter_methods.py [--budgets 0.5,1,2] [--methods lora,sae-lora,full] [--out runs/methods]
+    .venv/bin/python bench/adapter_methods.py --methods sae-lora-sft --name adapter_methods_sft
+
+Methods are ``maker train``'s, plus ``sae-lora-sft``: sae-lora with ``--sae-objective sft`` (the
+labels through the SAE, instead of the default ``kl`` to the base's adapter-free distribution).
 
 For each task (Hanoi, multiplication), method and budget, one `maker train` from the shared base
 (models/base/model): the same examples (--examples, --seed), the same wall-clock budget (the
@@ -30,6 +34,8 @@ from common import write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = {"hanoi": ["--disks", "20"], "multiply": ["--digits", "20"]}
+METHODS = {"lora": ["--method", "lora"], "full": ["--method", "full"], "sae-lora": ["--method", "sae-lora"],
+           "sae-lora-sft": ["--method", "sae-lora", "--sae-objective", "sft"]}
 
 
 def train(task: str, method: str, budget: float, args: argparse.Namespace) -> dict:
@@ -37,10 +43,10 @@ def train(task: str, method: str, budget: float, args: argparse.Namespace) -> di
     record_path = out / "training.json"
     if record_path.is_file() and json.loads(record_path.read_text()).get("evaluation"):
         return json.loads(record_path.read_text())  # done in an earlier run of the bench
-    command = [sys.executable, "-m", "maker.cli", "train", task, *TASKS[task], "--out", str(out), "--method", method,
+    command = [sys.executable, "-m", "maker.cli", "train", task, *TASKS[task], "--out", str(out), *METHODS[method],
                "--budget-min", str(budget), "--examples", str(args.examples), "--held-out", "300",
                "--eval-states", str(args.eval_states), "--seed", str(args.seed), "--no-progress", "--json"]
-    if method == "sae-lora":
+    if method.startswith("sae-lora"):
         command += ["--sae-source", str(ROOT / "models" / "adapters" / task), "--sae-layer", str(args.sae_layer)]
     if args.threads is not None:
         command += ["--threads", str(args.threads)]
@@ -77,7 +83,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default="runs/methods")
+    parser.add_argument("--name", default="adapter_methods", help="result file: bench/results/NAME.json")
     args = parser.parse_args()
+    unknown = [m for m in args.methods.split(",") if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(unknown)}: choose from {', '.join(METHODS)}")
     rows = []
     for task in args.tasks.split(","):
         for method in args.methods.split(","):
@@ -92,7 +102,7 @@ def main() -> None:
         print(f"| {r['task']} | {r['method']} | {r['budget_min']:g} | {r['raw_error']} ({r['wrong_samples']} of "
               f"{r['samples']}) | {r['error_per_sample']} | {r['red_flag_catch_rate']} | {r['collisions']} "
               f"({r['collisions_same']}) | {r['held_out_errors']} of {r['held_out']} |")
-    path = write_result("adapter_methods", vars(args), {"rows": rows})
+    path = write_result(args.name, vars(args), {"rows": rows})
     print(f"wrote {path}")
 
 
