@@ -19,7 +19,6 @@ from maker.redflag import rule_violation
 from maker.replay import replay_chain
 from maker.task import oracle_disagrees, oracle_fault
 
-
 WRONG_STEPS_LISTED = 50
 
 
