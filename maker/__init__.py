@@ -35,12 +35,13 @@ from maker.errors import (
     TaskParameterError,
 )
 from maker.loading import load_task, load_task_class, registered_tasks
+from maker.mixing import AgentMix
 from maker.planner import Plan, Subtask
 from maker.redflag import RedFlag, RedFlagReason
 from maker.scheduler import run, run_async
 from maker.statistics import RunStatistics
 from maker.task import NoParams, Task
-from maker.voting import VoteRace
+from maker.voting import AgreeingRace, VoteRace
 
 __version__ = "0.1.0"
 
@@ -55,7 +56,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "Backend", "BackendCodeError", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError", "BackendTimeout",
+    "AgentMix", "AgreeingRace", "Backend", "BackendCodeError", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError", "BackendTimeout",
     "ConfigError", "EndpointPool", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag",
     "RedFlagReason", "RetryingBackend", "RunConfig", "RunResult", "RunStatistics", "Sample", "SampleRequest",
     "ScriptedBackend", "SimulatedBackend", "StepError", "StepFailed", "Subtask", "Task", "TaskError",

@@ -130,6 +130,8 @@ _VOTING = [
                               "(default: on for model backends, off for sim, which follows the paper)"),
     ("--seed", int, None, "base of the per-request seeds (default 0)"),
     ("--agent", None, None, "the microagent named on every request (default: each task's own)"),
+    ("--mix-agreement", _BOOL, True, "with --mix: only a reply that every voting agent has given can win "
+                                     "(maker.mixing); --no-mix-agreement counts every vote for every reply"),
     ("--max-steps", int, None, "stop after this many steps (depth 0 only)"),
 ]
 _PLAN = [
@@ -314,13 +316,15 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
     make_config(**{key: value for key, value in overrides.items() if value is not None})
     if args.target_success is None and args.p is not None:
         raise ConfigError("--p is used only with --target-success")
+    if args.mix is None and not args.mix_agreement:
+        raise ConfigError("--no-mix-agreement is used only with --mix")
     if args.target_success is not None and args.k is not None:
         raise ConfigError("give either --k or --target-success, not both")
     # Ray's processes print to the driver's stdout; only the summary may go there.
     out = _stdout_for_results_only() if args.ray is not None else sys.stdout
     backend = _make_backend(args, task)
     progress = None if args.no_progress else _ProgressBar(task, backend)
-    mix = _parse_mix(args.mix)
+    mix = _parse_mix(args)
     agent = mix.cycle[0] if mix is not None else args.agent
     config = resolve_config(task, backend, agent=agent, **overrides)  # the main agent's, as run_async's
 
@@ -329,7 +333,7 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
             if args.target_success is not None:
                 overrides["k"] = await _choose_k(args, task, backend, config)
             # Overrides, not a finished config: each chain's own agent resolves its settings from them.
-            return await run_async(task, backend, journal=args.journal, progress=progress, agent=args.agent, mix=args.mix,
+            return await run_async(task, backend, journal=args.journal, progress=progress, agent=args.agent, mix=mix,
                                    max_steps=args.max_steps, depth=args.depth, max_concurrency=args.max_concurrency,
                                    **overrides)
 
@@ -383,7 +387,7 @@ async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, conf
               file=sys.stderr)
         report = await estimate_async(task, backend, samples=args.estimate_samples, temperature=config.temperature,
                                       max_tokens=config.max_tokens, checks=config.checks, target=args.target_success,
-                                      seed=config.seed, mix=_parse_mix(args.mix))
+                                      seed=config.seed, mix=_parse_mix(args))
         p = report.p_low  # the cautious end of the interval
         print(f"maker: p-hat {report.p:.5f}, using its lower bound {p:.5f}", file=sys.stderr)
     k, why = choose_k(p, steps, args.target_success)
@@ -420,7 +424,7 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
         urls = [*(args.base_url or []), *(_pool_file(args.pool) if args.pool else [])]
         if twice := sorted({url for url in urls if urls.count(url) > 1}):
             raise ConfigError(f"server {twice[0]} is listed twice (--base-url and --pool): it would get twice the load")
-        mix = _parse_mix(args.mix)
+        mix = _parse_mix(args)
         model = args.model or (mix.cycle[0] if mix is not None else None)
         if not urls or not model:
             raise ConfigError("--backend openai needs --base-url URL (or --pool FILE) and --model NAME (or --mix A,B)")
@@ -435,7 +439,7 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
     if args.backend == "hf":
         from maker.backends.hf import HFBackend
 
-        mix = _parse_mix(args.mix)
+        mix = _parse_mix(args)
         if mix is not None:
             if args.model is not None:
                 raise ConfigError("give --model or --mix, not both: with --backend hf each --mix entry is a model folder")
@@ -466,13 +470,14 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
     raise ConfigError(f"unknown backend {args.backend!r}: use sim, hf, openai or path/to/file.py:Class")
 
 
-def _parse_mix(text: str | None) -> Any:
-    """``--mix A,B`` as an ``AgentMix`` (None without it); a bad list is a ConfigError that says why."""
-    if text is None:
+def _parse_mix(args: argparse.Namespace) -> Any:
+    """``--mix A,B`` (and ``--mix-agreement``) as an ``AgentMix`` (None without it); a bad list is a
+    ConfigError that says why."""
+    if args.mix is None:
         return None
     from maker.mixing import AgentMix
 
-    return AgentMix.coerce(text, "--mix")
+    return AgentMix.coerce(args.mix, "--mix", agreement=getattr(args, "mix_agreement", True))
 
 
 def _pool_file(path: Path) -> list[str]:
@@ -518,7 +523,7 @@ def _cmd_estimate(head: argparse.Namespace, argv: list[str]) -> int:
             return await estimate_async(task, backend, samples=args.samples, per_state=args.per_state,
                                         temperature=args.temperature, max_tokens=args.max_tokens, checks=args.checks,
                                         target=args.target_success, concurrency=args.concurrency, seed=args.seed,
-                                        prices=args.price_per_million_tokens, steps=args.steps, mix=_parse_mix(args.mix))
+                                        prices=args.price_per_million_tokens, steps=args.steps, mix=_parse_mix(args))
 
     report = asyncio.run(go())
     print(json.dumps(report.to_json()) if args.json else report.to_table())

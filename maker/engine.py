@@ -119,13 +119,13 @@ class Engine:
             raise StepError(f"task.prompt raised {type(exc).__name__}: {exc}", step=step, state=state) from exc
         for hook in emit.step_started:
             hook(chain, step, state, prompt)
-        race = VoteRace(self.config.k, self.config.rule)
+        mix = chain.mix
+        race = VoteRace(self.config.k, self.config.rule) if mix is None else mix.race(self.config.k, self.config.rule)
         guess = draft_hook(chain.task, state)
         memo: dict[str, Any] = {}  # reply text -> verdict: the samples of a step often agree word for word
         flags: list[Flagged] = []  # this step's discarded replies, for the error if it fails
         drawn = rounds = 0
         seed = step_seed(self.config.seed, step)
-        mix = chain.mix
         by_agent: dict[str, AgentVotes] | None = None if mix is None else {a: AgentVotes() for a in mix.agents}
         while True:
             need = min(race.votes_needed(), cap - drawn)
@@ -142,7 +142,8 @@ class Engine:
             for hook in emit.sampled:
                 hook(chain, step, samples)
             # Who drew each sample (requests' samples come back in request order), with a mix.
-            drawers = None if by_agent is None else [by_agent[r.agent] for r in requests for _ in range(r.n)]  # type: ignore[index]
+            voters = None if by_agent is None else [r.agent for r in requests for _ in range(r.n)]
+            drawers = None if voters is None else [by_agent[name] for name in voters]  # type: ignore[index]
             for i, sample in enumerate(samples):
                 verdict = self.judge.judge(state, sample, memo, step=step)
                 if drawers is not None:
@@ -158,8 +159,8 @@ class Engine:
                     continue
                 if drawers is not None:
                     drawers[i].votes.append(verdict)
-                winner = race.add(verdict)  # the judge made sure it is hashable
-                if winner is not None:  # only on a round's last vote: rounds draw exactly what can decide
+                winner = race.add(verdict) if voters is None else race.add(verdict, voters[i])  # verdicts are hashable
+                if winner is not None:  # a round draws what can decide, at most: its last vote, or one that brings agreement
                     return StepDecision(winner, sorted(race.counts.values(), reverse=True), drawn, rounds, by_agent=by_agent)
 
     @staticmethod

@@ -10,8 +10,15 @@ An ``AgentMix`` is a cycle of agent names. The policy, stated once here: **sampl
 (counted from 0 across all of the step's rounds) is drawn by entry i mod len(cycle)**. Sample 0 is
 the step's first vote, drawn at the first temperature (greedy by default), so the cycle's first
 entry should be the strongest agent. ``A,B`` alternates; ``A,B,B`` gives B two votes in three.
-The race counts every vote alike; the run's statistics keep per-agent counts
-(``maker.statistics``). A run names a mix for every chain (``run(..., mix=...)``, ``maker run
+The run's statistics keep per-agent counts (``maker.statistics``).
+
+Which candidate may win, stated once here: by default (``agreement=True``) a step's race is an
+``AgreeingRace`` (``maker.voting``): every vote counts alike, but only a candidate that every
+voting agent has voted for can win. Without it an agent that is wrong on a state again and again
+turns the race into a coin toss against the agent that is right: on one step of a 20-disk run
+with checks off, the specialist gave the same wrong reply in 193 of 200 samples and the adapter
+the right one in 186 of 200, and the plain race locked in the wrong one 27 votes to 24.
+``agreement=False`` (``maker run --no-mix-agreement``) counts every vote for every candidate. A run names a mix for every chain (``run(..., mix=...)``, ``maker run
 --mix``), or a task names its own (``Task.mix``), so each chain of a plan can have its own.
 """
 
@@ -25,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from maker.backends.base import SampleRequest
 from maker.config import RunConfig
 from maker.errors import ConfigError
+from maker.voting import AgreeingRace, Rule, VoteRace
 
 
 class AgentMix(BaseModel):
@@ -33,6 +41,7 @@ class AgentMix(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     cycle: tuple[str, ...]
+    agreement: bool = True  # only a candidate every voting agent has voted for can win (the module's rule)
 
     @field_validator("cycle")
     @classmethod
@@ -44,18 +53,19 @@ class AgentMix(BaseModel):
         return cycle
 
     @classmethod
-    def parse(cls, text: str | Sequence[str]) -> AgentMix:
+    def parse(cls, text: str | Sequence[str], *, agreement: bool = True) -> AgentMix:
         """``"A,B,B"`` (or a sequence of names) as a mix."""
         names = text.split(",") if isinstance(text, str) else list(text)
-        return cls(cycle=tuple(name.strip() for name in names))
+        return cls(cycle=tuple(name.strip() for name in names), agreement=agreement)
 
     @classmethod
-    def coerce(cls, mix: AgentMix | str | Sequence[str], where: str = "mix") -> AgentMix:
-        """A mix from what a user wrote; a bad one is a ``ConfigError`` naming ``where`` it came from."""
+    def coerce(cls, mix: AgentMix | str | Sequence[str], where: str = "mix", *, agreement: bool = True) -> AgentMix:
+        """A mix from what a user wrote (``agreement`` for a mix given as names); a bad one is a
+        ``ConfigError`` naming ``where`` it came from."""
         if isinstance(mix, AgentMix):
             return mix
         try:
-            return cls.parse(mix)
+            return cls.parse(mix, agreement=agreement)
         except ValidationError as exc:
             raise ConfigError(f"invalid {where} {mix!r}: {exc.errors()[0]['msg']}") from None
 
@@ -69,6 +79,10 @@ class AgentMix(BaseModel):
 
     def __str__(self) -> str:
         return ",".join(self.cycle)
+
+    def race(self, k: int, rule: Rule) -> VoteRace:
+        """A step's race under this mix's rule."""
+        return AgreeingRace(k, rule) if self.agreement and len(self.agents) > 1 else VoteRace(k, rule)
 
     def round_requests(self, config: RunConfig, prompt: str, seed: int, need: int, *, drawn: int, rounds: int,
                        draft: Callable[[str], str | None] | None = None) -> list[SampleRequest]:

@@ -1,5 +1,6 @@
-"""Mixed-agent voting: the cycle decides who draws each sample, every vote counts alike, and the
-statistics keep each agent's part; a plan's chains can have mixes of their own."""
+"""Mixed-agent voting: the cycle decides who draws each sample; with agreement (the default) only a
+reply every voting agent gives can win, without it every vote counts alike; the statistics keep
+each agent's part; a plan's chains can have mixes of their own."""
 
 import re
 
@@ -34,21 +35,50 @@ def test_a_first_round_is_a_greedy_vote_from_the_first_agent_then_one_request_pe
 
 
 class _ByAgent(maker.Backend):
-    """Agent "right" counts down; agent "wrong" always says 0 (a valid, wrong vote); "broken" writes nonsense."""
+    """Agent "right" counts down; agent "wrong" always says 0 (a valid, wrong vote); "broken" writes
+    nonsense; "stubborn" says 0 too, except on every 4th of its samples for a prompt, where it is right."""
 
     def __init__(self):
         self.requests = []
+        self.stubborn_drawn = {}
 
     async def sample(self, request):
         self.requests.append(request)
         state = int(re.search(r"-?\d+", request.prompt).group())
+        if request.agent == "stubborn":
+            replies = []
+            for _ in range(request.n):
+                drawn = self.stubborn_drawn[request.prompt] = self.stubborn_drawn.get(request.prompt, 0) + 1
+                replies.append(maker.Sample(str(state - 1) if drawn % 4 == 0 else "0", 1))
+            return replies
         text = {"right": str(state - 1), "wrong": "0", "broken": "no idea"}[request.agent]
         return [maker.Sample(text, 1)] * request.n
 
 
-def test_a_mixed_race_counts_every_vote_alike_and_keeps_statistics_per_agent():
+def test_with_agreement_one_agents_repeated_wrong_reply_cannot_win():
+    # Each step from 4, 3, 2: "stubborn" says 0 three times in four; the plain race would be a coin toss.
     backend = _ByAgent()
-    result = maker.run(Countdown(start=4), backend, k=2, mix="right,wrong,right,broken", checks=False)
+    result = maker.run(Countdown(start=4), backend, k=3, mix="right,stubborn", checks=False)
+    assert result.solved and result.errors == 0
+    by_agent = result.statistics.by_agent
+    assert by_agent["stubborn"]["wrong_votes"] > 0 and by_agent["right"]["wrong_votes"] == 0
+    # Step 0: 3 right and 3 wrong samples, then stubborn's 4th (right) brings agreement: 3 ahead of no agreed rival.
+    assert result.statistics.samples_per_step > 3
+
+
+def test_with_agreement_agents_that_never_agree_fail_the_step_instead_of_committing_either():
+    with pytest.raises(maker.StepFailed):
+        maker.run(Countdown(start=3), _ByAgent(), k=2, mix="right,wrong", checks=False, max_samples_per_step=30)
+    # The same mix without agreement commits a reply (here the right one: it draws the greedy first vote).
+    result = maker.run(Countdown(start=3), _ByAgent(), k=2, mix=AgentMix.parse("right,wrong,right", agreement=False),
+                       checks=False)
+    assert result.steps == 3
+
+
+def test_without_agreement_a_mixed_race_counts_every_vote_alike_and_keeps_statistics_per_agent():
+    backend = _ByAgent()
+    mix = AgentMix.parse("right,wrong,right,broken", agreement=False)
+    result = maker.run(Countdown(start=4), backend, k=2, mix=mix, checks=False)
     # A step from 4: right says 3, wrong 0 (a tie), then right 3 and broken red-flagged, then right again: 3 leads by 2.
     assert result.solved and result.errors == 0
     assert {r.agent for r in backend.requests} == {"right", "wrong", "broken"}
@@ -66,11 +96,11 @@ def test_a_mixed_race_counts_every_vote_alike_and_keeps_statistics_per_agent():
 
 def test_a_task_can_name_its_own_mix_and_a_runs_mix_overrides_it():
     class Mixed(Countdown):
-        mix = ("right", "wrong", "right")
+        mix = ("right", "stubborn")
 
     backend = _ByAgent()
     assert maker.run(Mixed(start=3), backend, k=2, checks=False).solved
-    assert {r.agent for r in backend.requests} == {"right", "wrong"}
+    assert {r.agent for r in backend.requests} == {"right", "stubborn"}
     backend = _ByAgent()
     maker.run(Mixed(start=3), backend, k=2, mix="right")
     assert {r.agent for r in backend.requests} == {"right"}

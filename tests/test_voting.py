@@ -1,8 +1,9 @@
-"""VoteRace decision points under both rules, driven by tables of vote sequences."""
+"""VoteRace decision points under both rules, driven by tables of vote sequences; AgreeingRace's
+agreement across agents."""
 
 import pytest
 
-from maker import ConfigError, VoteRace
+from maker import AgreeingRace, ConfigError, VoteRace
 
 # (rule, k, votes, index of the vote that decides or None, winner)
 TABLE = [
@@ -101,3 +102,44 @@ def test_bad_k_is_a_clear_error(k):
 def test_unknown_rule_is_a_clear_error():
     with pytest.raises(ConfigError, match="unknown voting rule 'majority'"):
         VoteRace(3, "majority")
+
+
+def test_an_agreeing_race_lets_only_a_candidate_every_voting_agent_has_named_win():
+    race = AgreeingRace(3)
+    assert race.add("right", "B") is None
+    for _ in range(10):  # agent A, wrong again and again: far ahead, never agreed
+        assert race.add("wrong", "A") is None
+    assert race.counts == {"right": 1, "wrong": 10} and race.leader is None and race.votes_needed() == 3
+    assert race.add("right", "B") is None
+    assert race.add("right", "A") == "right"  # agreed, and 3 ahead of every other agreed candidate (none)
+
+
+def test_an_agreeing_race_counts_votes_alike_among_agreed_candidates():
+    race = AgreeingRace(3)
+    for vote, agent in [("x", "A"), ("y", "B"), ("y", "A"), ("x", "B")]:
+        assert race.add(vote, agent) is None
+    assert race.agreed() == {"x": 2, "y": 2}
+    assert race.leader == "x" and race.margin == 0 and race.votes_needed() == 3
+    assert [race.add("x", a) for a in "BA"] == [None, None]  # 4 to 2: y, agreed, holds x back
+    assert race.add("x", "A") == "x"
+
+
+def test_a_new_agents_first_vote_takes_agreement_from_every_other_candidate():
+    race = AgreeingRace(2)
+    race.add("x", "A"), race.add("x", "A")  # while only one agent has voted, it alone decides (its rival red-flags)
+    assert race.winner == "x"
+    race = AgreeingRace(3)
+    race.add("x", "A"), race.add("x", "A"), race.add("z", "C")
+    assert race.agreed() == {} and race.votes_needed() == 3
+    assert race.add("x", "C") == "x"
+
+
+def test_an_agreeing_race_under_first_to_k():
+    race = AgreeingRace(2, "first-to-k")
+    assert [race.add(v, a) for v, a in [("r", "B"), ("w", "A"), ("w", "A")]] == [None, None, None]
+    assert race.add("r", "A") == "r"
+
+
+def test_an_agreeing_race_needs_each_votes_agent():
+    with pytest.raises(ValueError, match="agent behind each vote"):
+        AgreeingRace(2).add("x")
