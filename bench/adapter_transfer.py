@@ -1,11 +1,13 @@
 """An adapter attached unchanged to a sibling base: does what it learnt go with it? (issue 14)
 
     .venv/bin/python bench/adapter_transfer.py [--sibling models/base/sibling] [--methods-out runs/methods]
+    .venv/bin/python bench/adapter_transfer.py --sibling models/base/longer --name adapter_transfer_longer
 
 The sibling (``models/base/train.py --seed 1 --out models/base/sibling``) has the shared base's
 recipe, architecture, tokenizer and training time, with other initial weights and another stream
-of examples. Resa (arXiv 2506.09967) reports that an SAE-tuned adapter can be attached to such a
-sibling at test time. For each task this measures, on the same states:
+of examples. A kinder sibling is the base itself trained longer (``models/base/train.py
+--continue-from models/base/model --out models/base/longer``). Resa (arXiv 2506.09967) reports
+that an SAE-tuned adapter can be attached to a sibling at test time. For each task this measures, on the same states:
 
 - each base alone (no adapter): the sibling learnt both tasks from the same mixture, so an adapter
   pays on the sibling only if it beats the sibling alone;
@@ -80,6 +82,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=20_000, help="as adapter_methods was run")
     parser.add_argument("--eval-states", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default="adapter_transfer", help="result file: bench/results/NAME.json")
     args = parser.parse_args()
     sibling = Path(args.sibling).resolve()
     if not (sibling / "config.json").is_file():
@@ -110,7 +113,7 @@ def main() -> None:
     for r in rows:
         print(f"| {r['task']} | {r['adapter']} | {r['base']} | {r['not_right']} of {r['samples']} | "
               f"{r['wrong_valid']} of {r['valid']} | {r['collisions']} ({r['collisions_same']}) |")
-    print(f"wrote {write_result('adapter_transfer', vars(args), {'rows': rows})}")
+    print(f"wrote {write_result(args.name, vars(args), {'rows': rows})}")
 
 
 if __name__ == "__main__":
