@@ -7,7 +7,8 @@ The sibling (``models/base/train.py --seed 1 --out models/base/sibling``) has th
 recipe, architecture, tokenizer and training time, with other initial weights and another stream
 of examples. A kinder sibling is the base itself trained longer (``models/base/train.py
 --continue-from models/base/model --out models/base/longer``). Resa (arXiv 2506.09967) reports
-that an SAE-tuned adapter can be attached to a sibling at test time. For each task this measures, on the same states:
+that an SAE-tuned adapter can be attached to a sibling at test time. For each task this
+measures, on the same states:
 
 - each base alone (no adapter): the sibling learnt both tasks from the same mixture, so an adapter
   pays on the sibling only if it beats the sibling alone;
