@@ -20,6 +20,7 @@ base: every weight goes on training, at a quarter of the peak learning rate, wit
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import sys
@@ -28,6 +29,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent  # the repository: recorded paths are relative to it
 sys.path.insert(0, str(HERE))
 
 import mixture  # noqa: E402
@@ -67,7 +69,7 @@ def main() -> None:
 
     def record(summary: dict) -> None:
         write_json(out / "training.json", {"settings": settings.model_dump(mode="json"), "threads": args.threads,
-                                           "continued_from": None if args.continue_from is None else str(start),
+                                           "continued_from": None if args.continue_from is None else os.path.relpath(start, ROOT),
                                            "mixture": mixture.SHARES, **summary})
 
     trainer = Trainer(start, out, mixture.draw, validation, settings, on_save=record)
