@@ -24,10 +24,10 @@ from typing import Any
 
 import torch
 
+from maker.backends import gpt2_checkpoint
 from maker.backends.base import Backend, Sample, SampleRequest
 from maker.backends.codec import Codec
 from maker.backends.drafting import Drafter, ReplyMemory
-from maker.backends import gpt2_checkpoint
 from maker.backends.hf_decode import GPT2Decoder, Group, decode, make_decoder
 from maker.config import adapter_base, manifest_defaults
 from maker.errors import BackendError, ConfigError
