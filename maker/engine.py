@@ -99,6 +99,12 @@ def draft_hook(task: Task, state: Any) -> Callable[[str], str | None] | None:
     return partial(task.draft, state) if task.has_draft else None
 
 
+def _votes(counts: dict[Any, int], winner: Any) -> list[int]:
+    """The winner's votes, then the others' from most to fewest (the journal's ``votes``). Under an
+    agreeing race the winner may have fewer votes than a reply only one agent gave."""
+    return [counts[winner], *sorted((n for c, n in counts.items() if c != winner), reverse=True)]
+
+
 class Engine:
     """Decides and commits the steps of one chain with one backend under one config."""
 
@@ -161,7 +167,7 @@ class Engine:
                     drawers[i].votes.append(verdict)
                 winner = race.add(verdict) if voters is None else race.add(verdict, voters[i])  # verdicts are hashable
                 if winner is not None:  # a round draws what can decide, at most: its last vote, or one that brings agreement
-                    return StepDecision(winner, sorted(race.counts.values(), reverse=True), drawn, rounds, by_agent=by_agent)
+                    return StepDecision(winner, _votes(race.counts, winner), drawn, rounds, by_agent=by_agent)
 
     @staticmethod
     def _failed(step: int, drawn: int, race: VoteRace, flags: list[Flagged]) -> StepFailed:

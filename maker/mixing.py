@@ -18,8 +18,10 @@ voting agent has voted for can win. Without it an agent that is wrong on a state
 turns the race into a coin toss against the agent that is right: on one step of a 20-disk run
 with checks off, the specialist gave the same wrong reply in 193 of 200 samples and the adapter
 the right one in 186 of 200, and the plain race locked in the wrong one 27 votes to 24.
-``agreement=False`` (``maker run --no-mix-agreement``) counts every vote for every candidate. A run names a mix for every chain (``run(..., mix=...)``, ``maker run
---mix``), or a task names its own (``Task.mix``), so each chain of a plan can have its own.
+``agreement=False`` (``maker run --no-mix-agreement``) counts every vote for every candidate.
+
+A run names a mix for every chain (``run(..., mix=...)``, ``maker run --mix``), or a task names its
+own (``Task.mix``), so each chain of a plan can have its own.
 """
 
 from __future__ import annotations

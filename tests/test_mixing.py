@@ -2,6 +2,7 @@
 reply every voting agent gives can win, without it every vote counts alike; the statistics keep
 each agent's part; a plan's chains can have mixes of their own."""
 
+import json
 import re
 
 import pytest
@@ -62,8 +63,18 @@ def test_with_agreement_one_agents_repeated_wrong_reply_cannot_win():
     assert result.solved and result.errors == 0
     by_agent = result.statistics.by_agent
     assert by_agent["stubborn"]["wrong_votes"] > 0 and by_agent["right"]["wrong_votes"] == 0
-    # Step 0: 3 right and 3 wrong samples, then stubborn's 4th (right) brings agreement: 3 ahead of no agreed rival.
+    # Step 0: 4 right and 3 wrong samples, then stubborn's 4th (right) brings agreement: 5 ahead of no agreed rival.
     assert result.statistics.samples_per_step > 3
+
+
+def test_the_journal_gives_the_winners_votes_first_even_when_a_reply_only_one_agent_gave_had_more(tmp_path):
+    journal = tmp_path / "run.jsonl"
+    result = maker.run(Countdown(start=2), _ByAgent(), k=4, mix="stubborn,stubborn,right", checks=False, journal=journal)
+    assert result.solved
+    first = json.loads(journal.read_text().splitlines()[1])
+    assert first["candidate"] == 1  # right: 2 -> 1
+    # Stubborn says 0 five times (agent "right" never does); 1 gets right's 3 votes and stubborn's 4th sample.
+    assert first["votes"] == [4, 5] and first["samples"] == 9
 
 
 def test_with_agreement_agents_that_never_agree_fail_the_step_instead_of_committing_either():
