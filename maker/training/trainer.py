@@ -132,6 +132,9 @@ class Trainer:
         self.tokenizer = load_tokenizer(self.base)
         if self.tokenizer.eos_token_id is None:
             raise ConfigError(f"the tokenizer in {str(self.base)!r} has no EOS token: replies could never end")
+        # Seeded before the model is made: its fresh weights (scratch) and LoRA matrices come from
+        # torch's global generator, which whatever ran before in the process has moved on.
+        torch.manual_seed(settings.seed)
         self.model = self._make_model()
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.peak_lr(),
@@ -139,7 +142,6 @@ class Trainer:
         self.sae: Any = None  # sae-lora: the SAEInsert hook, once the SAE is fit (train)
         self.sae_numbers: dict[str, Any] | None = None  # ... and what its fitting measured
         self.rng = random.Random(settings.seed)
-        torch.manual_seed(settings.seed)
         self.replay: list[Example] = []
         self.step, self.elapsed, self.examples_seen = 0, 0.0, 0
         self.best_errors: int | None = None  # of the saved model

@@ -72,3 +72,16 @@ def test_labels_cover_only_the_reply_and_eos(tiny_base, tmp_path):
     assert labels[0].tolist() == [-100] * len(prompt) + reply + [tok.eos_token_id]
     assert mask[0].tolist() == [1] * (len(prompt) + len(reply) + 1)
     assert ids[0].tolist() == prompt + reply + [tok.eos_token_id]
+
+
+@pytest.mark.parametrize("method", ["lora", "scratch"])
+def test_fresh_weights_come_from_the_seed_not_from_what_ran_before(tiny_base, tmp_path, method):
+    import torch
+
+    made = []
+    for noise in (1, 2):
+        torch.manual_seed(noise)  # whatever ran before left the global generator somewhere else
+        trainer = Trainer(tiny_base, tmp_path / str(noise), pool_source(POOL), POOL, _settings(method=method),
+                          log=lambda _: None)
+        made.append([p.detach().clone() for p in trainer.trainable])
+    assert all(torch.equal(a, b) for a, b in zip(*made, strict=True))
