@@ -134,6 +134,8 @@ def test_the_cli_refuses_a_mix_on_the_simulated_backend(capsys):
 
     assert main(["run", "hanoi", "--disks", "3", "--backend", "sim", "--mix", "a,b"]) == 2
     assert "--mix needs real microagents" in capsys.readouterr().err
+    assert main(["run", "hanoi", "--disks", "3", "--backend", "sim", "--no-mix-agreement"]) == 2
+    assert "--no-mix-agreement is used only with --mix" in capsys.readouterr().err
 
 
 def test_without_a_mix_requests_and_statistics_are_as_before():
