@@ -149,22 +149,22 @@ class Engine:
                 hook(chain, step, samples)
             # Who drew each sample (requests' samples come back in request order), with a mix.
             voters = None if by_agent is None else [r.agent for r in requests for _ in range(r.n)]
-            drawers = None if voters is None else [by_agent[name] for name in voters]  # type: ignore[index]
             for i, sample in enumerate(samples):
                 verdict = self.judge.judge(state, sample, memo, step=step)
-                if drawers is not None:
-                    drawers[i].samples += 1
+                part = None if voters is None else by_agent[voters[i]]  # type: ignore[index]
+                if part is not None:
+                    part.samples += 1
                 if verdict.__class__ is Flagged:
                     flags.append(verdict)
-                    if drawers is not None:
-                        drawers[i].red_flags += 1
+                    if part is not None:
+                        part.red_flags += 1
                     if self.debug:
                         log.debug("step %d: red flag %s: %s; reply %r", step, verdict.reason.value, verdict.detail, verdict.text)
                     for hook in emit.red_flag:
                         hook(chain, step, verdict)
                     continue
-                if drawers is not None:
-                    drawers[i].votes.append(verdict)
+                if part is not None:
+                    part.votes.append(verdict)
                 winner = race.add(verdict) if voters is None else race.add(verdict, voters[i])  # verdicts are hashable
                 if winner is not None:  # a round draws what can decide, at most: its last vote, or one that brings agreement
                     return StepDecision(winner, _votes(race.counts, winner), drawn, rounds, by_agent=by_agent)
