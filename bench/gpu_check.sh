@@ -11,8 +11,8 @@ OUT_DIR=${1:-}
 "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))" || exit 2
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
 # Batch sweep first (short), then the million steps with what is left of the 8 minutes.
-timeout 150 "$PY" bench/decode_bound.py --device cuda --steps 4096 --batches 1024,4096,16384 --name decode_bound_gpu
-timeout 300 "$PY" bench/model_million.py --device cuda --max-batch 8192 --depth 10 --journal runs/gpu_d20.jsonl --name model_million_d20_gpu
+timeout 150 "$PY" bench/regression/decode_bound.py --device cuda --steps 4096 --batches 1024,4096,16384 --name decode_bound_gpu
+timeout 300 "$PY" bench/regression/model_million.py --device cuda --max-batch 8192 --depth 10 --journal runs/gpu_d20.jsonl --name model_million_d20_gpu
 status=$?
 if [ -n "$OUT_DIR" ]; then cp bench/results/decode_bound_gpu.json bench/results/model_million_d20_gpu.json "$OUT_DIR"/ 2>/dev/null; fi
 exit $status

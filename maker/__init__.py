@@ -7,6 +7,7 @@
 (True, 7)
 """
 
+from maker.agents import AgentCatalog
 from maker.backends import (
     Backend,
     EndpointPool,
@@ -29,6 +30,8 @@ from maker.errors import (
     ConfigError,
     JournalError,
     MakerError,
+    RedFlag,
+    RedFlagReason,
     StepError,
     StepFailed,
     TaskError,
@@ -37,7 +40,6 @@ from maker.errors import (
 from maker.loading import load_task, load_task_class, registered_tasks
 from maker.mixing import AgentMix
 from maker.planner import Plan, Subtask
-from maker.redflag import RedFlag, RedFlagReason
 from maker.scheduler import run, run_async
 from maker.statistics import RunStatistics
 from maker.task import NoParams, Task
@@ -56,7 +58,7 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "AgentMix", "AgreeingRace", "Backend", "BackendCodeError", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError", "BackendTimeout",
+    "AgentCatalog", "AgentMix", "AgreeingRace", "Backend", "BackendCodeError", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError", "BackendTimeout",
     "ConfigError", "EndpointPool", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag",
     "RedFlagReason", "RetryingBackend", "RunConfig", "RunResult", "RunStatistics", "Sample", "SampleRequest",
     "ScriptedBackend", "SimulatedBackend", "StepError", "StepFailed", "Subtask", "Task", "TaskError",

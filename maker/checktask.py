@@ -16,7 +16,7 @@ from maker.errors import short_repr
 from maker.planner import plan_for
 from maker.redflag import RedFlag, rule_violation
 from maker.scheduler import DEFAULT_STEP_CAP
-from maker.task import JOURNAL_HINT, Task, journal_round_trip
+from maker.task import JOURNAL_HINT, OracleWalk, Task, WalkError, journal_round_trip
 
 NO_ORACLE = "the task has no oracle: the walk and the round trips need the correct answer of each step"
 
@@ -104,21 +104,11 @@ def check_task(task: Task, *, steps: int = 1000, depth: int = 1) -> CheckReport:
         checked.skip("the task has no check")
     # A declared total bounds the walk: is_done must come exactly there, and walking on only costs time.
     limit = steps if declared is None else min(steps, declared)
-    step, state, done_at, where = 0, None, None, "initial_state"
+    # Without an oracle only the initial state can be seen: a walk of no steps.
+    walked = OracleWalk(task, limit if task.has_oracle else 0)
     try:
-        state = task.initial_state()
-        while True:
-            where = "is_done"
-            if task.is_done(state):
-                done_at = step
-                break
-            if step >= limit:
-                break
+        for step, state, candidate in walked:
             prompt.see(step, state, _prompt_problem(task, state))
-            if not task.has_oracle:
-                break
-            where = "oracle"
-            candidate = task.oracle(state)
             hashable.see(step, state, _hash_problem(candidate))
             journal.see(step, state, journal_round_trip(task, candidate))
             if not reply.skipped:
@@ -129,19 +119,21 @@ def check_task(task: Task, *, steps: int = 1000, depth: int = 1) -> CheckReport:
                                "define format_reply(state, candidate): the reply a perfect model would write")
             if not checked.skipped:
                 checked.see(step, state, _check_problem(task, state, candidate))
-            where = "apply"
-            state = task.apply(state, candidate)
-            step += 1
-        end = "reached is_done" if done_at is not None else (
+        if not task.has_oracle and not walked.done:
+            prompt.see(0, walked.state, _prompt_problem(task, walked.state))
+        end = "reached is_done" if walked.done else (
             f"stopped at total_steps() = {declared}" if limit == declared else f"stopped at the limit of {_steps(steps)}")
-        walk = Finding("walk", "pass", f"{_steps(step)} with the oracle, then {end}")
+        walk = Finding("walk", "pass", f"{_steps(walked.steps)} with the oracle, then {end}")
         if not task.has_oracle:
             walk = Finding("walk", "skip", f"{NO_ORACLE}; only initial_state and the first prompt were checked",
                            "define oracle(state), the correct candidate, to self-test every step")
     except Exception as exc:
-        at = f"at step {step}" + ("" if where == "initial_state" else f" (state {short_repr(state)})")
-        walk = Finding("walk", "fail", f"task.{where} raised {_error(exc)} {at}",
+        where, cause = (exc.where, exc.__cause__) if isinstance(exc, WalkError) else ("initial_state", exc)
+        at = f"at step {walked.steps}" + ("" if where == "initial_state" else f" (state {short_repr(walked.state)})")
+        walk = Finding("walk", "fail", f"task.{where} raised {_error(cause)} {at}",
                        f"fix task.{where}, or the oracle if it led to a state {where} cannot handle")
+    step, state = walked.steps, walked.state
+    done_at = step if walked.done else None
     findings = [walk, *(t.finding() for t in (prompt, hashable, journal, reply, checked)),
                 _is_done_finding(declared, total_problem, done_at, step, state, walk), _plan_finding(task, depth, declared)]
     return CheckReport(task.name, step if task.has_oracle else 0, findings)
@@ -171,7 +163,7 @@ def _is_done_finding(declared: int | None, problem: str | None, done_at: int | N
 
 
 def _plan_finding(task: Task, depth: int, declared: int | None) -> Finding:
-    if not callable(getattr(task, "plan", None)):
+    if not task.has_plan:
         return Finding("plan", "skip", "the task has no plan(depth) method: depth 0 only")
     try:
         plan = plan_for(task, depth)

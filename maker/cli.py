@@ -129,7 +129,6 @@ _VOTING = [
     ("--checks", _BOOL, None, "red-flag replies that break the task's answer-free rules, counted as 'invalid' "
                               "(default: on for model backends, off for sim, which follows the paper)"),
     ("--seed", int, None, "base of the per-request seeds (default 0)"),
-    ("--agent", None, None, "the microagent named on every request (default: each task's own)"),
     ("--mix-agreement", _BOOL, True, "with --mix: only a reply that every voting agent has given can win "
                                      "(maker.mixing); --no-mix-agreement counts every vote for every reply"),
     ("--max-steps", int, None, "stop after this many steps (depth 0 only)"),
@@ -151,7 +150,7 @@ _ESTIMATE = [
     ("--steps", int, None, "steps of the full task (default: the task's own count)"),
     ("--temperature", float, None, "default: the model's manifest, else 0.1 as the paper"),
     ("--max-tokens", int, None, None),
-    ("--checks", _BOOL, False, None),
+    ("--checks", _BOOL, None, "default: as a run's (on for model backends, off for sim)"),
     ("--price-per-million-tokens", float, None, "for the projected cost"),
     ("--concurrency", int, 64, None),
     ("--seed", int, 0, None),
@@ -166,13 +165,17 @@ _BACKEND = [
     ("--hard-fraction", float, 0.0, "sim: share of states with a correlated error"),
     ("--hard-error-rate", float, 0.5, "sim: chance of the shared wrong answer on a hard state"),
     ("--model", None, None, "hf: model folder (default: the task's shipped model); openai: model name"),
+    ("--agent", "append", None, "NAME=WHERE binds an agent to a model folder (hf) or a served model's name (openai) "
+                                "in the run's catalog (give it again for each agent); a bare NAME is the agent for "
+                                "every chain (default: each task's own)"),
+    ("--agents", Path, None, "a catalog file: a JSON object {name: where} or NAME=WHERE lines, read before --agent"),
     ("--mix", None, None, "several microagents that draw each step's samples in turn, e.g. A,B or A,B,B "
                           "(hf: model folders; openai: served model names): sample i of a step comes from entry "
                           "i mod the list's length, so the first (greedy) vote is the first entry's"),
-    ("--device", None, "auto", "hf: cpu, cuda, or auto (cuda when torch sees one)"),
-    ("--max-batch", int, 256, "hf: most sequences in one forward batch"),
-    ("--draft", int, 32, "hf: most draft tokens checked per row in one forward pass; 0 turns drafting off "
-                         "(drafts change how fast replies are written, never what they say)"),
+    ("--device", None, None, "hf: cpu, cuda, or auto (cuda when torch sees one; the default)"),
+    ("--max-batch", int, None, "hf: most sequences in one forward batch (default 256)"),
+    ("--draft", int, None, "hf: most draft tokens checked per row in one forward pass (default 32); 0 turns drafting "
+                           "off (drafts change how fast replies are written, never what they say)"),
     ("--threads", int, None, "hf: torch threads (default: torch's choice)"),
     ("--ray", "address", None, "hf: sample on a Ray cluster, one worker per maker_worker resource or CPU, each with "
                                "its own model: --ray (a local cluster) or --ray ADDRESS (e.g. auto, ray://head:10001)"),
@@ -182,8 +185,8 @@ _BACKEND = [
     ("--pool", Path, None, "openai: a file of server URLs, one a line (# comments), added to --base-url's"),
     ("--api", ["completions", "chat"], "completions", "openai: endpoint"),
     ("--api-key-env", None, "OPENAI_API_KEY", "openai: environment variable holding the key"),
-    ("--timeout", float, 120.0, "openai: seconds per request"),
-    ("--max-attempts", int, 8, "openai: tries per request (backoff with jitter)"),
+    ("--timeout", float, None, "openai: seconds per request (default 120)"),
+    ("--max-attempts", int, None, "openai: tries per request, with backoff and jitter (default 8)"),
 ]
 _PLAN_COMMAND = [
     ("--depth", int, 0, None),
@@ -302,6 +305,7 @@ def _load_task(argv: list[str], usage: str) -> type[Task]:
 
 # --- commands -----------------------------------------------------------------------------------
 def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
+    from maker.agents import chain_agents
     from maker.config import make_config, resolve_config
     from maker.loading import load_task_class, resolved_spec
     from maker.scheduler import run_async
@@ -322,20 +326,21 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("give either --k or --target-success, not both")
     # Ray's processes print to the driver's stdout; only the summary may go there.
     out = _stdout_for_results_only() if args.ray is not None else sys.stdout
-    backend = _make_backend(args, task)
+    agent, mix, catalog = _agents(args, task)
+    backend = _make_backend(args, task, catalog)
     progress = None if args.no_progress else _ProgressBar(task, backend)
-    mix = _parse_mix(args)
-    agent = mix.cycle[0] if mix is not None else args.agent
-    config = resolve_config(task, backend, agent=agent, **overrides)  # the main agent's, as run_async's
+    first = chain_agents(task, agent=agent, mix=mix).first
+    # The main agent's settings, as run_async's.
+    config = resolve_config(task, agent=first, catalog=catalog, simulated=backend.simulated, **overrides)
 
     async def go() -> Any:
         async with backend:
             if args.target_success is not None:
-                overrides["k"] = await _choose_k(args, task, backend, config)
+                overrides["k"] = await _choose_k(args, task, backend, config, (agent, mix, catalog))
             # Overrides, not a finished config: each chain's own agent resolves its settings from them.
-            return await run_async(task, backend, journal=args.journal, progress=progress, agent=args.agent, mix=mix,
-                                   max_steps=args.max_steps, depth=args.depth, max_concurrency=args.max_concurrency,
-                                   **overrides)
+            return await run_async(task, backend, journal=args.journal, progress=progress, agents=catalog, agent=agent,
+                                   mix=mix, max_steps=args.max_steps, depth=args.depth,
+                                   max_concurrency=args.max_concurrency, **overrides)
 
     try:
         result = asyncio.run(go())
@@ -374,7 +379,7 @@ def _stdout_for_results_only() -> Any:
     return results
 
 
-async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, config: Any) -> int:
+async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, config: Any, agents: Any) -> int:
     """The paper's k_min for --target-success, from --p or a quick estimate with the run's settings."""
     from maker.estimate import choose_k, estimate_async
 
@@ -387,7 +392,7 @@ async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, conf
               file=sys.stderr)
         report = await estimate_async(task, backend, samples=args.estimate_samples, temperature=config.temperature,
                                       max_tokens=config.max_tokens, checks=config.checks, target=args.target_success,
-                                      seed=config.seed, mix=_parse_mix(args))
+                                      seed=config.seed, agent=agents[0], mix=agents[1], agents=agents[2])
         p = report.p_low  # the cautious end of the interval
         print(f"maker: p-hat {report.p:.5f}, using its lower bound {p:.5f}", file=sys.stderr)
     k, why = choose_k(p, steps, args.target_success)
@@ -395,10 +400,38 @@ async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, conf
     return k
 
 
-def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
+def _agents(args: argparse.Namespace, task: Task) -> tuple[str | None, Any, Any]:
+    """The run's agent (a bare ``--agent NAME``), its mix (``--mix``) and its agent catalog: the task's shipped
+    model, ``--model`` (the default entry), ``--agents FILE``, each ``--agent NAME=WHERE``, and with the hf
+    backend each ``--mix`` entry not in the catalog, a model folder bound to itself (with openai, a served name)."""
+    from maker.agents import AgentCatalog, task_catalog
+
+    bare = [text for text in args.agent or [] if "=" not in text]
+    if len(bare) > 1:
+        raise ConfigError(f"--agent {bare[0]} and --agent {bare[1]}: give one agent for every chain, or --mix A,B")
+    mix = _parse_mix(args)
+    if mix is not None and bare:
+        raise ConfigError(f"give --agent {bare[0]} or --mix {mix}, not both: a mix names every agent")
+    catalog = task_catalog(task)
+    if args.model is not None:
+        catalog = catalog.merged({None: args.model})
+    catalog = catalog.merged(AgentCatalog.coerce(args.agents, "--agents")).merged(
+        AgentCatalog.coerce([text for text in args.agent or [] if "=" in text], "--agent"))
+    if mix is not None:
+        if args.backend == "hf" and args.model is not None:
+            raise ConfigError("give --model or --mix, not both: with --backend hf each --mix entry is a model folder")
+        catalog = catalog.merged({name: name for name in mix.agents if name not in catalog})
+    return (bare[0] if bare else None), mix, catalog
+
+
+def _given(args: argparse.Namespace, **names: str) -> dict[str, Any]:
+    """The options given on the command line, under their backend's keyword: a backend keeps its own defaults."""
+    return {keyword: getattr(args, option) for keyword, option in names.items() if getattr(args, option) is not None}
+
+
+def _make_backend(args: argparse.Namespace, task: Task, catalog: Any) -> Backend:
     if args.backend is None:
-        shipped = getattr(task, "default_model", None)
-        args.backend = "hf" if shipped is not None and Path(shipped).is_dir() else "sim"
+        args.backend = "hf" if any(Path(where).is_dir() for where in catalog.values()) else "sim"
     if args.ray is not None and args.backend != "hf":
         raise ConfigError(f"--ray runs in-process models on Ray workers: it needs --backend hf, not {args.backend}")
     if ":" in args.backend:
@@ -418,6 +451,7 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
             raise ConfigError(f"invalid simulated-backend settings: {detail}") from None
     from maker.backends.retry import RetryingBackend
 
+    retry = _given(args, max_attempts="max_attempts")
     if args.backend == "openai":
         from maker.backends.openai import OpenAIBackend
 
@@ -425,48 +459,37 @@ def _make_backend(args: argparse.Namespace, task: Task) -> Backend:
         if twice := sorted({url for url in urls if urls.count(url) > 1}):
             raise ConfigError(f"server {twice[0]} is listed twice (--base-url and --pool): it would get twice the load")
         mix = _parse_mix(args)
-        model = args.model or (mix.cycle[0] if mix is not None else None)
+        model = args.model or (mix.first if mix is not None else None)
         if not urls or not model:
             raise ConfigError("--backend openai needs --base-url URL (or --pool FILE) and --model NAME (or --mix A,B)")
-        served = None if mix is None else {name: name for name in mix.agents}  # each entry is a served model's name
-        servers = [OpenAIBackend(url, model, api=args.api, api_key_env=args.api_key_env, timeout=args.timeout,
-                                 agents=served) for url in urls]
+        served = {name: where for name, where in catalog.items() if name is not None}  # agent -> served model name
+        servers = [OpenAIBackend(url, model, api=args.api, api_key_env=args.api_key_env, agents=served,
+                                 **_given(args, timeout="timeout")) for url in urls]
         if len(servers) > 1:
             from maker.backends.pool import EndpointPool
 
-            return RetryingBackend(EndpointPool(servers), max_attempts=args.max_attempts)
-        return RetryingBackend(servers[0], max_attempts=args.max_attempts)
+            return RetryingBackend(EndpointPool(servers), **retry)
+        return RetryingBackend(servers[0], **retry)
     if args.backend == "hf":
         from maker.backends.hf import HFBackend
 
-        mix = _parse_mix(args)
-        if mix is not None:
-            if args.model is not None:
-                raise ConfigError("give --model or --mix, not both: with --backend hf each --mix entry is a model folder")
-            if missing := [name for name in mix.agents if not Path(name).is_dir()]:
-                raise ConfigError(f"--mix entry {missing[0]!r} is not a model folder (with --backend hf, each entry is one)")
-            table = {name: str(Path(name).resolve()) for name in mix.agents}  # agent name -> its folder
-            if args.ray is not None:
-                raise ConfigError("--mix with --ray is not supported yet: run the mix on one machine")
-            return HFBackend(table, device=args.device, max_batch=args.max_batch, num_threads=args.threads,
-                             draft=args.draft)
-        model = args.model or getattr(task, "default_model", None)
-        if model is None:
+        if not catalog:
             raise ConfigError(f"--backend hf needs --model PATH (task {task.name!r} ships no model)")
-        if not Path(model).is_dir():
-            raise ConfigError(f"model folder {str(model)!r} does not exist")
-        if args.ray is not None:
-            from functools import partial
+        table = catalog.folders()  # agent name -> its folder, each checked
+        settings = _given(args, device="device", max_batch="max_batch", num_threads="threads", draft="draft")
+        if args.ray is None:
+            return HFBackend(table, **settings)
+        if args.mix is not None:
+            raise ConfigError("--mix with --ray is not supported yet: run the mix on one machine")
+        from functools import partial
 
-            from maker.backends.ray_workers import ray_pool
+        from maker.backends.ray_workers import ray_pool
 
-            threads = args.threads or 1
-            make = partial(HFBackend, str(Path(model).resolve()), device=args.device, max_batch=args.max_batch,
-                           num_threads=threads, draft=args.draft)
-            address = None if args.ray == "local" else args.ray
-            return RetryingBackend(ray_pool(make, address=address, workers=args.ray_workers, cpus_per_worker=threads),
-                                   max_attempts=args.max_attempts)
-        return HFBackend(model, device=args.device, max_batch=args.max_batch, num_threads=args.threads, draft=args.draft)
+        threads = settings.setdefault("num_threads", 1)
+        make = partial(HFBackend, table, **settings)
+        address = None if args.ray == "local" else args.ray
+        return RetryingBackend(ray_pool(make, address=address, workers=args.ray_workers, cpus_per_worker=threads),
+                               **retry)
     raise ConfigError(f"unknown backend {args.backend!r}: use sim, hf, openai or path/to/file.py:Class")
 
 
@@ -516,14 +539,16 @@ def _cmd_estimate(head: argparse.Namespace, argv: list[str]) -> int:
 
     task_cls = _load_task(argv, "--backend ... --samples N")
     args, task = _parse(task_cls, "estimate", {"estimate": _ESTIMATE, "backend": _BACKEND}, argv)
-    backend = _make_backend(args, task)
+    agent, mix, catalog = _agents(args, task)
+    backend = _make_backend(args, task, catalog)
 
     async def go() -> Any:
         async with backend:
             return await estimate_async(task, backend, samples=args.samples, per_state=args.per_state,
                                         temperature=args.temperature, max_tokens=args.max_tokens, checks=args.checks,
                                         target=args.target_success, concurrency=args.concurrency, seed=args.seed,
-                                        prices=args.price_per_million_tokens, steps=args.steps, mix=_parse_mix(args))
+                                        prices=args.price_per_million_tokens, steps=args.steps, agent=agent, mix=mix,
+                                        agents=catalog)
 
     report = asyncio.run(go())
     print(json.dumps(report.to_json()) if args.json else report.to_table())

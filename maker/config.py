@@ -4,16 +4,14 @@ resolved in one place (``resolve_config``) from the defaults, the microagent, th
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from maker.errors import ConfigError
-
-if TYPE_CHECKING:
-    from maker.backends.base import Backend
-    from maker.task import Task
+from maker.task import Task
 
 
 class RunConfig(BaseModel):
@@ -60,26 +58,35 @@ def make_config(**settings: object) -> RunConfig:
         raise ConfigError(f"invalid run settings: {problems}") from None
 
 
-def resolve_config(task: Task, backend: Backend, *, agent: str | None = None, **overrides: Any) -> RunConfig:
-    """The run's settings, resolved once, in one place, for ``maker.run`` and ``maker run`` alike.
+def resolve_config(task: Task, *, agent: str | None = None, catalog: Mapping[str | None, str] | None = None,
+                   simulated: bool = False, **overrides: Any) -> RunConfig:
+    """The run's settings, resolved once, in one place, for ``maker.run``, ``maker run`` and ``maker estimate``.
 
     Layers, later ones winning: ``RunConfig``'s defaults; ``checks`` on for real backends, off for the simulated one
-    (which follows the paper); the serving microagent's manifest (``backend.agent_defaults``); the task's
-    ``run_defaults()``; the user's ``overrides`` (None values count as not given). ``agent`` defaults to the task's own.
+    (which follows the paper); the manifest of the folder that serves ``agent`` in the agent ``catalog``
+    (``maker.agents``; ``served_defaults``); the task's ``run_defaults()``; the user's ``overrides`` (None values
+    count as not given). ``agent`` is the chain's first agent (``maker.agents.chain_agents``).
     """
-    settings: dict[str, Any] = {"checks": not backend.simulated}
-    settings.update(backend.agent_defaults(agent if agent is not None else task.agent))
+    settings: dict[str, Any] = {"checks": not simulated}
+    settings.update(served_defaults(catalog or {}, agent))
     settings.update(task.run_defaults())
     settings.update({key: value for key, value in overrides.items() if value is not None})
     return make_config(**settings)
+
+
+def served_defaults(catalog: Mapping[str | None, str], agent: str | None) -> dict[str, Any]:
+    """The run settings asked for by the model folder that serves ``agent`` in ``catalog`` (its own entry,
+    else the default entry, None); {} when no folder serves it (a served model's name, the backend's own)."""
+    where = catalog.get(agent, catalog.get(None))
+    return manifest_defaults(Path(where)) if where is not None and Path(where).is_dir() else {}
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     """A model folder's manifest (``maker.json``), or {} when it has none.
 
     Keys maker reads: ``defaults`` (run settings the model asks for, layered by ``resolve_config``),
-    ``base`` (an adapter folder's base model folder, relative to the adapter folder), ``agent``
-    (the agent it was trained for). Other keys are for people (what trained it, measured numbers).
+    ``base`` (an adapter folder's base model folder, relative to the adapter folder). Other keys are
+    for people (``agent``: the agent it was trained for; what trained it, measured numbers).
     """
     manifest = folder / "maker.json"
     try:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from maker.backends.base import Backend, SampleRequest, draw
+from maker.backends.base import Backend, draw
 from maker.config import RunConfig
 from maker.errors import StepError, StepFailed
 from maker.events import AgentVotes, ChainInfo, Emitter, StepDecision
@@ -80,20 +80,6 @@ def step_seed(base: int, step: int) -> int:
     return (base * 1_000_003 + step * 131) & 0x7FFFFFFF
 
 
-def round_requests(config: RunConfig, prompt: str, seed: int, need: int, *, first: bool, rounds: int,
-                   agent: str | None, draft: Callable[[str], str | None] | None = None) -> list[SampleRequest]:
-    """One round of a step's requests (the engine's, and estimation's). The first round sends the greedy
-    first vote as a request of its own beside the sampled others, so a batching backend serves both in one batch.
-    ``draft`` is the task's guess at a reply's continuation (``Task.draft`` bound to the step's state)."""
-    if first and config.first_temperature != config.temperature:
-        requests = [SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, agent, draft)]
-        if need > 1:
-            requests.append(SampleRequest(prompt, need - 1, config.temperature, config.cap, seed + 1, agent, draft))
-        return requests
-    temperature = config.first_temperature if first else config.temperature
-    return [SampleRequest(prompt, need, temperature, config.cap, seed + rounds + 1, agent, draft)]
-
-
 def draft_hook(task: Task, state: Any) -> Callable[[str], str | None] | None:
     """``task.draft`` for this state, if the task guesses replies at all."""
     return partial(task.draft, state) if task.has_draft else None
@@ -102,6 +88,8 @@ def draft_hook(task: Task, state: Any) -> Callable[[str], str | None] | None:
 def _votes(counts: dict[Any, int], winner: Any) -> list[int]:
     """The winner's votes, then the others' from most to fewest (the journal's ``votes``). Under an
     agreeing race the winner may have fewer votes than a reply only one agent gave."""
+    if len(counts) == 1:  # a unanimous step, most steps of a good model
+        return [counts[winner]]
     return [counts[winner], *sorted((n for c, n in counts.items() if c != winner), reverse=True)]
 
 
@@ -115,6 +103,7 @@ class Engine:
         self.chain, self.backend, self.config, self.emit, self.stop = chain, backend, config, emit, stop
         self.judge = RedFlagJudge(chain.task, max_tokens=config.max_tokens, checks=config.checks)
         self.debug = log.isEnabledFor(logging.DEBUG)
+        self.drafts = chain.task.has_draft  # read once: decide runs a million times a run
 
     async def decide(self, state: Any, step: int) -> StepDecision:
         """Sample, red-flag and vote until one candidate wins (or the cap is hit)."""
@@ -125,32 +114,30 @@ class Engine:
             raise StepError(f"task.prompt raised {type(exc).__name__}: {exc}", step=step, state=state) from exc
         for hook in emit.step_started:
             hook(chain, step, state, prompt)
-        mix = chain.mix
-        race = VoteRace(self.config.k, self.config.rule) if mix is None else mix.race(self.config.k, self.config.rule)
-        guess = draft_hook(chain.task, state)
+        agents = chain.agents
+        race = agents.race(self.config.k, self.config.rule)
+        guess = draft_hook(chain.task, state) if self.drafts else None
+        judge = self.judge.judge
         memo: dict[str, Any] = {}  # reply text -> verdict: the samples of a step often agree word for word
         flags: list[Flagged] = []  # this step's discarded replies, for the error if it fails
         drawn = rounds = 0
         seed = step_seed(self.config.seed, step)
-        by_agent: dict[str, AgentVotes] | None = None if mix is None else {a: AgentVotes() for a in mix.agents}
+        # With several agents, what each drew and voted (the decision carries it; only the engine knows who drew what).
+        by_agent = {a: AgentVotes() for a in agents.agents} if agents.mixed else None
         while True:
             need = min(race.votes_needed(), cap - drawn)
             if need <= 0:
                 raise self._failed(step, drawn, race, flags)
-            if mix is None:
-                requests = round_requests(self.config, prompt, seed, need, first=drawn == 0, rounds=rounds,
-                                          agent=chain.agent, draft=guess)
-            else:
-                requests = mix.round_requests(self.config, prompt, seed, need, drawn=drawn, rounds=rounds, draft=guess)
+            requests = agents.round_requests(self.config, prompt, seed, need, drawn=drawn, rounds=rounds, draft=guess)
             samples = await draw(self.backend, requests, step=step)
             rounds += 1
             drawn += len(samples)
             for hook in emit.sampled:
                 hook(chain, step, samples)
-            # Who drew each sample (requests' samples come back in request order), with a mix.
+            # Who drew each sample (requests' samples come back in request order), with several agents.
             voters = None if by_agent is None else [r.agent for r in requests for _ in range(r.n)]
             for i, sample in enumerate(samples):
-                verdict = self.judge.judge(state, sample, memo, step=step)
+                verdict = judge(state, sample, memo, step=step)
                 part = None if voters is None else by_agent[voters[i]]  # type: ignore[index]
                 if part is not None:
                     part.samples += 1

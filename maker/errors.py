@@ -14,6 +14,9 @@
     ├── JournalError              a journal is unreadable, foreign or corrupt
     └── ConfigError               a run setting is invalid
 
+Beside the tree, and not errors of maker's: ``RedFlag``, which a task's ``parse`` or ``check`` raises to
+discard a reply, its closed set of reasons ``RedFlagReason``, and ``Flagged``, a discarded reply.
+
 Third-party exceptions are translated at the boundary (``raise BackendTimeout(...) from exc``), so
 callers only ever need to catch ``MakerError`` subclasses.
 """
@@ -21,6 +24,8 @@ callers only ever need to catch ``MakerError`` subclasses.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 
@@ -111,3 +116,34 @@ def short_repr(value: Any, limit: int = 160) -> str:
     """``repr(value)``, cut to ``limit`` characters for messages."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class RedFlagReason(StrEnum):
+    """Why a reply was discarded. Statistics count each reason separately."""
+
+    TOO_LONG = "too_long"  # the reply used more tokens than the red-flag limit allows
+    TRUNCATED = "truncated"  # the backend cut the reply off at its token limit
+    MALFORMED = "malformed"  # the task's parser rejected the reply's format
+    INVALID = "invalid"  # well-formed, but failed the task's answer-free validity check
+
+
+class RedFlag(Exception):
+    """Raised by ``Task.parse`` (or ``Task.check``) to discard a reply.
+
+    >>> raise RedFlag("no 'move = [...]' line")                      # doctest: +SKIP
+    >>> raise RedFlag("disk 3 moved onto disk 1", RedFlagReason.INVALID)  # doctest: +SKIP
+    """
+
+    def __init__(self, detail: str = "", reason: RedFlagReason = RedFlagReason.MALFORMED) -> None:
+        super().__init__(detail or reason.value)
+        self.detail = detail
+        self.reason = RedFlagReason(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Flagged:
+    """A discarded reply: why, the parser's or check's own words, and the raw text."""
+
+    reason: RedFlagReason
+    detail: str
+    text: str

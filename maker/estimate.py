@@ -20,20 +20,21 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from maker.agents import AgentCatalog, chain_agents, task_catalog
 from maker.backends.base import Backend, check_backend, draw
 from maker.config import resolve_config
-from maker.engine import draft_hook, round_requests, step_seed
+from maker.engine import draft_hook, step_seed
 from maker.errors import ConfigError, TaskError
 from maker.estimate_agents import AgentsReport, across_agents
 from maker.events import ChainInfo
 from maker.mixing import AgentMix
 from maker.redflag import Flagged, RedFlagJudge
 from maker.scaling import _count, collision_test, estimate_p, expected_collisions, expected_samples, k_min, p_full
-from maker.task import Task, oracle_disagrees
+from maker.task import OracleWalk, Task, WalkError, oracle_disagrees
 
 __all__ = ["EstimateReport", "choose_k", "estimate", "estimate_async"]
 
@@ -190,57 +191,60 @@ def _prices(prices: object) -> tuple[float, float] | None:
     return float(pair[0]), float(pair[1])
 
 
-def trajectory_states(task: Task, indices: Sequence[int]) -> list[Any]:
+def states_at(task: Task, indices: Sequence[int]) -> list[Any]:
     """The states before steps ``indices`` (sorted, repeats allowed) on the oracle's trajectory.
 
-    Walks the task once and keeps only the wanted states, so a million-step task costs a few
-    seconds and no memory beyond them.
+    Walks the task once (``OracleWalk``) and keeps only the wanted states, so a million-step task costs
+    a few seconds and no memory beyond them.
     """
+    wanted = sorted(indices)
+    if not wanted:
+        return []
     out: list[Any] = []
-    state, step = task.initial_state(), 0
-    for index in sorted(indices):
-        while step < index:
-            try:
-                state = task.apply(state, task.oracle(state))
-            except Exception as exc:
-                raise TaskError(f"the oracle's trajectory ended or failed at step {step} before reaching step {index} "
-                                f"({type(exc).__name__}: {exc}); is --steps larger than the task?") from exc
-            step += 1
-        if task.is_done(state):
-            raise TaskError(f"the task is already done at step {index}: --steps is larger than the task's trajectory")
-        out.append(state)
+    walk = OracleWalk(task, limit=wanted[-1] + 1)
+    try:
+        for step, state, _ in walk:
+            while len(out) < len(wanted) and wanted[len(out)] == step:
+                out.append(state)
+    except WalkError as exc:
+        raise TaskError(f"{exc}, before reaching step {wanted[len(out)]}; is --steps larger than the task?") from exc
+    if len(out) < len(wanted):
+        raise TaskError(f"the task is already done at step {walk.steps}, before step {wanted[len(out)]}: --steps is "
+                        "larger than the task's trajectory")
     return out
 
 
 async def estimate_async(
     task: Task, backend: Backend, *, samples: int, per_state: int = 2, temperature: float | None = None,
-    first_temperature: float | None = None, max_tokens: int | None = None, checks: bool = False,
+    first_temperature: float | None = None, max_tokens: int | None = None, checks: bool | None = None,
     target: float = 0.95, concurrency: int = 64, seed: int = 0, prices: float | tuple[float, float] | None = None,
-    states: Sequence[Any] | None = None, steps: int | None = None, mix: AgentMix | str | None = None,
+    states: Sequence[Any] | None = None, steps: int | None = None, agent: str | None = None,
+    mix: AgentMix | str | None = None, agents: AgentCatalog | Mapping[str | None, str] | Sequence[str] | str | None = None,
 ) -> EstimateReport:
     """Measure p on ``samples`` random steps, ``per_state`` samples each, and plan a run.
 
-    ``temperature`` and ``max_tokens`` (the red-flag limit) default to what a run of this task on
-    this backend would use (``maker.config.resolve_config``). States come from the oracle's
+    ``temperature``, ``max_tokens`` (the red-flag limit) and ``checks`` default to what a run of this task
+    on this backend would use (``maker.config.resolve_config``, with the agent catalog ``agents``). States come from the oracle's
     trajectory (or are drawn from ``states`` when given); ``steps`` (s) defaults to ``task.total_steps()``.
     ``first_temperature``, when given, is used for each state's first sample (the engine's greedy first
     vote). ``prices`` is one price per million tokens, or a (prompt, output) pair; prompt tokens are
     estimated. ``concurrency`` bounds the states in flight; each state is one ``sample_many`` call.
-    ``mix`` (``"A,B"``): each state's samples come from the mix's agents as in a mixed run's first
+    ``agent`` or ``mix`` (``"A,B"``) replace the task's own agents (``maker.agents.chain_agents``); with a
+    mix, each state's samples come from the mix's agents as in a mixed run's first
     round (``maker.mixing``), and the report compares the agents (``maker.estimate_agents``).
     """
     samples = _count(samples, "samples (the number of random steps)")
     per_state = _count(per_state, "per_state (at least two samples a state, to see collisions)", low=2)
     concurrency = _count(concurrency, "concurrency")
     check_backend(backend)
-    if mix is not None:
-        mix = AgentMix.coerce(mix)
-    agent = task.agent if mix is None else mix.cycle[0]
-    config = resolve_config(task, backend, agent=agent, temperature=temperature, max_tokens=max_tokens, checks=checks)
+    chain = ChainInfo(None, "estimate", task, chain_agents(task, agent=agent, mix=mix))
+    catalog = task_catalog(task).merged(AgentCatalog.coerce(agents))
+    config = resolve_config(task, agent=chain.agent, catalog=catalog, simulated=backend.simulated,
+                            temperature=temperature, max_tokens=max_tokens, checks=checks)
     # Without first_temperature every sample is drawn at the run's temperature: no greedy first vote.
     config = config.model_copy(update={"first_temperature": config.temperature if first_temperature is None
                                        else first_temperature})
-    temperature, max_tokens = config.temperature, config.max_tokens
+    temperature, max_tokens, checks = config.temperature, config.max_tokens, config.checks
     if not 0.0 < target < 1.0:
         raise ConfigError(f"target must be in (0, 1), got {target!r}")
     price_pair = _prices(prices)
@@ -263,14 +267,13 @@ async def estimate_async(
         chosen = [(i, pool[i]) for i in pick(len(pool))]
     else:
         indices = sorted(pick(s))
-        chosen = list(zip(indices, trajectory_states(task, indices), strict=True))
+        chosen = list(zip(indices, states_at(task, indices), strict=True))
     distinct = len({i for i, _ in chosen})
 
     semaphore = asyncio.Semaphore(concurrency)
     tally = [0, 0]  # output tokens, prompt characters, over all samples
     judge = RedFlagJudge(task, max_tokens=max_tokens, checks=checks)
     watcher = backend.observer()
-    chain = ChainInfo(None, "estimate", task, agent, mix=mix)
 
     async def one(index: int, state: Any, n: int) -> list[tuple[str | None, Any]]:
         """This state's samples in order: who drew each, and its verdict ((correct?, candidate) or a RedFlagReason)."""
@@ -279,10 +282,7 @@ async def estimate_async(
             watcher.step_started(chain, index, state, prompt)
         # The engine's own requests, as for a step's first round (+ n: a state drawn twice differs).
         first_seed, hook = step_seed(seed, index) + n, draft_hook(task, state)
-        if mix is None:
-            requests = round_requests(config, prompt, first_seed, per_state, first=True, rounds=0, agent=agent, draft=hook)
-        else:
-            requests = mix.round_requests(config, prompt, first_seed, per_state, drawn=0, rounds=0, draft=hook)
+        requests = chain.agents.round_requests(config, prompt, first_seed, per_state, drawn=0, rounds=0, draft=hook)
         async with semaphore:
             samples = await draw(backend, requests, step=index)
         drawers = [r.agent for r in requests for _ in range(r.n)]
@@ -303,9 +303,9 @@ async def estimate_async(
     results = [[verdict for _, verdict in state] for state in tagged]
     report = _report(task, backend, results, distinct, s, target, per_state, seconds, tally, price_pair,
                      concurrency, temperature, first_temperature, max_tokens, judge.checks)
-    if mix is None:
+    if not chain.agents.mixed:
         return report
-    return replace(report, agents=across_agents(tagged, mix, s, target))  # type: ignore[arg-type]
+    return replace(report, agents=across_agents(tagged, chain.agents, s, target))  # type: ignore[arg-type]
 
 
 def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: int, s: int, target: float,

@@ -3,7 +3,8 @@
 The engine keeps no counters of its own. Statistics (``maker.statistics.StatisticsRecorder``),
 the journal (``maker.journal.JournalWriter``), the progress bar and the simulated backend are
 observers: each overrides the hooks it needs and ignores the rest. Only overridden hooks are
-called (``hooks``), so an event nobody listens to costs nothing in the hot loop.
+called (``hooks``), so an event nobody listens to costs nothing in the hot loop. A user's observer
+that raises is reported and removed (``emitter``); it never ends a run.
 
 Events, in the order a chain sees them: ``chain_started``; per step ``step_started`` (prompt rendered),
 ``sampled`` (a round of replies came back), ``red_flag`` (one reply discarded) and ``step_decided``
@@ -12,34 +13,40 @@ Events, in the order a chain sees them: ``chain_started``; per step ``step_start
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from functools import partial
+from typing import Any, NamedTuple
 
-if TYPE_CHECKING:
-    from maker.backends.base import Sample
-    from maker.mixing import AgentMix
-    from maker.redflag import Flagged
-    from maker.task import Task
+from maker.errors import Flagged
+from maker.mixing import AgentMix
+from maker.samples import Sample
+from maker.task import Task
+
+log = logging.getLogger("maker")
 
 
 @dataclass(frozen=True, eq=False)  # one per attempt of a chain: observers key on identity
 class ChainInfo:
     """Which chain an event belongs to: its journal index (None in a one-chain run), its plan
-    name, the task whose steps it runs and the microagent that serves it (with a ``mix``, the
-    mix's first agent, whose settings the chain runs with; ``maker.mixing``)."""
+    name, the task whose steps it runs and the agents that draw its samples (``maker.mixing``;
+    one agent is a cycle of one)."""
 
     index: int | None
     name: str
     task: Task
-    agent: str | None
+    agents: AgentMix
     attempt: int = 0  # 1 for a chain redone after its end check failed
-    mix: AgentMix | None = None  # the agents that draw the samples of each step, if several
+
+    @property
+    def agent(self) -> str | None:
+        """The agent of each step's first vote, whose settings the chain runs with."""
+        return self.agents.first
 
 
-@dataclass(frozen=True, slots=True)
-class StepDecision:
-    """How one step was decided."""
+class StepDecision(NamedTuple):
+    """How one step was decided (a named tuple: one is made per step, a million a run)."""
 
     candidate: Any
     votes: list[int]  # the winner's votes first, then the others' in descending order
@@ -76,8 +83,11 @@ Hooks = tuple[Callable[..., None], ...]
 
 def hooks(observers: Iterable[Observer], event: str) -> Hooks:
     """The bound ``event`` hooks of the observers that override it, in order."""
-    base = getattr(Observer, event)
-    return tuple(getattr(o, event) for o in observers if getattr(type(o), event) is not base)
+    return tuple(getattr(o, event) for o in observers if _listens(o, event))
+
+
+def _listens(observer: Observer, event: str) -> bool:
+    return event in getattr(observer, "__dict__", ()) or getattr(type(observer), event) is not getattr(Observer, event)
 
 
 class Emitter(NamedTuple):
@@ -92,6 +102,30 @@ class Emitter(NamedTuple):
     chain_finished: Hooks
 
 
-def emitter(observers: Iterable[Observer]) -> Emitter:
-    listening = list(observers)
+def emitter(observers: Iterable[Observer], guarded: Iterable[Observer] = ()) -> Emitter:
+    """The hooks of ``observers`` (maker's own: the journal, statistics, progress), then of ``guarded`` ones (a
+    user's), each of which is reported and removed from the run when a hook of its raises: only the journal's
+    commit carries meaning, so an observer never ends a run (as trio does with its instruments)."""
+    listening = [*observers, *(_Guarded(o) for o in guarded)]
     return Emitter(*(hooks(listening, event) for event in Emitter._fields))
+
+
+class _Guarded(Observer):
+    """A user's observer behind a guard: the first hook that raises is logged, and the observer hears no more."""
+
+    def __init__(self, observer: Observer) -> None:
+        self.observer, self.removed = observer, False
+        for event in Emitter._fields:
+            if _listens(observer, event):  # an instance attribute: _listens sees it, so only these are called
+                setattr(self, event, partial(self._call, event, getattr(observer, event)))
+
+    def _call(self, event: str, hook: Callable[..., None], *args: Any) -> None:
+        if self.removed:
+            return
+        try:
+            hook(*args)
+        except Exception as exc:
+            self.removed = True
+            log.warning("observer %s raised %s in %s: %s; it is removed from the run, which goes on",
+                        type(self.observer).__name__, type(exc).__name__, event, exc)
+

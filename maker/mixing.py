@@ -20,8 +20,9 @@ with checks off, the specialist gave the same wrong reply in 193 of 200 samples 
 the right one in 186 of 200, and the plain race locked in the wrong one 27 votes to 24.
 ``agreement=False`` (``maker run --no-mix-agreement``) counts every vote for every candidate.
 
-A run names a mix for every chain (``run(..., mix=...)``, ``maker run --mix``), or a task names its
-own (``Task.mix``), so each chain of a plan can have its own.
+Every chain's agents are a mix: one agent is a cycle of one (``AgentMix.one``), whose entry may be
+None, the backend's default microagent. Which mix serves a chain is decided once, by
+``maker.agents.chain_agents``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from maker.backends.base import SampleRequest
 from maker.config import RunConfig
 from maker.errors import ConfigError
+from maker.samples import SampleRequest
 from maker.voting import AgreeingRace, Rule, VoteRace
 
 
@@ -42,17 +43,24 @@ class AgentMix(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    cycle: tuple[str, ...]
+    cycle: tuple[str | None, ...]  # None (a cycle of one only): the backend's default microagent
     agreement: bool = True  # only a candidate every voting agent has voted for can win (the module's rule)
 
     @field_validator("cycle")
     @classmethod
-    def _names(cls, cycle: tuple[str, ...]) -> tuple[str, ...]:
+    def _names(cls, cycle: tuple[str | None, ...]) -> tuple[str | None, ...]:
         if not cycle:
             raise ValueError("a mix needs at least one agent")
-        if blank := [i for i, name in enumerate(cycle) if not name.strip()]:
+        if len(cycle) > 1 and None in cycle:
+            raise ValueError("only a single agent may be the backend's default (None)")
+        if blank := [i for i, name in enumerate(cycle) if name is not None and not name.strip()]:
             raise ValueError(f"agent names must not be empty (entry {blank[0]} is)")
         return cycle
+
+    @classmethod
+    def one(cls, agent: str | None) -> AgentMix:
+        """A single agent as a cycle of one (None: the backend's default microagent)."""
+        return cls(cycle=(agent,))
 
     @classmethod
     def parse(cls, text: str | Sequence[str], *, agreement: bool = True) -> AgentMix:
@@ -71,33 +79,52 @@ class AgentMix(BaseModel):
         except ValidationError as exc:
             raise ConfigError(f"invalid {where} {mix!r}: {exc.errors()[0]['msg']}") from None
 
-    @cached_property  # read on every step of a mixed run
-    def agents(self) -> tuple[str, ...]:
+    @cached_property  # read on every step
+    def agents(self) -> tuple[str | None, ...]:
         """The distinct agents, in the order they first draw."""
         return tuple(dict.fromkeys(self.cycle))
 
-    def agent_for(self, sample: int) -> str:
+    @cached_property
+    def mixed(self) -> bool:
+        """Whether several agents draw (then a step keeps each agent's part: ``StepDecision.by_agent``)."""
+        return len(self.agents) > 1
+
+    @property
+    def first(self) -> str | None:
+        """The agent of each step's first vote, whose settings the chain runs with."""
+        return self.cycle[0]
+
+    def agent_for(self, sample: int) -> str | None:
         return self.cycle[sample % len(self.cycle)]
 
     def __str__(self) -> str:
-        return ",".join(self.cycle)
+        return ",".join(str(name) for name in self.cycle)
 
     def race(self, k: int, rule: Rule) -> VoteRace:
         """A step's race under this mix's rule."""
-        return AgreeingRace(k, rule) if self.agreement and len(self.agents) > 1 else VoteRace(k, rule)
+        return AgreeingRace(k, rule) if self.agreement and self.mixed else VoteRace(k, rule)
 
     def round_requests(self, config: RunConfig, prompt: str, seed: int, need: int, *, drawn: int, rounds: int,
                        draft: Callable[[str], str | None] | None = None) -> list[SampleRequest]:
         """The requests of one round: samples ``drawn`` .. ``drawn + need - 1`` of the step, one
         request per agent (and the greedy first vote as a request of its own), agents in cycle order.
         Each request has a seed of its own: the round's and the agent's place among ``agents``."""
+        if not self.mixed:  # the common case, kept short: every step of a one-agent run comes here
+            agent, later = self.cycle[0], seed + 1 + rounds
+            if drawn or config.first_temperature == config.temperature:
+                temperature = config.temperature if drawn else config.first_temperature
+                return [SampleRequest(prompt, need, temperature, config.cap, later, agent, draft)]
+            greedy = SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, agent, draft)
+            if need == 1:
+                return [greedy]
+            return [greedy, SampleRequest(prompt, need - 1, config.temperature, config.cap, later, agent, draft)]
         requests: list[SampleRequest] = []
-        start = drawn
+        start, end = drawn, drawn + need
         if drawn == 0 and config.first_temperature != config.temperature:
             requests.append(SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, self.cycle[0], draft))
             start += 1
-        counts: dict[str, int] = {}
-        for sample in range(start, drawn + need):
+        counts: dict[str | None, int] = {}
+        for sample in range(start, end):
             agent = self.agent_for(sample)
             counts[agent] = counts.get(agent, 0) + 1
         place = {agent: i for i, agent in enumerate(self.agents)}

@@ -160,11 +160,10 @@ def plan_for(task: Task, depth: int) -> Plan:
         raise TaskError(f"depth must be >= 0, got {depth}")
     if depth == 0:
         return single_chain(task)
-    make = getattr(task, "plan", None)
-    if make is None:
+    if not task.has_plan:
         raise TaskError(f"task {task.name!r} has no planner (a plan(depth) method); use depth 0")
     try:
-        plan = make(depth)
+        plan = task.plan(depth)
     except TaskError:
         raise
     except Exception as exc:

@@ -1,5 +1,5 @@
-"""Red flags: the closed set of reasons a reply is thrown away instead of voting, and the one
-judge that applies them.
+"""Red flags: the one judge that decides whether a reply is thrown away instead of voting
+(``RedFlag``, its reasons and ``Flagged`` live in ``maker.errors``, with the other exceptions).
 
 A red-flagged reply casts no vote and is never repaired (MAKER section 3.3): long or malformed
 replies come from a confused model, and discarding them removes correlated errors.
@@ -7,57 +7,13 @@ replies come from a confused model, and discarding them removes correlated error
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from maker.errors import StepError
+from maker.errors import Flagged, RedFlag, RedFlagReason, StepError
+from maker.samples import Sample
+from maker.task import Task, rule_violation
 
-if TYPE_CHECKING:
-    from maker.backends.base import Sample
-    from maker.task import Task
-
-
-class RedFlagReason(StrEnum):
-    """Why a reply was discarded. Statistics count each reason separately."""
-
-    TOO_LONG = "too_long"  # the reply used more tokens than the red-flag limit allows
-    TRUNCATED = "truncated"  # the backend cut the reply off at its token limit
-    MALFORMED = "malformed"  # the task's parser rejected the reply's format
-    INVALID = "invalid"  # well-formed, but failed the task's answer-free validity check
-
-
-class RedFlag(Exception):
-    """Raised by ``Task.parse`` (or ``Task.check``) to discard a reply.
-
-    >>> raise RedFlag("no 'move = [...]' line")                      # doctest: +SKIP
-    >>> raise RedFlag("disk 3 moved onto disk 1", RedFlagReason.INVALID)  # doctest: +SKIP
-    """
-
-    def __init__(self, detail: str = "", reason: RedFlagReason = RedFlagReason.MALFORMED) -> None:
-        super().__init__(detail or reason.value)
-        self.detail = detail
-        self.reason = RedFlagReason(reason)
-
-
-@dataclass(frozen=True, slots=True)
-class Flagged:
-    """A discarded reply: why, the parser's or check's own words, and the raw text."""
-
-    reason: RedFlagReason
-    detail: str
-    text: str
-
-
-def rule_violation(task: Task, state: Any, candidate: Any) -> RedFlag | None:
-    """The ``RedFlag`` that ``candidate`` raises under the task's answer-free rules (``Task.check``), or None.
-    The one place ``check`` is applied: as a red flag by ``RedFlagJudge`` when a run's checks are on, after
-    the fact by the statistics (``rule_violations``) when they are off, and by ``maker verify``."""
-    try:
-        task.check(state, candidate)
-    except RedFlag as flag:
-        return flag
-    return None
+__all__ = ["Flagged", "RedFlag", "RedFlagJudge", "RedFlagReason", "rule_violation"]
 
 
 class RedFlagJudge:

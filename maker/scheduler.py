@@ -1,8 +1,8 @@
 """Running a plan: subtasks whose dependencies are done run concurrently, each a voted chain.
 
-All chains share one backend, so a batching backend serves their requests together. Each chain
-names its microagent (its task's ``agent``, or the run's override) and gets the settings resolved
-for it. A chain whose end state fails its declared check is redone once with a larger k; if it
+All chains share one backend, so a batching backend serves their requests together. Each chain's
+agents are resolved once (``maker.agents.chain_agents``) and its settings from them and the agent
+catalog (``maker.config.resolve_config``). A chain whose end state fails its declared check is redone once with a larger k; if it
 fails again the run stops with a clear error. The run's observers (statistics, journal, progress,
 the user's own) hear every event; a rerun with the same journal resumes each chain where its
 records end.
@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from maker.agents import AgentCatalog, chain_agents, task_catalog
 from maker.backends.base import Backend, check_backend
 from maker.config import RunConfig, resolve_config
 from maker.engine import Engine, ProgressCallback, RunResult
@@ -55,7 +56,8 @@ class _PlanRun:
     backend: Backend
     config: RunConfig
     settings: dict[str, Any] | None  # the user's overrides; None: a finished config was given
-    agent: str | None
+    catalog: AgentCatalog
+    agent: str | None  # the run's agent for every chain, overriding each task's own
     mix: AgentMix | None  # the run's mix for every chain, overriding each task's own
     emit: Emitter
     journalled: dict[int | None, list[dict[str, Any]]]  # step records by chain, from the journal
@@ -76,7 +78,8 @@ class _PlanRun:
             return self.config
         key = (id(task), agent)
         if key not in self.configs:
-            self.configs[key] = resolve_config(task, self.backend, agent=agent, **self.settings)
+            self.configs[key] = resolve_config(task, agent=agent, catalog=self.catalog, simulated=self.backend.simulated,
+                                               **self.settings)
         return self.configs[key]
 
     async def run_node(self, index: int, name: str, finished: dict[str, asyncio.Event], main: Task) -> None:
@@ -84,15 +87,13 @@ class _PlanRun:
         for dep in sub.after:
             await finished[dep].wait()
         task = sub.task or main
-        # The run's choice beats the task's: its mix, else its agent; then the task's mix, else its agent.
-        mix = self.mix if self.mix is not None else None if self.agent is not None or task.mix is None else AgentMix.coerce(task.mix, f"mix of task {task.name!r}")
-        # A mix's chain runs with its first agent's settings (the greedy first vote is that agent's).
-        agent = mix.cycle[0] if mix is not None else self.agent if self.agent is not None else task.agent
-        chain = ChainInfo(None if len(finished) == 1 else index, name, task, agent, mix=mix)
+        agents = chain_agents(task, agent=self.agent, mix=self.mix)
+        chain = ChainInfo(None if len(finished) == 1 else index, name, task, agents)
         start = start_of(sub, self.results)
         began = time.perf_counter()
         async with self.limiter:
-            state, reruns = await self.run_chain(sub, chain, start, self.config_for(task, agent))
+            # A chain runs with its first agent's settings (the greedy first vote is that agent's).
+            state, reruns = await self.run_chain(sub, chain, start, self.config_for(task, agents.first))
         self.results[name] = state
         self.nodes[name] = {"name": name, "steps": sub.steps, "seconds": round(time.perf_counter() - began, 3), "reruns": reruns}
         finished[name].set()
@@ -103,7 +104,7 @@ class _PlanRun:
         resumes the redo, at that k). Returns the end state and the number of redos."""
         records, attempt = self.journalled.get(chain.index, []), int(chain.index in self.resets)
         while True:
-            chain = ChainInfo(chain.index, chain.name, chain.task, chain.agent, attempt=attempt, mix=chain.mix)
+            chain = ChainInfo(chain.index, chain.name, chain.task, chain.agents, attempt=attempt)
             settings = config.model_copy(update={"k": config.k * RERUN_K_FACTOR}) if attempt else config
             for hook in self.emit.chain_started:
                 hook(chain, start)
@@ -139,24 +140,29 @@ class _PlanRun:
             hook(chain, record["step"], state, decision)
 
 
-async def run_async(task: Task, backend: Backend, *, journal: str | Path | None = None,
+async def run_async(task: Task, backend: Backend | None = None, *, journal: str | Path | None = None,
                     progress: ProgressCallback | None = None, max_steps: int | None = None, depth: int = 0,
                     max_concurrency: int = 256, plan: Plan | None = None, config: RunConfig | None = None,
+                    agents: AgentCatalog | Mapping[str | None, str] | Sequence[str] | str | Path | None = None,
                     agent: str | None = None, mix: AgentMix | str | Sequence[str] | None = None,
                     observers: Iterable[Observer] = (), **settings: Any) -> RunResult:
     """Carry out ``task`` with ``backend``; see ``maker.run``."""
     if config is not None and settings:
         raise ConfigError(f"give either config or settings ({', '.join(sorted(settings))}), not both")
+    catalog = task_catalog(task).merged(AgentCatalog.coerce(agents))
+    if backend is None:  # the catalog's folders, in process
+        from maker.backends.hf import HFBackend  # here: it imports torch
+
+        backend = HFBackend(catalog.folders())
     check_backend(backend)
     fixed = config is not None
-    if task.mix is not None:  # a task's own mix fails here, before the journal opens
-        AgentMix.coerce(task.mix, f"mix of task {task.name!r}")
+    chain_agents(task)  # a task's own mix fails here, before the journal opens
     if mix is not None:
         mix = AgentMix.coerce(mix)
-        if agent is not None and agent != mix.cycle[0]:
+        if agent is not None and agent != mix.first:
             raise ConfigError(f"give agent {agent!r} or mix {str(mix)!r}, not both: a mix names every agent")
-        agent = mix.cycle[0]
-    config = config or resolve_config(task, backend, agent=agent, **settings)
+    first = chain_agents(task, agent=agent, mix=mix).first
+    config = config or resolve_config(task, agent=first, catalog=catalog, simulated=backend.simulated, **settings)
     if max_concurrency < 1:
         raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
     plan = plan or plan_for(task, depth)
@@ -171,7 +177,7 @@ async def run_async(task: Task, backend: Backend, *, journal: str | Path | None 
     watchers: list[Observer] = [o for o in (writer, recorder, backend.observer()) if o is not None]
     if progress is not None:
         watchers.append(ProgressReporter(progress, recorder))
-    run = _PlanRun(plan, backend, config, None if fixed else settings, agent, mix, emitter([*watchers, *observers]),
+    run = _PlanRun(plan, backend, config, None if fixed else settings, catalog, agent, mix, emitter(watchers, guarded=observers),
                    journalled, resets, max_steps, asyncio.Semaphore(max_concurrency), stop)
     finished = {name: asyncio.Event() for name in order}
     try:
@@ -238,12 +244,15 @@ def _unsolved(task: Task, final_state: Any, statistics: Any, run: _PlanRun) -> t
     return stopped, "; ".join(reasons) or None
 
 
-def run(task: Task, backend: Backend, **settings: Any) -> RunResult:
+def run(task: Task, backend: Backend | None = None, **settings: Any) -> RunResult:
     """Carry out ``task`` with ``backend``, voting on every step.
 
     Settings are those of ``RunConfig`` (k, rule, temperature, first_temperature, max_tokens,
     generation_cap, max_samples_per_step, checks, verify, seed), resolved with the microagent's
-    and the task's defaults by ``maker.config.resolve_config``, plus ``journal`` (a path to write
+    and the task's defaults by ``maker.config.resolve_config``, plus ``agents`` (the agent catalog,
+    ``maker.agents``: ``{name: folder or served model}``, the task's shipped model serving any other
+    name; its folders' manifests give their settings, and without ``backend`` its folders run in
+    process), ``journal`` (a path to write
     and resume from), ``progress`` (called with statistics about ten times a second),
     ``observers`` (``maker.events.Observer`` instances that hear every event), ``agent`` (the
     microagent for every chain, instead of each task's own), ``mix`` (several microagents that draw

@@ -144,7 +144,8 @@ class StatisticsRecorder(Observer):
     def sampled(self, chain: ChainInfo, step: int, samples: Sequence[Sample]) -> None:
         tally = self._tallies[chain]
         tally.samples += len(samples)
-        tally.tokens += sum(s.tokens for s in samples)
+        for sample in samples:  # a loop, not sum() over a generator: this runs every round of every step
+            tally.tokens += sample.tokens
 
     def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None:
         self._tallies[chain].red_flags[flagged.reason.value] += 1

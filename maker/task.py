@@ -13,12 +13,13 @@ from __future__ import annotations
 import difflib
 import json
 import random
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from os import PathLike
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from maker.errors import TaskError, TaskParameterError
+from maker.errors import ConfigError, RedFlag, TaskError, TaskParameterError
 
 
 class NoParams(BaseModel):
@@ -108,10 +109,22 @@ class Task:
     #: the microagent that serves this task's steps (a model, adapter or served-model name in the
     #: backend's table); None: the backend's default. A run can override it.
     agent: str | None = None
+    #: the model folder that serves this task's agents when a run names no other (``maker.agents.task_catalog``;
+    #: ``maker run``'s default backend is in process when it exists); None: the task ships none
+    default_model: ClassVar[str | PathLike[str] | None] = None
     #: several microagents that draw this task's samples in turn, e.g. ``("specialist", "adapter")``
     #: (``maker.mixing``: sample i of a step comes from entry i mod its length); None: ``agent`` alone.
     #: A run's mix overrides it.
     mix: tuple[str, ...] | None = None
+
+    def plan(self, depth: int) -> Any:
+        """This task cut ``depth`` levels deep into a ``maker.Plan`` of chains (``maker.planner``): chains
+        whose dependencies are done run concurrently. Define it to let runs take ``depth`` > 0."""
+        raise NotImplementedError(f"task {self.name!r} has no planner (a plan(depth) method)")
+
+    @property
+    def has_plan(self) -> bool:
+        return type(self).plan is not Task.plan
 
     def run_defaults(self) -> dict[str, Any]:
         """Run settings this task's replies call for, e.g. ``{"max_tokens": 120}`` for a
@@ -132,12 +145,9 @@ class Task:
     def training_states(self, rng: random.Random, count: int) -> list[Any]:
         """States that ``maker train`` makes examples of, each paired with ``format_reply`` of the
         oracle's answer. Default: ``count`` states drawn at random along the oracle's trajectory of
-        this instance (``maker.training.examples.trajectory_states``). Override it to train beyond
-        one instance (other sizes, other inputs) or to oversample rare, hard states. Never used by
-        a run."""
-        from maker.training.examples import trajectory_states
-
-        return trajectory_states(self, rng, count)
+        this instance (``trajectory_sample``). Override it to train beyond one instance (other sizes,
+        other inputs) or to oversample rare, hard states. Never used by a run."""
+        return trajectory_sample(self, rng, count)
 
     def format_reply(self, state: Any, candidate: Any) -> str:
         """The reply a perfect model would write for ``candidate`` (simulation, training data)."""
@@ -200,11 +210,20 @@ JOURNAL_HINT = ("candidates are journalled as JSON: return ints, strings and tup
                 "candidate_to_json / candidate_from_json on the task (docs/tasks.md)")
 
 
+def rule_violation(task: Task, state: Any, candidate: Any) -> RedFlag | None:
+    """The ``RedFlag`` that ``candidate`` raises under the task's answer-free rules (``Task.check``), or None.
+    The one place ``check`` is applied: as a red flag by ``RedFlagJudge`` when a run's checks are on, after
+    the fact by the statistics (``rule_violations``) when they are off, and by ``maker verify``."""
+    try:
+        task.check(state, candidate)
+    except RedFlag as flag:
+        return flag
+    return None
+
+
 def oracle_fault(task: Task, state: Any) -> str | None:
     """Why the oracle's own answer for ``state`` breaks the task's check, or None (no check, no
     answer, or it passes). A broken oracle must not make a correct run count errors."""
-    from maker.redflag import rule_violation
-
     if not task.has_check:
         return None
     try:
@@ -223,6 +242,65 @@ def oracle_disagrees(task: Task, state: Any, candidate: Any) -> bool:
         return task.oracle(state) != candidate
     except Exception:
         return True
+
+
+TRAJECTORY_CAP = 2_000_000  # trajectory_sample walks at most this many oracle steps
+
+
+class OracleWalk:
+    """The oracle's trajectory of a task, walked once: iterating gives ``(step, state, candidate)`` from the
+    initial state until ``is_done`` or ``limit`` steps; afterwards ``steps`` says how many were walked,
+    ``state`` is the last state reached and ``done`` whether ``is_done`` ended the walk. The one walk behind
+    estimation's states, training's default states and ``maker check-task``. A task method that raises
+    ends it with a ``WalkError`` naming the method, the step and the state. Never used by a run.
+    """
+
+    def __init__(self, task: Task, limit: int | None = None) -> None:
+        self.task, self.limit = task, limit
+        self.steps, self.state, self.done = 0, None, False
+
+    def __iter__(self) -> Iterator[tuple[int, Any, Any]]:
+        task, where = self.task, "initial_state"
+        self.steps, self.done = 0, False
+        try:
+            self.state = task.initial_state()
+            while True:
+                where = "is_done"
+                if task.is_done(self.state):
+                    self.done = True
+                    return
+                if self.limit is not None and self.steps >= self.limit:
+                    return
+                where = "oracle"
+                candidate = task.oracle(self.state)
+                yield self.steps, self.state, candidate
+                where = "apply"
+                self.state = task.apply(self.state, candidate)
+                self.steps += 1
+        except Exception as exc:
+            raise WalkError(where, self.steps, self.state, exc) from exc
+
+
+class WalkError(TaskError):
+    """A task method raised on the oracle's trajectory: ``where`` (the method), at ``step``, in ``state``."""
+
+    def __init__(self, where: str, step: int, state: Any, cause: Exception) -> None:
+        at = f"at step {step}" + ("" if where == "initial_state" else f" (state {state!r:.200})")
+        super().__init__(f"the oracle's trajectory failed: task.{where} raised {type(cause).__name__}: {cause} {at}")
+        self.where, self.step, self.state = where, step, state
+
+
+def trajectory_sample(task: Task, rng: random.Random, count: int) -> list[Any]:
+    """``count`` states drawn uniformly (with repeats only when the trajectory is shorter) from the oracle's
+    trajectory of ``task`` (at most ``TRAJECTORY_CAP`` steps): the default of ``Task.training_states``."""
+    if not task.has_oracle:
+        raise ConfigError(f"task {task.name!r} has no oracle: train it from verified journals (--from-journal)")
+    walked = [state for _, state, _ in OracleWalk(task, min(task.total_steps() or TRAJECTORY_CAP, TRAJECTORY_CAP))]
+    if not walked:
+        raise TaskError(f"task {task.name!r} is done at its initial state: there is nothing to train on")
+    if count <= len(walked):
+        return rng.sample(walked, count)
+    return [rng.choice(walked) for _ in range(count)]
 
 
 def validate_params(model: type[BaseModel], params: dict[str, Any], *, task: str) -> BaseModel:

@@ -14,18 +14,18 @@ from typing import Any
 from maker.errors import TaskError
 from maker.journal import read_journal, records_by_chain
 from maker.loading import load_task
-from maker.planner import plan_for, start_of
-from maker.redflag import rule_violation
-from maker.replay import replay_chain
-from maker.task import oracle_disagrees, oracle_fault
+from maker.planner import Subtask, plan_for
+from maker.replay import PlanVisit, replay_plan
+from maker.task import Task, oracle_disagrees, oracle_fault, rule_violation
 
 WRONG_STEPS_LISTED = 50
 
 
-def verify_journal(path: str | os.PathLike[str], task_spec: str | None = None) -> dict[str, Any]:
+def verify_journal(path: str | os.PathLike[str], task_spec: str | None = None, visit: PlanVisit | None = None) -> dict[str, Any]:
     """Replay the journal at ``path``; report rule violations, oracle disagreements, failed chain
     end checks and whether the final state completes the task in its declared number of steps. The task
-    is rebuilt from the journal's spec (a task file's absolute path), or from ``task_spec`` if given."""
+    is rebuilt from the journal's spec (a task file's absolute path), or from ``task_spec`` if given.
+    ``visit`` sees every replayed step too (training collects its examples in the same pass)."""
     contents = read_journal(path)
     header = contents.header
     spec = task_spec or header.get("spec") or header["task"]
@@ -38,46 +38,38 @@ def verify_journal(path: str | os.PathLike[str], task_spec: str | None = None) -
                         f"{header.get('class', 'unknown')}): give the task's spec (--task path/file.py:Class)") from None
     depth = header.get("config", {}).get("depth", 0)
     plan = plan_for(task, depth)
-    order = plan.order()
-    grouped = records_by_chain(contents)
     digest = hashlib.sha256()  # of the decided candidates in plan order: equal runs, equal digests
-    found = {"violations": 0, "errors": 0, "oracle_faults": 0, "bad_ends": 0, "steps": 0}
+    found = {"violations": 0, "errors": 0, "oracle_faults": 0, "steps": 0}
     first_violation: list[str] = []
     wrong_steps: list[str] = []  # where the oracle disagreed, the first WRONG_STEPS_LISTED of them
-    results: dict[str, Any] = {}
-    for index, name in enumerate(order):
-        sub = plan.subtask(name)
-        chain_task = sub.task or task
 
-        def judge(record: dict[str, Any], state: Any, candidate: Any, chain_task: Any = chain_task, name: str = name) -> None:
-            digest.update(json.dumps(record["candidate"], sort_keys=True).encode())
-            found["steps"] += 1
-            broken = rule_violation(chain_task, state, candidate) if chain_task.has_check else None
-            if broken is not None:
-                found["violations"] += 1
-                first_violation.append(f"{name} step {record['step']}: {broken.detail or broken.reason.value}")
-            if chain_task.has_oracle and oracle_disagrees(chain_task, state, candidate):
-                kind = "oracle_faults" if oracle_fault(chain_task, state) else "errors"
-                found[kind] += 1
-                if kind == "errors" and len(wrong_steps) < WRONG_STEPS_LISTED:
-                    wrong_steps.append(f"{name} step {record['step']}")
+    def judge(sub: Subtask, chain_task: Task, record: dict[str, Any], state: Any, candidate: Any) -> None:
+        digest.update(json.dumps(record["candidate"], sort_keys=True).encode())
+        found["steps"] += 1
+        broken = rule_violation(chain_task, state, candidate) if chain_task.has_check else None
+        if broken is not None:
+            found["violations"] += 1
+            first_violation.append(f"{sub.name} step {record['step']}: {broken.detail or broken.reason.value}")
+        if chain_task.has_oracle and oracle_disagrees(chain_task, state, candidate):
+            kind = "oracle_faults" if oracle_fault(chain_task, state) else "errors"
+            found[kind] += 1
+            if kind == "errors" and len(wrong_steps) < WRONG_STEPS_LISTED:
+                wrong_steps.append(f"{sub.name} step {record['step']}")
+        if visit is not None:
+            visit(sub, chain_task, record, state, candidate)
 
-        records = grouped.get(None if len(order) == 1 else index, [])
-        state = replay_chain(chain_task, start_of(sub, results), records, visit=judge)
-        if sub.expect is not None and not sub.expect(state):
-            found["bad_ends"] += 1
-        results[name] = state
-    final = plan.finish(results) if plan.finish is not None else results[order[-1]]
+    ends, final = replay_plan(task, plan, records_by_chain(contents), judge)
+    bad_ends = sum(1 for name, state in ends.items() if (expect := plan.subtask(name).expect) is not None and not expect(state))
     done = task.is_done(final)
     declared = task.total_steps()
-    violations, errors, bad_ends = found["violations"], found["errors"], found["bad_ends"]
+    violations, errors = found["violations"], found["errors"]
     in_declared_steps = declared is None or found["steps"] == declared
     return {
         "journal": str(path),
         "task": task.name,
         "params": header.get("params", {}),
         "depth": depth,
-        "subtasks": len(order),
+        "subtasks": len(ends),
         "steps": found["steps"],
         "declared_steps": declared,
         "complete": done,

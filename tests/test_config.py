@@ -36,17 +36,15 @@ def test_api_and_cli_resolve_the_same_settings_on_the_simulator(capsys):
     assert api["checks"] is False and api["max_tokens"] == 60  # the simulator follows the paper: no checks
 
 
-def test_layers_win_in_order():
-    class Manifest(maker.ScriptedBackend):
-        def agent_defaults(self, agent):
-            return {"temperature": 0.9, "max_tokens": 11} if agent == "hanoi" else {}
-
+def test_layers_win_in_order(tmp_path):
+    (tmp_path / "maker.json").write_text('{"defaults": {"temperature": 0.9, "max_tokens": 11}}')
     task = maker.load_task("hanoi", disks=5)  # run_defaults: max_tokens 60
-    backend = Manifest(["unused"])
-    config = resolve_config(task, backend)
+    catalog = {"hanoi": str(tmp_path)}  # the task's agent is served by a folder whose manifest asks for settings
+    config = resolve_config(task, agent="hanoi", catalog=catalog)
     assert (config.temperature, config.max_tokens, config.checks) == (0.9, 60, True)  # manifest < task
-    assert resolve_config(task, backend, temperature=0.2, checks=None).temperature == 0.2  # the user wins; None is "not given"
-    assert resolve_config(task, backend, agent="other").temperature == 0.1  # another agent's manifest: none
+    assert resolve_config(task, agent="hanoi", catalog=catalog, temperature=0.2, checks=None).temperature == 0.2  # the user wins
+    assert resolve_config(task, agent="other", catalog=catalog).temperature == 0.1  # another agent's manifest: none
+    assert resolve_config(task, agent="hanoi", catalog=catalog, simulated=True).checks is False  # the simulator: the paper's
 
 
 def test_bad_settings_fail_before_any_model_loads(capsys):

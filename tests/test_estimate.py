@@ -8,7 +8,7 @@ import pytest
 
 from maker import Backend, ConfigError, Sample, ScriptedBackend, SimulatedBackend, load_task
 from maker.errors import TaskError
-from maker.estimate import choose_k, estimate, estimate_async, trajectory_states
+from maker.estimate import choose_k, estimate, estimate_async, states_at
 from maker.scaling import expected_samples, k_min
 from tests.toy import Countdown
 
@@ -132,18 +132,18 @@ def test_steps_are_required_when_the_task_does_not_know_them():
         estimate(task, SimulatedBackend(task), samples=30, steps=30)
 
 
-def test_trajectory_states_keep_only_the_wanted_states():
+def test_states_at_keeps_only_the_wanted_states():
     task = load_task("hanoi", disks=6)
     walk, state = [], task.initial_state()
     while not task.is_done(state):
         walk.append(state)
         state = task.apply(state, task.oracle(state))
-    assert trajectory_states(task, [40, 0, 62, 40]) == [walk[0], walk[40], walk[40], walk[62]]
+    assert states_at(task, [40, 0, 62, 40]) == [walk[0], walk[40], walk[40], walk[62]]
 
 
 def test_given_states_prices_and_a_greedy_first_sample():
     task = load_task("hanoi", disks=8)
-    states = trajectory_states(task, [0, 1, 2])
+    states = states_at(task, [0, 1, 2])
     report = estimate(task, SimulatedBackend(task, error_rate=0.0), samples=5, states=states,
                       first_temperature=0.0, prices=(0.4, 1.6))
     assert report.states == 5 and report.distinct_states == 3  # more draws than states: repeats
@@ -169,3 +169,5 @@ def test_requests_are_concurrent_but_bounded():
     report = asyncio.run(estimate_async(Countdown(start=200), backend, samples=100, concurrency=8))
     assert backend.most == 8 and report.p == 1.0 and not report.simulated
     assert "SIMULATED" not in report.to_table()
+    assert report.checks  # checks default as a run's: on for a real backend (the simulator: off, as the paper)
+    assert not estimate(Countdown(start=9), SimulatedBackend(Countdown(start=9)), samples=5).checks

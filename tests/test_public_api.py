@@ -5,7 +5,7 @@ import maker
 
 def test_all_is_pinned():
     assert sorted(maker.__all__) == sorted([
-        "AgentMix", "AgreeingRace", "Backend", "BackendCodeError", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError",
+        "AgentCatalog", "AgentMix", "AgreeingRace", "Backend", "BackendCodeError", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError",
         "BackendTimeout", "ConfigError", "EndpointPool", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag", "RedFlagReason", "RetryingBackend",
         "RunConfig", "RunResult", "RunStatistics", "Sample", "SampleRequest", "ScriptedBackend", "SimulatedBackend",
         "StepError", "StepFailed", "Subtask", "Task", "TaskError", "TaskParameterError", "VoteRace", "load_task",

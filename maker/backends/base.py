@@ -8,40 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Self
+from collections.abc import Sequence
+from typing import Any, Self
 
-if TYPE_CHECKING:
-    from maker.events import Observer
+from maker.errors import BackendCodeError, BackendError, ConfigError, MakerError
+from maker.events import Observer
+from maker.samples import FinishReason, Sample, SampleRequest
 
-FinishReason = Literal["stop", "length"]
-
-
-@dataclass(frozen=True, slots=True)
-class SampleRequest:
-    """What to sample: one prompt, how many replies, the generation settings, and which
-    microagent (a model, an adapter or a served-model name in the backend's table) writes them."""
-
-    prompt: str
-    n: int = 1
-    temperature: float = 0.0
-    max_tokens: int = 750  # generation cap; a reply that hits it comes back with finish "length"
-    seed: int | None = None
-    agent: str | None = None  # None: the backend's default microagent
-    #: The task's guess at a reply's continuation (reply so far -> the text it expects next, or None):
-    #: backends that draft (``hf``) check it against the model's own tokens; it never changes a reply.
-    draft: Callable[[str], str | None] | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One reply: its text, how many tokens it took, and why generation stopped."""
-
-    text: str
-    tokens: int
-    finish_reason: FinishReason = "stop"
-
+__all__ = ["Backend", "FinishReason", "Sample", "SampleRequest", "check_backend", "draw"]
 
 class Backend:
     """Base class of all backends. Subclasses implement ``sample``. ``sample_many`` lets a backend batch
@@ -71,11 +45,6 @@ class Backend:
         """Settings worth recording in a journal header (never secrets)."""
         return {"name": self.name, "simulated": self.simulated}
 
-    def agent_defaults(self, agent: str | None) -> dict[str, Any]:
-        """Run settings the microagent serving ``agent`` asks for (its model folder's manifest),
-        e.g. ``{"temperature": 1.0}``; ``maker.config.resolve_config`` layers them."""
-        return {}
-
     def statistics(self) -> dict[str, int | float]:
         """Counters of what the backend has done (JSON-able). A wrapper adds its own keys to its
         inner backend's (``RetryingBackend``: ``retries``)."""
@@ -99,8 +68,6 @@ class Backend:
 def check_backend(backend: Any) -> None:
     """Refuse, before any work, an object that cannot serve as a backend: not a ``Backend``, no ``sample``, or
     a ``sample`` / ``sample_many`` that is not ``async def``. The error names the class and says what to write."""
-    from maker.errors import ConfigError
-
     kind = type(backend).__name__
     if not isinstance(backend, Backend):
         raise ConfigError(f"{kind} is not a maker backend: subclass maker.Backend and define "
@@ -118,8 +85,6 @@ async def draw(backend: Backend, requests: Sequence[SampleRequest], *, step: int
     """The samples of ``backend.sample_many(requests)``, all requests' in order, checked: one list of ``Sample``
     per request. The engine and estimation call backends only through here, so a backend's failure names it (and
     the step), and a backend that breaks the protocol gets a ``BackendCodeError`` saying what it returned."""
-    from maker.errors import BackendError, MakerError
-
     try:
         batches = await backend.sample_many(requests)
     except BackendError as error:
@@ -142,18 +107,16 @@ async def draw(backend: Backend, requests: Sequence[SampleRequest], *, step: int
         if len(batch) != request.n:  # who drew which sample (a mix of agents) goes by these counts
             raise _code_error(backend, step, f"returned {len(batch)} samples for a request of n = {request.n}")
         samples += batch
+    if not samples:
+        raise _code_error(backend, step, f"returned no samples for {len(requests)} request(s)")
     for sample in samples:
         if sample.__class__ is not Sample and not isinstance(sample, Sample):
             raise _code_error(backend, step, f"returned a list holding a {type(sample).__name__} ({sample!r:.60}), not "
                                              "maker.Sample")
-    if not samples:
-        raise _code_error(backend, step, f"returned no samples for {len(requests)} request(s)")
     return samples
 
 
 def _code_error(backend: Backend, step: int | None, what: str) -> Exception:
-    from maker.errors import BackendCodeError
-
     error = BackendCodeError(f"{'' if step is None else f'step {step}: '}backend {backend.name!r} "
                              f"({type(backend).__name__}) {what}")
     error.step = step

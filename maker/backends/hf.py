@@ -29,7 +29,7 @@ from maker.backends.base import Backend, Sample, SampleRequest
 from maker.backends.codec import Codec
 from maker.backends.drafting import Drafter, ReplyMemory
 from maker.backends.hf_decode import GPT2Decoder, Group, decode, make_decoder
-from maker.config import adapter_base, manifest_defaults
+from maker.config import adapter_base
 from maker.errors import BackendError, ConfigError
 
 _COUNTERS = ("batches", "requests", "sequences", "prefills", "forward_passes", "tokens", "busy_s", "drafted",
@@ -39,8 +39,7 @@ _DRAFT_TOKENS = 32  # the longest draft fed to a row in one forward pass (maker.
 
 @dataclass(frozen=True)
 class Microagent:
-    """One model the backend serves: its tokenizer, weights, decoder, end tokens and the run
-    settings its folder's manifest (``maker.json``: ``{"defaults": {...}}``) asks for. An adapter
+    """One model the backend serves: its tokenizer, weights, decoder and end tokens. An adapter
     folder's microagent is its base with the adapter merged in (``base`` names the base folder).
     A plain GPT-2 folder is read without transformers (``maker.backends.gpt2_checkpoint``): its
     ``model`` is None, its ``tokenizer`` the Rust one, and its decoder holds the weights."""
@@ -50,7 +49,6 @@ class Microagent:
     model: Any
     decoder: Any
     eos: frozenset[int]
-    defaults: dict[str, Any]
     vocab_size: int
     base: Path | None = None
     codec: Codec = field(init=False)  # the tokenizer's fast path
@@ -85,7 +83,7 @@ class HFBackend(Backend):
     name = "hf"
 
     def __init__(
-        self, path: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]], *, device: str = "cpu",
+        self, path: str | os.PathLike[str] | Mapping[str | None, str | os.PathLike[str]], *, device: str = "auto",
         max_batch: int = 256, num_threads: int | None = None, stop: Sequence[str] = (), ignore_eos: bool = False,
         fast: bool = True, draft: int = _DRAFT_TOKENS,
     ) -> None:
@@ -142,7 +140,7 @@ class HFBackend(Backend):
             if plain is not None:
                 decoder = GPT2Decoder(plain.config, plain.weights)
                 eos = frozenset() if self.ignore_eos else plain.eos
-                return Microagent(path, plain.tokenizer, None, decoder, eos, manifest_defaults(path), len(decoder.wte))
+                return Microagent(path, plain.tokenizer, None, decoder, eos, len(decoder.wte))
             tokenizer, model = self._load_model(path)
         else:
             if base not in self._bases:
@@ -151,7 +149,7 @@ class HFBackend(Backend):
             model = _merged(base_model, path)
         eos = frozenset() if self.ignore_eos else _eos_ids(tokenizer, model)
         vocab_size = model.get_input_embeddings().num_embeddings
-        return Microagent(path, tokenizer, model, make_decoder(model, self.fast), eos, manifest_defaults(path), vocab_size, base)
+        return Microagent(path, tokenizer, model, make_decoder(model, self.fast), eos, vocab_size, base)
 
     def _load_model(self, path: Path) -> tuple[Any, Any]:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -171,17 +169,14 @@ class HFBackend(Backend):
             raise ConfigError(f"the hf backend has no microagent {agent!r}; it serves: {known}")
         return served
 
-    def agent_defaults(self, agent: str | None) -> dict[str, Any]:
-        return dict(self.serving(agent).defaults)
-
     def describe(self) -> dict[str, Any]:
         described = {
             "name": self.name, "simulated": False, "model": str(self.path), "device": str(self.device),
             "dtype": "float32", "max_batch": self.max_batch, "decoder": self.decoder.kind,
             "stop": list(self.stop), "ignore_eos": self.ignore_eos,
         }
-        if None not in self.agents:
-            described["agents"] = {agent: str(served.path) for agent, served in self.agents.items()}
+        if named := {agent: str(served.path) for agent, served in self.agents.items() if agent is not None}:
+            described["agents"] = named
         bases = sorted({str(served.base) for served in self.agents.values() if served.base is not None})
         if bases:  # adapters served merged into their base
             described["bases"] = bases

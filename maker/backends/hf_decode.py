@@ -1,13 +1,14 @@
 """Lean batched decoding for the in-process transformers backend (``maker.backends.hf``).
 
 A decoder prefills a batch of distinct prompts once each and returns a *session* with a row per
-sample (``maker.backends.kv_session``): ``extend`` feeds every row some tokens in one forward
-pass, ``accept`` keeps some of them, ``select`` drops finished rows. The decoders:
+sample: ``extend`` feeds every row some tokens in one forward pass, ``accept`` keeps some of
+them, ``select`` drops finished rows. The decoders (``make_decoder`` picks one):
 
 - ``GPT2Decoder`` runs GPT-2 weights by hand. At the size of our microagents the cost of HF
   ``generate`` is its per-step Python machinery and cache handling, not arithmetic; a short
   hand-written step over a preallocated cache, with a prompt's cache shared by its samples, is
-  several times faster at small batches and about twice as fast at large ones.
+  several times faster at small batches and about twice as fast at large ones. Only its
+  arithmetic is here: the prefill and the session are those of ``maker.backends.kv_session``.
 - ``LlamaDecoder`` (``maker.backends.llama_decode``) does the same for Llama and Qwen2 models: the
   shared base and adapters merged into it.
 - ``HFDecoder`` drives any causal LM's own forward with a ``DynamicCache``: the fallback (no drafts).
@@ -25,40 +26,23 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import accumulate
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from maker.backends.drafting import Drafter, DraftHook
-from maker.backends.kv_session import KVSession, Workspace, open_session, tail_index
-from maker.backends.sampler import Sampler
-
-if TYPE_CHECKING:  # imported at run time inside make_decoder: llama_decode imports this module
-    from maker.backends.llama_decode import LlamaDecoder
+from maker.backends.kv_session import KVDecoder, Workspace
+from maker.backends.llama_decode import LlamaDecoder
+from maker.backends.sampler import Group, Sampler  # Group is imported from here too (maker.backends.hf)
 
 _GELU_2C = 2 * math.sqrt(2 / math.pi)
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # rows find their group by identity
-class Group:
-    """The rows of one request: they share a prompt, a temperature, a cap and a random stream."""
-
-    prompt: int  # index into the distinct prompts of the batch
-    n: int
-    temperature: float
-    max_tokens: int  # already clipped to the model's positions
-    generator: torch.Generator | None = None  # None: the batch's shared stream (or greedy)
-    draft: DraftHook | None = None  # the task's guess at the rest of a reply (maker.backends.drafting)
-
-
-class GPT2Decoder:
+class GPT2Decoder(KVDecoder):
     """GPT-2 (``GPT2LMHeadModel``) run by hand; matches HF's greedy output token for token."""
 
     kind = "gpt2"
-    drafts = True  # its session (KVSession) rewinds rejected draft tokens
 
     @staticmethod
     def supports(model: Any) -> bool:
@@ -99,48 +83,13 @@ class GPT2Decoder:
 
             self.act = ACT2FN[activation]
 
-    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int],
-                drafts: Sequence[Sequence[int]] | None = None) -> tuple[KVSession, torch.Tensor]:
-        """The session of ``counts[o]`` rows per prompt, and each row's logits (rows, T, vocab) after
-        its prompt and after each token of its prompt's opening draft (``drafts[o]``, run with the
-        prompt; see ``maker.backends.kv_session``). T is one more than the longest draft."""
-        device, heads, dim = self.device, self.heads, self.width
-        full = prompts if drafts is None else [[*p, *d] for p, d in zip(prompts, drafts, strict=True)]
-        owners, width = len(full), max(map(len, full))
-        lengths = [len(p) for p in full]
-        # Tokens run packed (no padding) through the matmuls; only attention sees the padded grid.
-        ids = torch.tensor([t for p in full for t in p], device=device)
-        pos = torch.tensor([j for n in lengths for j in range(n)], device=device)
-        starts = list(accumulate(lengths, initial=0))
-        to_grid = torch.tensor([starts[o] + max(0, j - width + lengths[o]) for o in range(owners) for j in range(width)], device=device)
-        from_grid = torch.tensor([o * width + width - lengths[o] + j for o in range(owners) for j in range(lengths[o])], device=device)
-        valid = torch.tensor([[j >= width - n for j in range(width)] for n in lengths], device=device)
-        neg = torch.finfo(self.wte.dtype).min
-        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
-        mask = torch.zeros(owners, 1, width, width, device=device).masked_fill_(~(causal & valid[:, None, None, :]), neg)
-        pkv = torch.empty(len(self.layers), 2, owners, heads, width, dim // heads, device=device)
-        h = self.wte[ids] + self.wpe[pos]
-        for i, layer in enumerate(self.layers):
-            l1w, l1b, aw, ab, pw, pb = layer[:6]
-            qkv = torch.addmm(ab, F.layer_norm(h, (dim,), l1w, l1b, self.eps), aw)
-            qkv = qkv.index_select(0, to_grid).view(owners, width, 3, heads, -1).permute(2, 0, 3, 1, 4)
-            pkv[i] = qkv[1:]
-            a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask, scale=self.scales[i])
-            a = a.transpose(1, 2).reshape(-1, dim).index_select(0, from_grid)
-            h = self._mlp(torch.addmm(pb, a, pw).add_(h), layer)
-        drafted = None if drafts is None else [len(d) for d in drafts]
-        logits = self.logits(h.index_select(0, tail_index(lengths, drafted, device)))
-        pbias = torch.zeros(owners, width, device=device).masked_fill_(~valid, neg)
-        return open_session(self, pkv, pbias, counts, [len(p) for p in prompts], drafted, logits)
-
-    # --- the arithmetic a KVSession runs (maker.backends.kv_session.Arithmetic) ----------------
+    # --- the arithmetic the prefill and the session run (maker.backends.kv_session.KVDecoder) ---
     def embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.wte[tokens] + self.wpe[positions]
 
-    def qkv(self, h: torch.Tensor, layer: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def qkv(self, h: torch.Tensor, layer: int, positions: torch.Tensor) -> torch.Tensor:
         l1w, l1b, aw, ab = self.layers[layer][:4]
-        qkv = torch.addmm(ab, F.layer_norm(h, (self.width,), l1w, l1b, self.eps), aw).view(len(h), 3, self.heads, -1)
-        return qkv[:, 0], qkv[:, 1], qkv[:, 2]
+        return torch.addmm(ab, F.layer_norm(h, (self.width,), l1w, l1b, self.eps), aw).view(-1, 3 * self.heads, self.head_dim)
 
     def finish_layer(self, attended: torch.Tensor, h: torch.Tensor, layer: int) -> torch.Tensor:
         pw, pb = self.layers[layer][4:6]
@@ -185,8 +134,13 @@ class HFDecoder:
         self.model, self.device, self.cache_kwarg = model, model.device, cache_keyword(model)
         self.max_positions: int | None = getattr(model.config, "max_position_embeddings", None)
 
-    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int]) -> tuple[_HFSession, torch.Tensor]:
+    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int],
+                drafts: Sequence[Sequence[int]] | None = None) -> tuple[_HFSession, torch.Tensor]:
+        """As ``KVDecoder.prefill``, without opening drafts (any given must be empty)."""
         from transformers import DynamicCache
+
+        if drafts is not None and any(drafts):
+            raise ValueError("the HF fallback session takes no drafts")
 
         # Right-align the prompts so every row's next token lands in the same cache column.
         width = max(map(len, prompts))
@@ -234,10 +188,8 @@ class _HFSession:
         """Nothing to rewind: ``extend`` took one token per row, which stays (a finished row's too)."""
 
 
-def make_decoder(model: Any, fast: bool = True) -> GPT2Decoder | LlamaDecoder | HFDecoder:
+def make_decoder(model: Any, fast: bool = True) -> KVDecoder | HFDecoder:
     """The hand-written decoder of the model's architecture if ``fast`` and it runs the model exactly, else HF's."""
-    from maker.backends.llama_decode import LlamaDecoder  # here: that module builds on this one
-
     if fast:
         if GPT2Decoder.supports(model):
             return GPT2Decoder.from_model(model)
@@ -247,7 +199,7 @@ def make_decoder(model: Any, fast: bool = True) -> GPT2Decoder | LlamaDecoder | 
 
 
 def decode(
-    decoder: GPT2Decoder | LlamaDecoder | HFDecoder, prompts: Sequence[Sequence[int]], groups: Sequence[Group], *,
+    decoder: KVDecoder | HFDecoder, prompts: Sequence[Sequence[int]], groups: Sequence[Group], *,
     eos: frozenset[int], generator: torch.Generator, hit_stop: Callable[[list[int]], bool] | None = None,
     aborted: Callable[[], bool] = lambda: False, drafter: Drafter | None = None,
 ) -> tuple[list[list[int]], list[str], int]:
@@ -289,33 +241,31 @@ def decode(
                     drafter.finished(row_group[r].prompt, out[r])
                 return
 
-    live = list(range(len(row_group)))  # batch position -> row
-    if drafter is None:
-        session, logits = decoder.prefill(prompts, counts)
-        sampler = Sampler(row_group, generator, logits.device)
-        for r, drawn in zip(live, sampler.pick(logits, [0] * len(live)).tolist(), strict=True):
-            commit(r, drawn)
-    else:
-        # Each prompt's opening draft runs with it in the prefill, so the first pass already checks
-        # the start of its replies (rows are laid out prompt by prompt: row r's prompt is its owner).
-        hooks: dict[int, DraftHook | None] = {}
-        room: dict[int, int] = {}  # prompt -> the longest draft after which each of its rows can still draw a token
-        for g in row_group:
-            hooks.setdefault(g.prompt, g.draft)
-            room[g.prompt] = min(room.get(g.prompt, g.max_tokens), g.max_tokens - 1)
-        openings = [drafter.opening(p, hooks[p], room[p], counts[p]) for p in range(len(prompts))]
-        session, logits = decoder.prefill(prompts, counts, openings)
-        sampler = Sampler(row_group, generator, logits.device)
+    def keep_agreed(logits: torch.Tensor, drafts: list[list[int]], pending: int) -> list[int]:
+        """Each live row draws from ``logits`` (after what it was fed: its pending token if ``pending``,
+        then its draft) and commits the draft tokens the model drew itself and the token after them.
+        Returns how many fed tokens each row keeps: the pending one and the agreed drafts."""
         kept = []
-        for r, drawn in zip(live, sampler.pick(logits, [0] * len(live)).tolist(), strict=True):
-            d = openings[row_group[r].prompt]
-            agree = 0
+        for r, d, drawn in zip(live, drafts, sampler.pick(logits, [len(out[r]) for r in live]).tolist(), strict=True):
+            if finish[r] is not None:  # fed nothing
+                kept.append(0)
+                continue
+            agree = 0  # the draft tokens the model drew itself
             while agree < len(d) and drawn[agree] == d[agree]:
                 agree += 1
             commit(r, drawn[: agree + 1])
-            drafter.agreed(agree)
-            kept.append(agree)  # the agreed draft tokens stay in the cache; the next drawn one is pending
-        session.accept(kept)
+            if drafter is not None:
+                drafter.agreed(agree)
+            kept.append(pending + agree)
+        return kept
+
+    # Each prompt's opening draft runs with it in the prefill, so the first pass already checks the
+    # start of its replies (rows are laid out prompt by prompt: row r's prompt is its owner).
+    openings = _openings(drafter, row_group, counts)
+    session, logits = decoder.prefill(prompts, counts, openings)
+    sampler = Sampler(row_group, generator, logits.device)
+    live = list(range(len(row_group)))  # batch position -> row
+    session.accept(keep_agreed(logits, [openings[g.prompt] for g in row_group], pending=0))
     passes = 1
     while True:
         dead = sum(finish[r] is not None for r in live)
@@ -338,20 +288,19 @@ def decode(
         # A finished row waiting to be dropped is fed nothing: it may sit at the model's last position.
         lengths = [0 if finish[r] is not None else 1 + len(d) for r, d in zip(live, drafts, strict=True)]
         logits = session.extend(torch.tensor(inputs, device=logits.device), lengths)
-        drawn_rows = sampler.pick(logits, [len(out[r]) for r in live]).tolist()
-        kept = []
-        for r, d, drawn in zip(live, drafts, drawn_rows, strict=True):
-            agree = 0  # the draft tokens the model drew itself
-            while agree < len(d) and drawn[agree] == d[agree]:
-                agree += 1
-            if finish[r] is not None:
-                kept.append(0)
-                continue
-            commit(r, drawn[: agree + 1])
-            if drafter is not None:
-                drafter.agreed(agree)
-            kept.append(agree + 1)  # the pending token and the agreed drafts stay in the cache
-        session.accept(kept)
+        session.accept(keep_agreed(logits, drafts, pending=1))
         passes += 1
     rows = sorted(range(len(row_index)), key=row_index.__getitem__)  # stable: back to group order
     return [out[r] for r in rows], [finish[r] for r in rows], passes  # type: ignore[misc]
+
+
+def _openings(drafter: Drafter | None, row_group: Sequence[Group], counts: Sequence[int]) -> list[list[int]]:
+    """Each prompt's opening draft (none without a drafter), no longer than leaves each of its rows room to draw a token."""
+    if drafter is None:
+        return [[] for _ in counts]
+    hooks: dict[int, DraftHook | None] = {}
+    room: dict[int, int] = {}  # prompt -> the longest draft after which each of its rows can still draw a token
+    for g in row_group:
+        hooks.setdefault(g.prompt, g.draft)
+        room[g.prompt] = min(room.get(g.prompt, g.max_tokens), g.max_tokens - 1)
+    return [drafter.opening(p, hooks[p], room[p], counts[p]) for p in range(len(counts))]

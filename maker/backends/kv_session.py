@@ -1,4 +1,4 @@
-"""The KV cache of one batch in flight, for the hand-written decoders (``maker.backends.hf_decode``).
+"""What the hand-written decoders share: their prefill (``KVDecoder``) and the KV cache of a batch (``KVSession``).
 
 A ``KVSession`` holds a batch whose rows are the samples of a few distinct prompts. ``extend``
 feeds every row up to ``T`` new tokens in one forward pass (its pending token and a draft; see
@@ -20,23 +20,26 @@ Masks are a very negative finite number and masked columns hold finite values (t
 zeroed when made and only ever receives keys and values): a masked column's weight is exactly 0,
 and nothing turns into NaN.
 
-A prefill may carry an *opening draft* per prompt (``open_session``): a guess at the start of its
+A prefill (``KVDecoder.prefill``) may carry an *opening draft* per prompt: a guess at the start of its
 replies, run with the prompt as if it were part of it, so that the first pass already checks
 several reply tokens. Its columns sit at the right end of the prompt block; ``accept`` then keeps
 a number of them per row, and masks the rest for that row alone.
 
-The model-specific arithmetic (embedding, q/k/v with positions, the rest of a layer, the head)
-comes from the decoder, which implements ``Arithmetic``.
+``KVDecoder`` is the base of the hand-written decoders: it runs the prefill and makes the session;
+the model-specific arithmetic (embedding, q/k/v with positions, the rest of a layer, the head)
+comes from the subclass (``maker.backends.hf_decode.GPT2Decoder``, ``maker.backends.llama_decode.LlamaDecoder``).
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from itertools import accumulate, groupby
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 _GROW = 32  # generated columns a block starts with, and adds at least when full (step replies are mostly shorter)
 
@@ -68,25 +71,115 @@ class Workspace:
             raise RuntimeError("a newer session of this decoder took over its workspace: finish one batch before starting the next")
 
 
-class Arithmetic(Protocol):
-    """What a session needs from its decoder: the per-token math of one model family, and its workspace."""
+class KVDecoder(ABC):
+    """A hand-written decoder (``GPT2Decoder``, ``LlamaDecoder``): the prefill, written once here, and
+    the session run the per-token math of one model family, which a subclass supplies: ``embed``
+    gives the residual stream (tokens, width) of tokens at positions, ``qkv`` a layer's queries,
+    keys and values (tokens, heads + 2 kv_heads, head_dim) at their positions, ``finish_layer`` the
+    stream after the layer given its attention output (tokens, heads * head_dim)."""
 
+    kind: str
+    drafts = True  # its session rewinds rejected draft tokens
+    device: torch.device
+    max_positions: int
     heads: int
     kv_heads: int
     head_dim: int
+    layers: Sequence[Any]
     workspace: Workspace
 
+    @abstractmethod
     def embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor: ...
-    def qkv(self, h: torch.Tensor, layer: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+    @abstractmethod
+    def qkv(self, h: torch.Tensor, layer: int, positions: torch.Tensor) -> torch.Tensor: ...
+    @abstractmethod
     def finish_layer(self, attended: torch.Tensor, h: torch.Tensor, layer: int) -> torch.Tensor: ...
+    @abstractmethod
     def logits(self, h: torch.Tensor) -> torch.Tensor: ...
+    @abstractmethod
     def scale(self, layer: int) -> float: ...
+
+    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int],
+                drafts: Sequence[Sequence[int]] | None = None) -> tuple[KVSession, torch.Tensor]:
+        """The session of ``counts[o]`` rows per prompt, and each row's logits (rows, T, vocab) after
+        its prompt and after each token of its prompt's opening draft (``drafts[o]``, run with the
+        prompt). T is one more than the longest draft."""
+        drafted = [0] * len(prompts) if drafts is None else [len(d) for d in drafts]
+        full = prompts if drafts is None else [[*p, *d] for p, d in zip(prompts, drafts, strict=True)]
+        lengths = [len(p) for p in full]
+        grid = _PromptGrid.of(lengths, self.device)
+        h = self.embed(torch.tensor([t for p in full for t in p], device=self.device), grid.pos)
+        neg = torch.finfo(h.dtype).min
+        causal = torch.ones(grid.width, grid.width, dtype=torch.bool, device=self.device).tril()
+        mask = torch.zeros(len(full), 1, grid.width, grid.width, device=self.device)
+        mask.masked_fill_(~(causal & grid.valid[:, None, None, :]), neg)  # (owners, 1, query, key)
+        keys_values: list[torch.Tensor] = []  # per layer, its keys and values on the grid (owners, kv_heads, width, head_dim)
+        for i in range(len(self.layers)):
+            h, k, v = self._prefill_layer(i, h, grid, mask)
+            keys_values += k, v
+        pkv = torch.stack(keys_values).view(len(self.layers), 2, *keys_values[0].shape)  # one copy for the whole cache
+        owner = [o for o, c in enumerate(counts) for _ in range(c)]
+        rows = torch.tensor(owner, device=self.device)
+        # A row's next position is its own prompt's length, whatever the padding before it.
+        pos = torch.tensor([len(p) for p in prompts], device=self.device).index_select(0, rows)
+        pbias = torch.zeros(len(full), grid.width, device=self.device).masked_fill_(~grid.valid, neg)
+        session = KVSession(self, pkv, pbias, owner, pos, None if drafts is None else [drafted[o] for o in owner])
+        return session, self._tail_logits(h, lengths, drafted).index_select(0, rows)
+
+    def _prefill_layer(self, i: int, h: torch.Tensor, grid: _PromptGrid, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The packed residual stream ``h`` after layer ``i``, and the layer's keys and values on the grid."""
+        heads, kv = self.heads, self.kv_heads
+        qkv = self.qkv(h, i, grid.pos).index_select(0, grid.to_grid)
+        q, k, v = qkv.view(*grid.valid.shape, -1, self.head_dim).transpose(1, 2).split_with_sizes([heads, kv, kv], 1)
+        keys, values = k, v
+        if heads != kv:  # query head j reads key/value head j // groups, as HF's repeat_kv
+            k, v = k.repeat_interleave(heads // kv, dim=1), v.repeat_interleave(heads // kv, dim=1)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale(i))
+        h = self.finish_layer(a.transpose(1, 2).reshape(-1, heads * self.head_dim).index_select(0, grid.from_grid), h, i)
+        return h, keys, values
+
+    def _tail_logits(self, h: torch.Tensor, lengths: Sequence[int], drafted: Sequence[int]) -> torch.Tensor:
+        """Each prompt's logits (prompts, T, vocab) after its own last token and after each of its
+        ``drafted[o]`` draft tokens, the last of its ``lengths[o]`` packed ones; zero-padded to T."""
+        ends = list(accumulate(lengths))
+        tail = [i for end, d in zip(ends, drafted, strict=True) for i in range(end - 1 - d, end)]
+        logits = self.logits(h.index_select(0, torch.tensor(tail, device=h.device)))
+        t = 1 + max(drafted)
+        if t == 1:
+            return logits[:, None]
+        places = _places(torch.tensor([1 + d for d in drafted], device=h.device), t)
+        return logits.new_zeros(len(drafted) * t, logits.shape[-1]).index_copy_(0, places, logits).view(len(drafted), t, -1)
+
+
+class _PromptGrid(NamedTuple):
+    """Where packed prompt tokens sit on the (owner, width) grid, prompts right-aligned (left-padded)
+    so that every prompt's next token falls in the same cache column. Tokens run packed (no padding)
+    through the matmuls; only attention sees the padded grid."""
+
+    width: int
+    pos: torch.Tensor  # each packed token's position in its own prompt: positions start at 0 per row
+    to_grid: torch.Tensor  # grid slot -> packed token (a padding slot repeats its row's first token)
+    from_grid: torch.Tensor  # packed token -> grid slot
+    valid: torch.Tensor  # (owners, width): True where the grid holds a prompt token
+
+    @staticmethod
+    def of(lengths: Sequence[int], device: torch.device) -> _PromptGrid:
+        width = max(lengths)
+        starts = list(accumulate(lengths, initial=0))  # prompt -> its first packed token
+        pad = [width - n for n in lengths]
+        return _PromptGrid(
+            width,
+            pos=torch.tensor([j for n in lengths for j in range(n)], device=device),
+            to_grid=torch.tensor([starts[o] + max(0, j - p) for o, p in enumerate(pad) for j in range(width)], device=device),
+            from_grid=torch.tensor([o * width + p + j for o, p in enumerate(pad) for j in range(width - p)], device=device),
+            valid=torch.tensor([[j >= p for j in range(width)] for p in pad], device=device),
+        )
 
 
 class KVSession:
     """One batch in flight; rows are addressed by their position in the current batch."""
 
-    def __init__(self, dec: Arithmetic, pkv: torch.Tensor, pbias: torch.Tensor, owner: list[int], pos: torch.Tensor,
+    def __init__(self, dec: KVDecoder, pkv: torch.Tensor, pbias: torch.Tensor, owner: list[int], pos: torch.Tensor,
                  drafted: list[int] | None = None) -> None:
         """``pbias`` (owners, width) masks each prompt's padding; ``pos`` is each row's next position.
         ``drafted``: per row, its prompt's opening draft tokens (the last columns of the prompt
@@ -225,7 +318,7 @@ class KVSession:
         h = dec.embed(lead_tokens.reshape(-1)[packed], positions)
         dense = len(packed) == leads * t
         for i in range(len(self.gkv)):
-            q, k, v = dec.qkv(h, i, positions)
+            q, k, v = dec.qkv(h, i, positions).split_with_sizes([dec.heads, dec.kv_heads, dec.kv_heads], 1)
             for block, new in ((self.gkv[i, 0], k), (self.gkv[i, 1], v)):
                 new = new if source is None else new.index_select(0, source)
                 block.view(-1, block.shape[-1]).index_copy_(0, flat, new.reshape(-1, block.shape[-1]))
@@ -302,32 +395,3 @@ class _Grid(NamedTuple):
         slots = torch.tensor([o * m + r - first[o] for r, o in enumerate(owner)], device=device)
         fill = torch.tensor([first[o] + min(j, counts[o] - 1) for o in range(len(counts)) for j in range(m)], device=device)
         return _Grid(m, fill, slots)
-
-
-def open_session(dec: Arithmetic, pkv: torch.Tensor, pbias: torch.Tensor, counts: Sequence[int],
-                 prompt_lengths: Sequence[int], drafted: Sequence[int] | None, tail_logits: torch.Tensor) -> tuple[KVSession, torch.Tensor]:
-    """The session after a decoder's prefill, with ``counts[o]`` rows for prompt o, and each row's
-    logits (rows, T, vocab). ``drafted[o]`` opening draft tokens ran after prompt o (None: none);
-    ``tail_logits`` holds, prompt after prompt, the logits after the prompt's last token and after
-    each of its draft tokens (``tail_index``). T is one more than the longest draft; shorter rows are zero-padded."""
-    device = pkv.device
-    owner = [o for o, c in enumerate(counts) for _ in range(c)]
-    rows = torch.tensor(owner, device=device)
-    pos = torch.tensor(prompt_lengths, device=device).index_select(0, rows)  # a row's next position
-    drafts = [0] * len(counts) if drafted is None else list(drafted)
-    t = 1 + max(drafts)
-    if t == 1:
-        logits = tail_logits[:, None]
-    else:
-        lengths = torch.tensor([1 + d for d in drafts], device=device)
-        logits = tail_logits.new_zeros(len(counts) * t, tail_logits.shape[-1]).index_copy_(0, _places(lengths, t), tail_logits)
-        logits = logits.view(len(counts), t, -1)
-    row_drafted = None if drafted is None else [drafts[o] for o in owner]
-    return KVSession(dec, pkv, pbias, owner, pos, row_drafted), logits.index_select(0, rows)
-
-
-def tail_index(lengths: Sequence[int], drafted: Sequence[int] | None, device: torch.device) -> torch.Tensor:
-    """In the packed tokens of prompts of ``lengths`` (drafts included), the last ``1 + drafted[o]`` of each."""
-    ends = list(accumulate(lengths))
-    drafts = [0] * len(lengths) if drafted is None else drafted
-    return torch.tensor([i for end, d in zip(ends, drafts, strict=True) for i in range(end - 1 - d, end)], device=device)

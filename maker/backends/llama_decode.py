@@ -1,11 +1,11 @@
 """Hand-written batched decoding for Llama-family models (``LlamaForCausalLM``, ``Qwen2ForCausalLM``).
 
-``LlamaDecoder`` is the Llama counterpart of ``maker.backends.hf_decode.GPT2Decoder`` and keeps its
-design: the prompt tokens run packed through the matmuls and only attention sees the padded grid;
-each distinct prompt is prefilled once and its cache is shared by its samples. Both run the same
-session (``maker.backends.kv_session.KVSession``: the cache, drafts, shared rows), which calls
-back into the decoder for the model's own arithmetic. What differs lives here: RMSNorm, rotary position embeddings (HF's default rope, rotate-half convention),
-grouped-query attention (the cache holds the key/value heads only), and the SwiGLU MLP.
+``LlamaDecoder`` is the Llama counterpart of ``maker.backends.hf_decode.GPT2Decoder``: both run the
+same prefill and session (``maker.backends.kv_session``: each distinct prompt prefilled once, its
+cache shared by its samples, drafts), which call back into the decoder for the model's own
+arithmetic. What differs lives here: RMSNorm, rotary position embeddings (HF's default rope,
+rotate-half convention), grouped-query attention (the cache holds the key/value heads only), and
+the SwiGLU MLP.
 
 Qwen2 is Llama with biases on q/k/v; any bias a checkpoint has is applied, so Llama's
 ``attention_bias`` and ``mlp_bias`` run too. ``LlamaDecoder.supports`` refuses what would not
@@ -15,14 +15,13 @@ match HF's forward (scaled rope, sliding windows, adapters, weights that are not
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from itertools import accumulate
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from maker.backends.kv_session import KVSession, Workspace, open_session, tail_index
+from maker.backends.kv_session import KVDecoder, Workspace
 
 _ARCHITECTURES = ("LlamaForCausalLM", "Qwen2ForCausalLM")
 
@@ -41,32 +40,6 @@ class _Layer(NamedTuple):
     gate_up_bias: torch.Tensor | None
     down: torch.Tensor
     down_bias: torch.Tensor | None
-
-
-class _PromptGrid(NamedTuple):
-    """Where packed prompt tokens sit on the (owner, width) grid, prompts right-aligned (left-padded)
-    as in ``GPT2Decoder.prefill``: every prompt's next token then falls in the same cache column."""
-
-    pos: torch.Tensor  # each packed token's position in its own prompt: rotary positions start at 0 per row
-    to_grid: torch.Tensor  # grid slot -> packed token (a padding slot repeats its row's first token)
-    from_grid: torch.Tensor  # packed token -> grid slot
-    valid: torch.Tensor  # (owners, width): True where the grid holds a prompt token
-
-
-def _prompt_grid(lengths: Sequence[int], device: torch.device) -> _PromptGrid:
-    width = max(lengths)
-    starts = list(accumulate(lengths, initial=0))  # prompt -> its first packed token
-    pad = [width - n for n in lengths]
-
-    def tensor(values: list[Any]) -> torch.Tensor:
-        return torch.tensor(values, device=device)
-
-    return _PromptGrid(
-        pos=tensor([j for n in lengths for j in range(n)]),
-        to_grid=tensor([starts[o] + max(0, j - p) for o, p in enumerate(pad) for j in range(width)]),
-        from_grid=tensor([o * width + p + j for o, p in enumerate(pad) for j in range(width - p)]),
-        valid=tensor([[j >= p for j in range(width)] for p in pad]),
-    )
 
 
 def _fuse(*linears: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -97,11 +70,10 @@ def _rope_is_default(model: Any) -> bool:
     )
 
 
-class LlamaDecoder:
+class LlamaDecoder(KVDecoder):
     """Llama and Qwen2 run by hand; matches HF's greedy output token for token."""
 
     kind = "llama"
-    drafts = True  # its session (KVSession) rewinds rejected draft tokens
 
     @staticmethod
     def supports(model: Any) -> bool:
@@ -141,6 +113,7 @@ class LlamaDecoder:
         freqs = positions[:, None] * body.rotary_emb.inv_freq
         angles = torch.cat((freqs, freqs), dim=-1)
         self.cos, self.sin = angles.cos(), angles.sin()
+        self._rotary_at: tuple[torch.Tensor | None, torch.Tensor, torch.Tensor] = (None, self.cos, self.sin)
 
     @staticmethod
     def _layer(layer: Any) -> _Layer:
@@ -151,46 +124,18 @@ class LlamaDecoder:
         return _Layer(layer.input_layernorm.weight, qkv, qkv_bias, o.weight, o.bias,
                       layer.post_attention_layernorm.weight, gate_up, gate_up_bias, down.weight, down.bias)
 
-    def prefill(self, prompts: Sequence[Sequence[int]], counts: Sequence[int],
-                drafts: Sequence[Sequence[int]] | None = None) -> tuple[KVSession, torch.Tensor]:
-        """As ``GPT2Decoder.prefill``: the session, and each row's logits (rows, T, vocab) after its
-        prompt and after each token of its prompt's opening draft."""
-        device, heads, kv, hd = self.device, self.heads, self.kv_heads, self.head_dim
-        full = prompts if drafts is None else [[*p, *d] for p, d in zip(prompts, drafts, strict=True)]
-        owners, width = len(full), max(map(len, full))
-        lengths = [len(p) for p in full]
-        grid = _prompt_grid(lengths, device)
-        neg = torch.finfo(self.embed_weight.dtype).min
-        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
-        seen = causal & grid.valid[:, None, None, :]  # (owners, 1, query, key)
-        mask = torch.zeros(owners, 1, width, width, device=device).masked_fill_(~seen, neg)
-        cos, sin = self.cos.index_select(0, grid.pos)[:, None], self.sin.index_select(0, grid.pos)[:, None]
-        pkv = torch.empty(len(self.layers), 2, owners, kv, width, hd, device=device)
-        h = self.embed_weight[torch.tensor([t for p in full for t in p], device=device)]
-        for i, layer in enumerate(self.layers):
-            qkv = self._qkv(h, layer, cos, sin)  # rotated q and k, then v
-            qkv = qkv.index_select(0, grid.to_grid).view(owners, width, -1, hd).transpose(1, 2)
-            q, k, v = qkv.split((heads, kv, kv), dim=1)
-            pkv[i, 0], pkv[i, 1] = k, v
-            if heads != kv:  # query head j reads key/value head j // groups, as HF's repeat_kv
-                k, v = k.repeat_interleave(heads // kv, dim=1), v.repeat_interleave(heads // kv, dim=1)
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.attention_scale)
-            a = a.transpose(1, 2).reshape(-1, heads * hd).index_select(0, grid.from_grid)
-            h = self._mlp(F.linear(a, layer.out, layer.out_bias).add_(h), layer)
-        drafted = None if drafts is None else [len(d) for d in drafts]
-        logits = self.logits(h.index_select(0, tail_index(lengths, drafted, device)))
-        pbias = torch.zeros(owners, width, device=device).masked_fill_(~grid.valid, neg)
-        # A row's next position is its own prompt's length, whatever the padding before it.
-        return open_session(self, pkv, pbias, counts, [len(p) for p in prompts], drafted, logits)
-
-    # --- the arithmetic a KVSession runs (maker.backends.kv_session.Arithmetic) ----------------
+    # --- the arithmetic the prefill and the session run (maker.backends.kv_session.KVDecoder) ---
     def embed(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         return self.embed_weight[tokens]
 
-    def qkv(self, h: torch.Tensor, layer: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        cos, sin = self.cos.index_select(0, positions)[:, None], self.sin.index_select(0, positions)[:, None]
-        q, k, v = self._qkv(h, self.layers[layer], cos, sin).split((self.heads, self.kv_heads, self.kv_heads), dim=1)
-        return q, k, v
+    def qkv(self, h: torch.Tensor, layer: int, positions: torch.Tensor) -> torch.Tensor:
+        """With queries and keys rotated to their tokens' positions."""
+        weights = self.layers[layer]
+        qkv = F.linear(F.rms_norm(h, (self.width,), weights.attn_norm, self.eps), weights.qkv, weights.qkv_bias)
+        qkv = qkv.view(h.shape[0], -1, self.head_dim)
+        rotated = self.heads + self.kv_heads
+        qkv[:, :rotated] = _rotate(qkv[:, :rotated], *self._rotary(positions))
+        return qkv
 
     def finish_layer(self, attended: torch.Tensor, h: torch.Tensor, layer: int) -> torch.Tensor:
         weights = self.layers[layer]
@@ -199,14 +144,13 @@ class LlamaDecoder:
     def scale(self, layer: int) -> float:
         return self.attention_scale
 
-    def _qkv(self, h: torch.Tensor, layer: _Layer, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """Queries, keys and values (tokens, heads + 2 kv_heads, head_dim) of the residual stream
-        ``h`` (tokens, width), with queries and keys rotated to their tokens' positions."""
-        x = F.rms_norm(h, (self.width,), layer.attn_norm, self.eps)
-        qkv = F.linear(x, layer.qkv, layer.qkv_bias).view(len(h), -1, self.head_dim)
-        rotated = self.heads + self.kv_heads
-        qkv[:, :rotated] = _rotate(qkv[:, :rotated], cos, sin)
-        return qkv
+    def _rotary(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rotary cos and sin (tokens, 1, head_dim) at ``positions``. Every layer of a pass asks
+        with the same positions tensor, so the tables of the latest one are kept."""
+        if self._rotary_at[0] is not positions:
+            cos, sin = self.cos.index_select(0, positions)[:, None], self.sin.index_select(0, positions)[:, None]
+            self._rotary_at = (positions, cos, sin)
+        return self._rotary_at[1], self._rotary_at[2]
 
     def _mlp(self, h: torch.Tensor, layer: _Layer) -> torch.Tensor:
         """The residual stream ``h`` (tokens, width) after the layer's SwiGLU MLP."""

@@ -28,7 +28,6 @@ import json
 import os
 import zlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -36,7 +35,6 @@ from pydantic import SecretStr
 from yarl import URL
 
 from maker.backends.base import Backend, FinishReason, Sample, SampleRequest
-from maker.config import manifest_defaults
 from maker.errors import BackendConnectionError, BackendHTTPError, BackendResponseError, BackendTimeout, ConfigError
 
 Api = Literal["completions", "chat"]
@@ -62,7 +60,7 @@ class OpenAIBackend(Backend):
     name = "openai"
 
     def __init__(self, base_url: str, model: str, *, api: Api = "completions", api_key: str | None = None,
-                 api_key_env: str = "OPENAI_API_KEY", timeout: float = 300.0, max_connections: int = 64,
+                 api_key_env: str = "OPENAI_API_KEY", timeout: float = 120.0, max_connections: int = 64,
                  max_n: int | None = None, extra: Mapping[str, Any] | None = None,
                  agents: Mapping[str, str] | None = None) -> None:
         url = URL(base_url.rstrip("/"))
@@ -103,10 +101,6 @@ class OpenAIBackend(Backend):
         return {"name": self.name, "simulated": False, "base_url": self.base_url, "model": self.model,
                 "agents": self.agents, "api": self.api, "timeout": self.timeout, "max_n": self.max_n,
                 "extra": self.extra}
-
-    def agent_defaults(self, agent: str | None) -> dict[str, Any]:
-        # A server (vLLM) that serves a model folder by its path: the folder's manifest applies.
-        return manifest_defaults(Path(self.agents.get(agent or "", self.model)))
 
     # --- sampling -----------------------------------------------------------------------------
     async def sample(self, request: SampleRequest) -> list[Sample]:

@@ -87,9 +87,6 @@ class EndpointPool(Backend):
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "simulated": False, "endpoints": [e.backend.describe() for e in self.endpoints]}
 
-    def agent_defaults(self, agent: str | None) -> dict[str, Any]:
-        return self.endpoints[0].backend.agent_defaults(agent)  # they serve the same models
-
     def statistics(self) -> dict[str, int | float]:
         """Per endpoint: ``endpoint<i>.calls``, ``.samples``, ``.failures`` (calls that failed and moved on),
         ``.ejections``, ``.readmissions``, and the endpoint backend's own counters under the same prefix."""

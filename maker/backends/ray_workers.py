@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from maker.backends.base import Backend, Sample, SampleRequest
@@ -33,21 +32,13 @@ class RayWorker(Backend):
 
     batches = True  # a call goes to the actor whole
 
-    def __init__(self, actor: Any, label: str, name: str, defaults: dict[str, Any]) -> None:
+    def __init__(self, actor: Any, label: str, name: str) -> None:
         self.actor, self.label, self.name = actor, label, name
-        self._defaults = {None: defaults}  # agent -> run settings its manifest asks for (fetched once)
         self._waiting: list[tuple[list[SampleRequest], asyncio.Future[list[list[Sample]]]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "simulated": False, "base_url": self.label}
-
-    def agent_defaults(self, agent: str | None) -> dict[str, Any]:
-        if agent not in self._defaults:
-            import ray
-
-            self._defaults[agent] = ray.get(self.actor.agent_defaults.remote(agent))
-        return self._defaults[agent]
 
     async def sample(self, request: SampleRequest) -> list[Sample]:
         return (await self.sample_many([request]))[0]
@@ -59,7 +50,7 @@ class RayWorker(Backend):
             loop.call_soon(self._start_send, loop)  # after this turn's other calls are in
         # A task's draft hook is a closure over the task, which need not pickle (a task loaded from a
         # file is not importable on the workers): the workers draft from prompts and earlier replies.
-        self._waiting.append(([replace(r, draft=None) for r in requests], future))
+        self._waiting.append(([r._replace(draft=None) for r in requests], future))
         return await future
 
     def _start_send(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -120,9 +111,9 @@ def ray_pool(make_backend: Callable[[], Backend], *, address: str | None = None,
         options["resources"] = {WORKER_RESOURCE: 1}
     actor_class = ray.remote(_WorkerActor).options(**options)
     actors = [actor_class.remote(make_backend) for _ in range(count)]
-    defaults = ray.get([actor.agent_defaults.remote(None) for actor in actors])
+    ray.get([actor.ping.remote() for actor in actors])  # every worker has made its backend (or failed: raised here)
     inner = ray.get(actors[0].name.remote())
-    members = [RayWorker(actor, f"ray worker {i}", f"ray-{inner}", d) for i, (actor, d) in enumerate(zip(actors, defaults, strict=True))]
+    members = [RayWorker(actor, f"ray worker {i}", f"ray-{inner}") for i, actor in enumerate(actors)]
     pool = EndpointPool(members)
     pool.name = f"ray[{inner}]"
     return pool
@@ -138,9 +129,6 @@ class _WorkerActor:
     async def sample_calls(self, calls: list[list[SampleRequest]]) -> list[Any]:
         """Each call's samples, or the error it raised (one call's failure is not the others')."""
         return await asyncio.gather(*(self.backend.sample_many(requests) for requests in calls), return_exceptions=True)
-
-    async def agent_defaults(self, agent: str | None) -> dict[str, Any]:
-        return self.backend.agent_defaults(agent)
 
     async def name(self) -> str:
         return self.backend.name

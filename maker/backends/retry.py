@@ -80,9 +80,6 @@ class RetryingBackend(Backend):
         # A batching backend gets the batch whole; a failure retries the whole batch.
         return await self._retry(lambda: self.inner.sample_many(requests))
 
-    def agent_defaults(self, agent: str | None) -> dict[str, Any]:
-        return self.inner.agent_defaults(agent)
-
     def statistics(self) -> dict[str, int | float]:
         return {**self.inner.statistics(), "retries": self.retries}
 

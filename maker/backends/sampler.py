@@ -1,4 +1,4 @@
-"""Picking tokens from logits, one seeded uniform per (row, position), for ``maker.backends.hf_decode``.
+"""``Group`` (the rows of one request) and ``Sampler``: their tokens picked from logits, one seeded uniform per (row, position).
 
 Each row owns a stream of uniforms: the token at position p of row r is drawn with ``u[r, p]``, by
 inverse-CDF sampling at the row's temperature (argmax at temperature 0). A seeded request draws
@@ -12,12 +12,23 @@ rounding: a drafted pass computes the same logits with matmuls of other shapes.)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 
-if TYPE_CHECKING:
-    from maker.backends.hf_decode import Group
+from maker.backends.drafting import DraftHook
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # rows find their group by identity
+class Group:
+    """The rows of one request: they share a prompt, a temperature, a cap and a random stream."""
+
+    prompt: int  # index into the distinct prompts of the batch
+    n: int
+    temperature: float
+    max_tokens: int  # already clipped to the model's positions
+    generator: torch.Generator | None = None  # None: the batch's shared stream (or greedy)
+    draft: DraftHook | None = None  # the task's guess at the rest of a reply (maker.backends.drafting)
 
 
 class Sampler:

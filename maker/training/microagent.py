@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from maker.errors import ConfigError
-from maker.task import Task
+from maker.task import Task, trajectory_sample
 from maker.training.examples import Example, journal_examples
 from maker.training.trainer import Trainer, TrainSettings, pool_source, write_json
 
@@ -55,9 +55,7 @@ def _run_states(task: Task, trained: set[str], count: int, seed: int) -> tuple[l
     prompt was not trained on; and whether they all are unseen. A task's own training states may be
     of other instances (other sizes, other inputs), which its parser need not accept: the states a
     run meets are what its numbers must describe."""
-    from maker.training.examples import trajectory_states
-
-    drawn = trajectory_states(task, random.Random(seed), 4 * count)
+    drawn = trajectory_sample(task, random.Random(seed), 4 * count)
     unseen = [s for s in drawn if task.prompt(s) not in trained]
     if len(unseen) >= count:
         return unseen[:count], True

@@ -5,7 +5,7 @@ One loop for every method:
 - ``lora``: peft LoRA on every attention and MLP projection of a base folder; only the adapter is
   saved (peft's ``adapter_config.json`` and ``adapter_model.safetensors``).
 - ``full``: every weight of the base is trained; a whole model folder is saved.
-- ``scratch``: a new Llama-style model (``Architecture``) with the base's tokenizer.
+- ``scratch``: a new model (Llama-style ``Architecture``, or a recipe's ``make_model``) with the base's tokenizer.
 - ``sae-lora``: LoRA as above, trained with a frozen sparse autoencoder in the path
   (``maker.training.sae``): it is fit first, within the budget, to one layer of a *source*
   microagent that has the skill, then replaces that layer's output in the base while the adapter
@@ -120,11 +120,13 @@ class Trainer:
 
     ``base`` is the folder whose tokenizer (and, for lora and full, weights) the model starts from.
     ``validation`` is the held-out set. ``on_save(metrics)`` runs after each save (a model card).
+    ``make_model(tokenizer)``, when given, builds the new model instead of ``Architecture`` (scratch:
+    a recipe's own architecture, such as the Hanoi microagent's GPT-2).
     """
 
     def __init__(self, base: str | Path, out: str | Path, source: Source, validation: Sequence[Example],
                  settings: TrainSettings, *, on_save: Callable[[dict[str, Any]], None] | None = None,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, make_model: Callable[[Any], Any] | None = None) -> None:
         if not validation:
             raise ConfigError("the validation set is empty")
         self.base, self.out, self.source, self.settings = Path(base), Path(out), source, settings
@@ -135,7 +137,7 @@ class Trainer:
         # Seeded before the model is made: its fresh weights (scratch) and LoRA matrices come from
         # torch's global generator, which whatever ran before in the process has moved on.
         torch.manual_seed(settings.seed)
-        self.model = self._make_model()
+        self.model = self._make_model() if make_model is None else make_model(self.tokenizer)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.peak_lr(),
                                            weight_decay=0.0 if settings.adapter else settings.weight_decay)

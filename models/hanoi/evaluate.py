@@ -5,13 +5,15 @@
     .venv/bin/python models/hanoi/evaluate.py --big-moves 20 --from-disk 11 --out models/hanoi/eval_big20.json
 
 Each step is a uniformly random step t of the D-disk run from peg 0 to peg 2 (D uniform in
-[min, max], fixed seed), rendered with ``compact_prompt``. The model writes its reply greedily
-(``model.generate``, batched, no padding: a batch holds prompts of one token length), and once
-more sampled at ``--temperature``. A reply is wrong when its parsed (move, next_state) differs from
-the oracle's. Every wrong reply is listed with what would have caught it without the answer:
-``format`` (parse_reply raises RedFlag: the paper's red flag), ``check`` (HanoiTask.check raises
-RedFlag: illegal move or next_state not the move applied), or ``none`` (a valid, wrong vote).
-Results go to a JSON file (default models/hanoi/eval_results.json).
+[min, max], fixed seed), rendered with ``compact_prompt``. The model writes its reply through the engine's own backend
+(``maker.backends.hf.HFBackend``: one ``SampleRequest`` per step, all in flight at once, so the
+backend batches them as it does a run's), greedily and once more sampled at ``--temperature``
+(seeded per step). A reply is wrong when its parsed (move, next_state) differs from the oracle's.
+Every wrong reply is listed with what would have caught it without the answer: ``format`` (a red
+flag without the task's check: parse_reply raises RedFlag, the paper's red flag, or the reply was
+cut at the generation cap), ``check`` (HanoiTask.check raises RedFlag: illegal move or next_state
+not the move applied), or ``none`` (a valid, wrong vote). Results go to a JSON file (default
+models/hanoi/eval_results.json), with the backend's description and counters.
 
 ``--big-moves D`` replaces the random steps by every step of the D-disk run that moves a disk of
 ``--from-disk`` or more (2^(D - from + 1) - 1 steps): a run meets each once, but uniform sampling
@@ -21,14 +23,12 @@ almost never does (a 10,000-step sample holds about 10 of the 1,023 for D = 20, 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import json
-import os
 import sys
 import time
 from pathlib import Path
-
-import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -36,21 +36,20 @@ sys.path.insert(0, str(HERE))
 import prepare  # noqa: E402
 from maker_tasks.hanoi import HanoiTask, compact_prompt  # noqa: E402
 
-from maker import Sample  # noqa: E402
+from maker.backends.base import Sample, SampleRequest  # noqa: E402
+from maker.backends.hf import HFBackend  # noqa: E402
 from maker.redflag import Flagged, RedFlagJudge  # noqa: E402
 from maker.task import oracle_disagrees  # noqa: E402
 
-torch.set_num_threads(1)
 
-
-def judge(state, reply: str, disks: int) -> tuple[bool, str | None, str | None]:
+def judge(state, sample: Sample, disks: int) -> tuple[bool, str | None, str | None]:
     """(correct, caught_by, reason): caught_by is 'format', 'check' or 'none' for a wrong reply.
 
     The engine's own red-flag judge decides, once without the task's check (the paper's format
-    rule) and once with it; length is not judged here (generation stops at disks + 16 tokens).
+    rule, and a reply cut at the generation cap) and once with it; there is no red-flag length
+    limit here (the backend stops a reply at disks + 16 tokens).
     """
     task = HanoiTask(disks=disks)
-    sample = Sample(reply, 0)
     verdict = RedFlagJudge(task, max_tokens=1 << 30, checks=False).judge(state, sample)
     if isinstance(verdict, Flagged):
         return False, "format", verdict.detail
@@ -62,44 +61,25 @@ def judge(state, reply: str, disks: int) -> tuple[bool, str | None, str | None]:
     return False, "none", "legal move, consistent next_state, but not the strategy's move"
 
 
-@torch.inference_mode()
-def generate(model, tok, states, *, temperature: float, batch_size: int, seed: int) -> list[str]:
-    """Replies for ``states`` (greedy if temperature == 0), batched by prompt length."""
-    prompts = [compact_prompt(s) for s in states]
-    ids = tok(prompts, add_special_tokens=False)["input_ids"]
-    groups: dict[int, list[int]] = collections.defaultdict(list)
-    for i, x in enumerate(ids):
-        groups[len(x)].append(i)
-    out: list[str] = [""] * len(states)
-    torch.manual_seed(seed)
-    for length in sorted(groups):
-        idx = groups[length]
-        for j in range(0, len(idx), batch_size):
-            chunk = idx[j : j + batch_size]
-            inp = torch.tensor([ids[i] for i in chunk])
-            max_disks = max(sum(len(p) for p in states[i].pegs) for i in chunk)
-            kwargs = (
-                dict(do_sample=False)
-                if temperature == 0
-                else dict(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
-            )
-            gen = model.generate(
-                input_ids=inp,
-                attention_mask=torch.ones_like(inp),
-                max_new_tokens=max_disks + 16,
-                eos_token_id=tok.eos_token_id,
-                pad_token_id=tok.pad_token_id,
-                **kwargs,
-            )
-            for i, row in zip(chunk, gen[:, length:].tolist(), strict=True):
-                out[i] = tok.decode(row, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-    return out
+async def replies(backend: HFBackend, states, *, temperature: float, seed: int) -> list[Sample]:
+    """One reply per state (greedy if temperature == 0), every request in flight at once."""
+    requests = [
+        SampleRequest(
+            compact_prompt(s),
+            n=1,
+            temperature=temperature,
+            max_tokens=sum(map(len, s.pegs)) + 16,
+            seed=seed + i if temperature > 0 else None,
+        )
+        for i, s in enumerate(states)
+    ]
+    return [batch[0] for batch in await asyncio.gather(*(backend.sample(r) for r in requests))]
 
 
-def score(states, replies, label: str) -> dict:
+def score(states, samples: list[Sample], label: str) -> dict:
     wrong = []
     per_disks: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
-    for i, (s, r) in enumerate(zip(states, replies, strict=True)):
+    for i, (s, r) in enumerate(zip(states, samples, strict=True)):
         d = sum(len(p) for p in s.pegs)
         ok, caught, reason = judge(s, r, d)
         per_disks[d][1] += 1
@@ -110,7 +90,7 @@ def score(states, replies, label: str) -> dict:
                     "index": i,
                     "disks": d,
                     "prompt": compact_prompt(s),
-                    "reply": r,
+                    "reply": r.text,
                     "expected": prepare.answer(s)[1],
                     "caught_by": caught,
                     "reason": reason,
@@ -140,6 +120,22 @@ def score(states, replies, label: str) -> dict:
     return res
 
 
+async def evaluate(args: argparse.Namespace, states, result: dict) -> None:
+    """The greedy pass, then the sampled one, on one backend; results go into ``result``."""
+    async with HFBackend(
+        args.model, device=args.device, max_batch=args.batch_size, num_threads=args.threads
+    ) as backend:
+        result["backend"] = backend.describe()
+        for temp in [0.0] + ([args.temperature] if args.temperature > 0 else []):
+            t0 = time.time()
+            samples = await replies(backend, states, temperature=temp, seed=args.seed)
+            res = score(states, samples, "greedy" if temp == 0 else f"sample T={temp}")
+            res["seconds"] = round(time.time() - t0, 1)
+            res["temperature"] = temp
+            result["runs"].append(res)
+        result["backend_statistics"] = backend.statistics()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(HERE / "model"))
@@ -148,44 +144,35 @@ def main() -> None:
     ap.add_argument("--min-disks", type=int, default=10)
     ap.add_argument("--max-disks", type=int, default=20)
     ap.add_argument("--temperature", type=float, default=0.1, help="the sampled pass (0: greedy only)")
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=256, help="the backend's max_batch (sequences a forward pass)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--big-moves", type=int, metavar="D", help="every big-disk step of the D-disk run instead")
     ap.add_argument("--from-disk", type=int, default=11, help="with --big-moves: the smallest disk counted as big")
     ap.add_argument("--out", default=str(HERE / "eval_results.json"))
     args = ap.parse_args()
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32).eval()
     if args.big_moves:
         states = prepare.big_move_states(args.big_moves, args.from_disk)
         args.n, args.min_disks, args.max_disks = len(states), args.big_moves, args.big_moves
     else:
         states = prepare.eval_states(args.n, args.seed, args.min_disks, args.max_disks)
-    meta_path = Path(args.model) / "training_meta.json"
+    # training_meta.json: the shipped weights (the earlier loop); training.json: a train.py folder
+    meta = [p for p in (Path(args.model) / "training_meta.json", Path(args.model) / "training.json") if p.is_file()]
+    training = json.loads(meta[0].read_text()) if meta else None
+    for bulky in ("config", "settings", "data", "history"):
+        (training or {}).pop(bulky, None)
     result = {
         "model": args.model,
         "n": args.n,
         "seed": args.seed,
         "disks": [args.min_disks, args.max_disks],
         "big_moves_from_disk": args.from_disk if args.big_moves else None,
-        "training": json.loads(meta_path.read_text()) if meta_path.exists() else None,
+        "training": training,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "runs": [],
     }
-    if result["training"]:
-        result["training"].pop("config", None)
-    passes = [0.0] + ([args.temperature] if args.temperature > 0 else [])
-    for temp in passes:
-        t0 = time.time()
-        replies = generate(model, tok, states, temperature=temp, batch_size=args.batch_size, seed=args.seed)
-        label = "greedy" if temp == 0 else f"sample T={temp}"
-        res = score(states, replies, label)
-        res["seconds"] = round(time.time() - t0, 1)
-        res["temperature"] = temp
-        result["runs"].append(res)
+    asyncio.run(evaluate(args, states, result))
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print("written", args.out)
 

@@ -28,7 +28,6 @@ from maker_tasks.hanoi import (
     compact_prompt,
     format_reply,
     strategy_move,
-    tower_positions,  # noqa: F401  (train.py and evaluate.py use it from here)
     tth_move,
 )
 

@@ -234,7 +234,6 @@ async def test_one_backend_serves_two_agents_each_by_its_own_model(model_dir, ot
     async with HFBackend({"a": model_dir, "b": other_model_dir}, num_threads=1) as both:
         mixed = await asyncio.gather(*(both.sample(r) for r in requests))  # queued together, batched per agent
         assert both.statistics()["batches"] == 2
-        assert both.agent_defaults("b") == {"temperature": 1.0} and both.agent_defaults("a") == {}
         with pytest.raises(ConfigError, match="no microagent 'c'"):
             await both.sample(SampleRequest("ab", agent="c"))
     alone = {}
@@ -297,7 +296,6 @@ async def test_adapters_are_served_merged_and_match_peft(llama_with_adapters):
         replies = {agent: [s[0].text for s in await asyncio.gather(
             *(served.sample(SampleRequest(p, max_tokens=12, agent=agent)) for p in PROMPTS))] for agent in table}
         assert served.serving("l") is served.serving("l-too")  # one folder, one model, however many agents
-        assert served.agent_defaults("r") == {"temperature": 0.5}
         described = served.describe()
         assert described["decoder"] == "llama" and described["bases"] == [str((root / "base").resolve())]
     for agent, adapter in (("plain", None), ("l", "left"), ("r", "right")):

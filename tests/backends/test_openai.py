@@ -96,7 +96,7 @@ async def test_key_is_not_in_describe_or_repr() -> None:
         "model": "m",
         "agents": {},
         "api": "chat",
-        "timeout": 300.0,
+        "timeout": 120.0,
         "max_n": None,
         "extra": {},
     }

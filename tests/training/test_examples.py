@@ -8,7 +8,8 @@ import pytest
 
 import maker
 from maker.errors import ConfigError
-from maker.training.examples import Example, journal_examples, oracle_examples, trajectory_states
+from maker.task import trajectory_sample
+from maker.training.examples import Example, journal_examples, oracle_examples
 from tests.toy import Countdown
 
 
@@ -23,7 +24,7 @@ def test_default_training_states_are_distinct_states_of_the_trajectory():
     states = task.training_states(random.Random(0), 20)
     assert len(states) == len(set(states)) == 20 and all(1 <= s <= 50 for s in states)
     # shorter than asked: every state appears, some twice
-    assert set(trajectory_states(Countdown(start=5), random.Random(0), 12)) == {1, 2, 3, 4, 5}
+    assert set(trajectory_sample(Countdown(start=5), random.Random(0), 12)) == {1, 2, 3, 4, 5}
 
 
 def test_oracle_examples_pair_each_prompt_with_the_oracles_formatted_reply():

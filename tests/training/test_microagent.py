@@ -7,6 +7,7 @@ import json
 import pytest
 
 import maker
+from maker.agents import AgentCatalog
 from maker.backends.hf import HFBackend
 from maker.cli import main
 from maker.errors import ConfigError
@@ -33,8 +34,8 @@ def test_the_folder_serves_as_it_is_and_its_card_tells_the_truth(tiny_base, tmp_
     assert ev["states_from"] == "this instance's trajectory" and ev["unseen"] is False  # 30 states, all trained on
     assert ev["states"] == 8 and ev["samples"] == 16 and ev["temperature"] == 0.7 and ev["first_temperature"] == 0.0
     assert ev["wrong_samples"] == ev["samples"] - ev["correct"]
-    backend = HFBackend(out)
-    assert backend.agent_defaults(None) == {"temperature": 0.7} and backend.describe()["decoder"] == "llama"
+    assert AgentCatalog({None: out}).defaults("any") == {"temperature": 0.7}
+    assert HFBackend(out).describe()["decoder"] == "llama"
 
 
 def test_unseen_held_out_states_when_the_task_has_enough(tiny_base, tmp_path):

@@ -1,6 +1,6 @@
 """One in-process backend, two microagents: Hanoi and multiplication chains served side by side.
 
-    .venv/bin/python bench/mixed_agents.py [--disks 12] [--hanoi-depth 4] [--digits 30]
+    .venv/bin/python bench/regression/mixed_agents.py [--disks 12] [--hanoi-depth 4] [--digits 30]
 
 Measured in one process, one after another, each on a fresh backend:
 1. Hanoi alone through its adapter on the shared base;
@@ -20,14 +20,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 from maker_tasks.multiply import product_of  # noqa: E402
 
 import maker  # noqa: E402
 from maker.backends.hf import HFBackend  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 ADAPTERS = ROOT / "models" / "adapters"
 TABLE = {"hanoi": ADAPTERS / "hanoi", "multiply": ADAPTERS / "multiply", "multiply-product": ADAPTERS / "multiply",
          "multiply-sum": ADAPTERS / "multiply"}

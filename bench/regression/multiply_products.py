@@ -1,7 +1,7 @@
 """Multiplication with real microagents: random products through the multiply adapter, every one
 checked against Python's integers (after the fact).
 
-    .venv/bin/python bench/multiply_products.py [--count 100] [--digits 20] [--model models/adapters/multiply]
+    .venv/bin/python bench/regression/multiply_products.py [--count 100] [--digits 20] [--model models/adapters/multiply]
 
 Each product is its own run at the defaults (maker.run: k, temperature from the adapter's
 maker.json, checks on, depth 0); the runs go at once, so one in-process backend batches their
@@ -17,14 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 from maker_tasks.multiply import MultiplyTask, product_of  # noqa: E402
 
 import maker  # noqa: E402
 from maker.backends.hf import HFBackend  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 async def one(backend: maker.Backend, a: int, b: int) -> dict:

@@ -1,7 +1,7 @@
 """Training methods at equal data and equal compute: plain LoRA, SAE-tuned LoRA and full fine-tuning.
 
-    .venv/bin/python bench/adapter_methods.py [--budgets 0.5,1,2] [--methods lora,sae-lora,full] [--out runs/methods]
-    .venv/bin/python bench/adapter_methods.py --methods sae-lora-sft --name adapter_methods_sft
+    .venv/bin/python bench/experiments/adapter_methods.py [--budgets 0.5,1,2] [--methods lora,sae-lora,full] [--out runs/methods]
+    .venv/bin/python bench/experiments/adapter_methods.py --methods sae-lora-sft --name adapter_methods_sft
 
 Methods are ``maker train``'s, plus ``sae-lora-sft``: sae-lora with ``--sae-objective sft`` (the
 labels through the SAE, instead of the default ``kl`` to the base's adapter-free distribution).
@@ -29,10 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 TASKS = {"hanoi": ["--disks", "20"], "multiply": ["--digits", "20"]}
 METHODS = {"lora": ["--method", "lora"], "full": ["--method", "full"], "sae-lora": ["--method", "sae-lora"],
            "sae-lora-sft": ["--method", "sae-lora", "--sae-objective", "sft"]}

@@ -1,7 +1,7 @@
 """Planner speed-up: the same Hanoi instance solved as one chain (depth 0) and split into 2^d
 concurrent chains, side by side in one run, with the same backend.
 
-    .venv/bin/python bench/depth_speedup.py --disks 12 --depths 0 6 [--backend hf] [--k 2]
+    .venv/bin/python bench/regression/depth_speedup.py --disks 12 --depths 0 6 [--backend hf] [--k 2]
 
 With the in-process model, concurrent chains share forward batches, so wall time falls while the
 work (samples, tokens) stays the same. Results go to bench/results/depth_speedup_<backend>.json.
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
 import maker  # noqa: E402

@@ -1,6 +1,6 @@
 """What each microagent replies on one Hanoi state: the evidence behind the agreement rule.
 
-    .venv/bin/python bench/agent_replies.py [--samples 200] [--pegs JSON --previous JSON --cycle 1]
+    .venv/bin/python bench/experiments/agent_replies.py [--samples 200] [--pegs JSON --previous JSON --cycle 1]
 
 The default state is step 512 of chain 70 of the 20-disk run at depth 8, where a mixed run with
 the plain race (every vote for every reply, checks off) committed a wrong step, 27 votes to 24.
@@ -19,13 +19,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
 import maker  # noqa: E402
 from maker.backends.hf import HFBackend  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 AGENTS = {"specialist": ROOT / "models" / "hanoi" / "model", "adapter": ROOT / "models" / "adapters" / "hanoi"}
 STATE = {"pegs": [[20, 15, 14, 9, 8, 7, 6, 5, 4, 3, 2, 1], [19], [18, 17, 16, 13, 12, 11, 10]], "previous": [1, 2, 0],
          "cycle": 1}

@@ -1,7 +1,7 @@
 """Voting corrects a real model: the shipped Hanoi model alone (k = 1, a high temperature, no
 answer-free checks) against the voted run (k, checks on), on the same instance, recorded side by side.
 
-    .venv/bin/python bench/model_voting.py [--disks 10] [--temperature 1.0] [--k 3]
+    .venv/bin/python bench/regression/model_voting.py [--disks 10] [--temperature 1.0] [--k 3]
 Results: bench/results/model_voting_d<disks>.json
 """
 
@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
 import maker  # noqa: E402

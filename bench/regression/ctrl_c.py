@@ -4,7 +4,7 @@ Starts ``maker run hanoi --disks 20 --backend sim --error-rate 0.01 --k 4 --jour
 ``--depth D``), sends SIGINT after ``--after`` seconds, times the exit, reruns the same command to finish
 from the journal, and verifies the journal. SIMULATED: replies come from the task's oracle.
 
-    .venv/bin/python bench/ctrl_c.py [--disks 20] [--depth 0] [--after 3]
+    .venv/bin/python bench/regression/ctrl_c.py [--disks 20] [--depth 0] [--after 3]
 Target (issue 11): exit 130 within 1 s of SIGINT; the rerun finishes and the journal verifies.
 """
 
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
 

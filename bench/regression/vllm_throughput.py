@@ -8,7 +8,7 @@ speculation, then on one with n-gram speculative decoding of N draft tokens (`SP
 scripts/vllm_serve`), and records both, their ratio, and whether a handful of greedy replies (and
 low-temperature samples, against those greedy replies) come out the same both ways.
 
-    .venv/bin/python bench/vllm_throughput.py [--disks 10] [--depth 4] [--concurrency 64] [--speculate 5]
+    .venv/bin/python bench/regression/vllm_throughput.py [--disks 10] [--depth 4] [--concurrency 64] [--speculate 5]
 Results: bench/results/vllm_throughput.json, or bench/results/vllm_speculation.json with --speculate
 """
 
@@ -26,13 +26,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
 import maker  # noqa: E402
 from maker.backends.base import SampleRequest  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT / "models" / "hanoi"))
 from prepare import eval_states  # noqa: E402  (random 10..20-disk steps, computed directly)
 

@@ -1,13 +1,13 @@
 """Two microagents voting together against each alone, checks off: one 16-disk run each.
 
-    .venv/bin/python bench/mix_vs_single.py [--disks 16] [--depth 8] [--seed 0]
+    .venv/bin/python bench/experiments/mix_vs_single.py [--disks 16] [--depth 8] [--seed 0]
 
 With checks off only the format red flags and the vote stand between a wrong reply and the
 journal (the paper's own setting). Runs `maker run hanoi` three times in this process's run, one
 after another, with the same settings and seed: --mix specialist,adapter (models/hanoi/model,
 models/adapters/hanoi), then the specialist alone, then the adapter alone; each journal is
 verified. One run each: a wrong step is a rare event, so this shows what happened, not a rate
-(bench/mixed_hard_states.py measures rates on the hardest states).
+(bench/experiments/mixed_hard_states.py measures rates on the hardest states).
 Results: bench/results/mix_vs_single_d<disks>.json
 """
 
@@ -18,10 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import run_cli, write_result  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SPECIALIST, ADAPTER = str(ROOT / "models" / "hanoi" / "model"), str(ROOT / "models" / "adapters" / "hanoi")
 KEEP = ("solved", "errors", "steps", "samples", "samples_per_step", "red_flags_by_reason", "seconds", "rule_violations",
         "by_agent")

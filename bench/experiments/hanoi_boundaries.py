@@ -1,7 +1,7 @@
 """How the shipped Hanoi model does on the first step of each chain of a plan: the big-disk moves
 right after a tall sub-tower is complete, which uniform training steps almost never contain.
 
-    .venv/bin/python bench/hanoi_boundaries.py [--disks 15] [--depth 6] [--samples 50] [--temperature 1.0]
+    .venv/bin/python bench/experiments/hanoi_boundaries.py [--disks 15] [--depth 6] [--samples 50] [--temperature 1.0]
 Results: bench/results/hanoi_boundaries_d<disks>.json (per chain start: right answers out of samples).
 """
 
@@ -12,7 +12,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
 import maker  # noqa: E402
@@ -35,7 +35,7 @@ def main() -> None:
     starts = [plan.subtask(name).start for name in plan.order()]
     backend = HFBackend(args.model or str(task.default_model), max_batch=1024)
 
-    cap = resolve_config(task, backend).cap  # the generation cap a run of this task would send
+    cap = resolve_config(task).cap  # the generation cap a run of this task would send
 
     async def sample_all() -> list:
         replies = await asyncio.gather(*(

@@ -6,9 +6,9 @@ time, steps/s, samples, red flags and the child's peak memory, then replays the 
 ``maker verify``. The journal is kept where ``--journal`` says, so an interrupted benchmark
 resumes from it when run again (the record then says how many steps were resumed).
 
-    .venv/bin/python bench/model_million.py [--disks 20] [--depth 8] [--k 3] [--journal runs/model_d20.jsonl]
-    .venv/bin/python bench/model_million.py --draft 0             # one token per forward pass, as before drafting
-    .venv/bin/python bench/model_million.py --mix specialist,adapter --no-checks --journal runs/mix_d20.jsonl
+    .venv/bin/python bench/regression/model_million.py [--disks 20] [--depth 8] [--k 3] [--journal runs/model_d20.jsonl]
+    .venv/bin/python bench/regression/model_million.py --draft 0             # one token per forward pass, as before drafting
+    .venv/bin/python bench/regression/model_million.py --mix specialist,adapter --no-checks --journal runs/mix_d20.jsonl
 
 ``--mix`` names the agents that draw each step's samples in turn (``maker run --mix``; the words
 specialist and adapter stand for models/hanoi/model and models/adapters/hanoi). ``--no-checks``
@@ -28,10 +28,10 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import run_cli, write_result  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SHORT_NAMES = {"specialist": ROOT / "models" / "hanoi" / "model", "adapter": ROOT / "models" / "adapters" / "hanoi"}
 
 

@@ -1,7 +1,7 @@
 """Generated tokens/s of the in-process HF backend next to plain ``model.generate``, same model, same run.
 
-    .venv/bin/python bench/hf_throughput.py --model models/hanoi/model --threads 1
-    .venv/bin/python bench/hf_throughput.py --random-model     # a random 4 x 128 GPT-2, for development
+    .venv/bin/python bench/regression/hf_throughput.py --model models/hanoi/model --threads 1
+    .venv/bin/python bench/regression/hf_throughput.py --random-model     # a random 4 x 128 GPT-2, for development
 
 Prompts are compact Hanoi prompts of random mid-game states (3 to 10 disks). Every sequence
 generates exactly ``--new-tokens`` tokens on both sides (EOS ignored), so the token counts match.
@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import transformers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from maker import load_task  # noqa: E402

@@ -4,7 +4,7 @@ worker killed mid-run, and the driver killed mid-run and the same command resume
 Each run is ``maker run hanoi --disks D --depth 6 --backend hf --ray --ray-workers W --threads 1 --journal J``
 (a local Ray cluster; our own Hanoi model in every worker). Every journal is verified.
 
-    .venv/bin/python bench/ray_workers.py [--disks 16]
+    .venv/bin/python bench/regression/ray_workers.py [--disks 16]
 Target (issue 15): 2 workers >= 1.7x the steps/s of 1; a worker killed: completes, 0 errors, journal valid;
 a driver killed: the same command resumes and completes.
 """
@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
 

@@ -1,6 +1,6 @@
 """Correlated errors on the hardest Hanoi states: one agent against a mix of two, at equal samples.
 
-    .venv/bin/python bench/mixed_hard_states.py [--disks 20] [--min-disk 8] [--per-state 4] [--limit N]
+    .venv/bin/python bench/experiments/mixed_hard_states.py [--disks 20] [--min-disk 8] [--per-state 4] [--limit N]
 
 The states are every step of the 20-disk run that moves a disk >= 8 (on the optimal trajectory,
 step t moves disk 1 + the trailing zeros of t + 1: 8,191 steps). Each state gets ``per_state``
@@ -28,14 +28,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
 import maker  # noqa: E402
 from maker.backends.hf import HFBackend  # noqa: E402
-from maker.estimate import estimate_async, trajectory_states  # noqa: E402
+from maker.estimate import estimate_async, states_at  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 SPECIALIST, ADAPTER = "specialist", "adapter"
 FOLDERS = {SPECIALIST: ROOT / "models" / "hanoi" / "model", ADAPTER: ROOT / "models" / "adapters" / "hanoi"}
 
@@ -84,7 +84,7 @@ def main() -> None:
     task = maker.load_task("hanoi", disks=args.disks)
     period = 2 ** (args.min_disk - 1)
     indices = [t for t in range(task.total_steps()) if (t + 1) % period == 0][: args.limit]
-    states = trajectory_states(task, indices)
+    states = states_at(task, indices)
     runs = {mix: asyncio.run(measure(task, states, mix, args)) for mix in (SPECIALIST, ADAPTER, f"{SPECIALIST},{ADAPTER}")}
     for name, r in runs.items():
         print(f"{name:>20}: {r['samples']:,} samples, p {r['p']:.5f}, v {r['v']:.4f}, all-wrong states "

@@ -6,7 +6,7 @@ tree (a git worktree of the old commit, put first on PYTHONPATH, its ``tasks/`` 
 (start-up included), engine seconds and result, the medians, and new/old.
 
     git worktree add /tmp/old e6ee6da
-    .venv/bin/python bench/side_by_side.py --old-tree /tmp/old --name redesign_d16 \\
+    .venv/bin/python bench/regression/side_by_side.py --old-tree /tmp/old --name redesign_d16 \\
         -- run hanoi --disks 16 --depth 8 --max-batch 512
 """
 
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
 

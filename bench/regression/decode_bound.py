@@ -1,7 +1,7 @@
 """How close the in-process decoder comes to the machine's arithmetic limit, drafting on and off.
 
-    .venv/bin/python bench/decode_bound.py                      # Hanoi, 20 disks, our model
-    .venv/bin/python bench/decode_bound.py --batches 64,256 --steps 512
+    .venv/bin/python bench/regression/decode_bound.py                      # Hanoi, 20 disks, our model
+    .venv/bin/python bench/regression/decode_bound.py --batches 64,256 --steps 512
 
 The workload is what a run asks of the model: voted Hanoi steps along the 20-disk trajectory
 (states from the start of the run, where the million-step run spends most of its steps on the
@@ -34,7 +34,7 @@ from typing import Any
 import torch
 import transformers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import write_result  # noqa: E402

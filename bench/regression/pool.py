@@ -5,7 +5,7 @@ for vLLM servers; each runs in its own process. The run is ``maker run hanoi --d
 openai --base-url ...`` with one server, then with N; then with N where one server is killed (SIGKILL) and
 started again on its port mid-run. Every run's journal is verified.
 
-    .venv/bin/python bench/pool.py [--disks 12] [--endpoints 4] [--latency 0.05] [--concurrent 8]
+    .venv/bin/python bench/regression/pool.py [--disks 12] [--endpoints 4] [--latency 0.05] [--concurrent 8]
 Target (issue 15): N = 4 gives >= 3.5x the steps/s of 1; with the kill and restart, 0 errors and the journal verifies.
 """
 
@@ -22,10 +22,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parent.parent  # bench/, where fake_endpoint.py lives
 
 
 def free_port() -> int:
@@ -35,7 +35,7 @@ def free_port() -> int:
 
 
 def start_server(port: int, args: argparse.Namespace) -> subprocess.Popen[str]:
-    server = subprocess.Popen([sys.executable, str(HERE / "fake_endpoint.py"), "--port", str(port), "--disks",
+    server = subprocess.Popen([sys.executable, str(BENCH / "fake_endpoint.py"), "--port", str(port), "--disks",
                                str(args.disks), "--latency", str(args.latency), "--concurrent", str(args.concurrent)],
                               stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None and server.stdout.readline().startswith("ready")

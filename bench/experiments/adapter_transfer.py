@@ -1,7 +1,7 @@
 """An adapter attached unchanged to a sibling base: does what it learnt go with it? (issue 14)
 
-    .venv/bin/python bench/adapter_transfer.py [--sibling models/base/sibling] [--methods-out runs/methods]
-    .venv/bin/python bench/adapter_transfer.py --sibling models/base/longer --name adapter_transfer_longer
+    .venv/bin/python bench/experiments/adapter_transfer.py [--sibling models/base/sibling] [--methods-out runs/methods]
+    .venv/bin/python bench/experiments/adapter_transfer.py --sibling models/base/longer --name adapter_transfer_longer
 
 The sibling (``models/base/train.py --seed 1 --out models/base/sibling``) has the shared base's
 recipe, architecture, tokenizer and training time, with other initial weights and another stream
@@ -16,7 +16,7 @@ measures, on the same states:
   manifest names the sibling as its base, every weight as trained.
 
 The adapters are the task's shipped one (models/adapters/<task>, LoRA) and the 2-minute LoRA,
-SAE-tuned (kl) and SAE-tuned (sft) adapters of ``bench/adapter_methods.py`` (run that first; its
+SAE-tuned (kl) and SAE-tuned (sft) adapters of ``bench/experiments/adapter_methods.py`` (run that first; its
 folders are under --methods-out). Full fine-tuning writes a whole model, with nothing to attach.
 The states and the evaluation are adapter_methods' own (``maker train``'s): 500 states of a
 20-disk run / of 20-digit products that the 20,000 training examples do not hold, 2 samples each
@@ -33,14 +33,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
 import maker  # noqa: E402
 from maker.config import adapter_base  # noqa: E402
 from maker.training.microagent import _oracle_data, _run_states, evaluate  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 BASE = ROOT / "models" / "base" / "model"
 TASKS = {"hanoi": {"disks": 20}, "multiply": {"digits": 20}}
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "maker.json")
@@ -76,7 +76,7 @@ def measured(task: maker.Task, folder: Path, states: list) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sibling", default=str(ROOT / "models" / "base" / "sibling"))
-    parser.add_argument("--methods-out", default="runs/methods", help="bench/adapter_methods.py's --out")
+    parser.add_argument("--methods-out", default="runs/methods", help="bench/experiments/adapter_methods.py's --out")
     parser.add_argument("--tasks", default="hanoi,multiply")
     parser.add_argument("--grid-methods", default="lora,sae-lora,sae-lora-sft",
                         help="adapter_methods' 2-minute adapters to move (its folders <task>-<method>-2)")
@@ -97,7 +97,7 @@ def main() -> None:
             for method in filter(None, args.grid_methods.split(",")):
                 folder = Path(args.methods_out) / f"{name}-{method}-2"
                 if not (folder / "adapter_config.json").is_file():
-                    sys.exit(f"no adapter in {folder}: run bench/adapter_methods.py --budgets 2 --methods {method} first")
+                    sys.exit(f"no adapter in {folder}: run bench/experiments/adapter_methods.py --budgets 2 --methods {method} first")
                 adapters[f"{method} (2 min)"] = folder
             for base in (BASE, sibling):
                 rows.append({"task": name, "adapter": "none", "base": base.name, **measured(task, base, states),

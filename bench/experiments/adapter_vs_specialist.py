@@ -1,6 +1,6 @@
 """Hanoi per-step error: the adapter on the shared base against the specialist, on the same states.
 
-    .venv/bin/python bench/adapter_vs_specialist.py [--disks 15] [--samples 2000] [--temperature 1.0]
+    .venv/bin/python bench/experiments/adapter_vs_specialist.py [--disks 15] [--samples 2000] [--temperature 1.0]
 
 Runs `maker estimate hanoi --backend hf` once per model in this one process's run, with the same
 seed, so both sample the same random states of the same trajectory, at the same temperature (the
@@ -16,10 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 MODELS = {"specialist": ROOT / "models" / "hanoi" / "model", "adapter": ROOT / "models" / "adapters" / "hanoi"}
 KEEP = ("p", "p_low", "p_high", "v", "samples", "valid", "correct", "red_flags", "collisions", "collisions_same",
         "expected_collisions", "all_wrong_states", "k_min", "samples_per_second")

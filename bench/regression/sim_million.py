@@ -4,7 +4,7 @@ Runs exactly the README's main command in a child process, journal included, and
 time, steps/s and the child's peak memory; then replays the journal to check the solution.
 SIMULATED: replies come from the task's oracle with injected errors; this measures the engine.
 
-    .venv/bin/python bench/sim_million.py [--disks 20] [--error-rate 0.01] [--k 4]
+    .venv/bin/python bench/regression/sim_million.py [--disks 20] [--error-rate 0.01] [--k 4]
 Target (issue 2): <= 60 s wall and <= 500 MB peak on a quiet 2-core machine.
 """
 
@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import run_cli, write_result  # noqa: E402
 
 
