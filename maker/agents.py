@@ -17,7 +17,6 @@ is a cycle of one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -51,7 +50,7 @@ class AgentCatalog(Mapping[str | None, str]):
     def coerce(cls, spec: AgentCatalog | Mapping[str | None, Where] | Sequence[str] | Where | None,
                where: str = "agents") -> AgentCatalog:
         """A catalog from what a user wrote: a dict ``{name: where}``, ``NAME=WHERE`` texts (``maker run
-        --agent``), or a file holding a JSON object or ``NAME=WHERE`` lines (``--agents FILE``)."""
+        --agent``), or a file of ``NAME=WHERE`` lines, ``#`` starting a comment line (``--agents FILE``)."""
         if spec is None:
             return cls()
         if isinstance(spec, AgentCatalog):
@@ -68,12 +67,6 @@ class AgentCatalog(Mapping[str | None, str]):
             text = path.read_text()
         except OSError as exc:
             raise ConfigError(f"cannot read the agent catalog {str(path)!r}: {exc.strerror or exc}") from None
-        if text.lstrip().startswith("{"):
-            try:
-                data = json.loads(text)
-            except ValueError as exc:
-                raise ConfigError(f"agent catalog {str(path)!r} is not valid JSON: {exc}") from None
-            return cls(data)
         lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1)]
         return cls(dict(_binding(line, f"{path}:{n}") for n, line in lines if line and not line.startswith("#")))
 

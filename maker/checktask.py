@@ -132,31 +132,29 @@ def check_task(task: Task, *, steps: int = 1000, depth: int = 1) -> CheckReport:
         at = f"at step {walked.steps}" + ("" if where == "initial_state" else f" (state {short_repr(walked.state)})")
         walk = Finding("walk", "fail", f"task.{where} raised {_error(cause)} {at}",
                        f"fix task.{where}, or the oracle if it led to a state {where} cannot handle")
-    step, state = walked.steps, walked.state
-    done_at = step if walked.done else None
     findings = [walk, *(t.finding() for t in (prompt, hashable, journal, reply, checked)),
-                _is_done_finding(declared, total_problem, done_at, step, state, walk), _plan_finding(task, depth, declared)]
-    return CheckReport(task.name, step if task.has_oracle else 0, findings)
+                _is_done_finding(declared, total_problem, walked, walk), _plan_finding(task, depth, declared)]
+    return CheckReport(task.name, walked.steps if task.has_oracle else 0, findings)
 
 
-def _is_done_finding(declared: int | None, problem: str | None, done_at: int | None, walked: int, state: Any,
-                     walk: Finding) -> Finding:
+def _is_done_finding(declared: int | None, problem: str | None, walked: OracleWalk, walk: Finding) -> Finding:
     fix = "total_steps() must count the steps of a correct run, and is_done must be true exactly after them"
+    done_at = walked.steps if walked.done else None
     if problem:  # total_steps() itself is broken
         return Finding("is_done", "fail", problem, fix)
     if done_at is None and walk.outcome != "pass":
-        return Finding("is_done", "skip", NO_ORACLE if walk.outcome == "skip" else f"the walk stopped at step {walked}")
+        return Finding("is_done", "skip", NO_ORACLE if walk.outcome == "skip" else f"the walk stopped at step {walked.steps}")
     if declared is None and done_at is None:
-        return Finding("is_done", "skip", f"walked {_steps(walked)} without is_done, and no total_steps() is declared; "
+        return Finding("is_done", "skip", f"walked {_steps(walked.steps)} without is_done, and no total_steps() is declared; "
                        "raise --steps to check is_done")
     if declared is None:
         return Finding("is_done", "pass", f"is_done after {_steps(done_at)}; no total_steps() is declared, so a run "
                        f"whose is_done never comes true stops at DEFAULT_STEP_CAP = {DEFAULT_STEP_CAP:,} steps")
-    if done_at is None and walked < declared:
-        return Finding("is_done", "skip", f"walked {walked} of {declared} steps; raise --steps to check is_done")
+    if done_at is None and walked.steps < declared:
+        return Finding("is_done", "skip", f"walked {walked.steps} of {declared} steps; raise --steps to check is_done")
     if done_at is None:
         return Finding("is_done", "fail", f"is_done never reached within total_steps() = {declared} "
-                       f"(state then: {short_repr(state)})", fix)
+                       f"(state then: {short_repr(walked.state)})", fix)
     if done_at != declared:
         return Finding("is_done", "fail", f"is_done after {_steps(done_at)}, but total_steps() says {declared}", fix)
     return Finding("is_done", "pass", f"is_done after {_steps(done_at)}, as total_steps() says")

@@ -89,9 +89,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser("maker", description="Long, exact processes carried out by voting microagents.")
     sub = parser.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="carry out a task, voting on every step", add_help=False)
-    run.add_argument("task", help="a registered task name (maker tasks), 'package.module:Class' or "
-                     "'path/file.py:Class'")
+    sub.add_parser("run", help="carry out a task, voting on every step", add_help=False).add_argument("task")
     verify = sub.add_parser("verify", help="replay a journal and check it against the task's rules")
     verify.add_argument("journal", type=Path)
     verify.add_argument("--task", help="the task's spec, if not the one the journal records (e.g. a moved task file)")
@@ -110,7 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 # Option tables, rows of (flag, kind, default, help): kind is a type (None: a string), a list of
-# choices, or an argparse action.
+# choices, an argparse action, or a dict of argparse's own keywords.
 _BOOL = argparse.BooleanOptionalAction
 _VOTING = [
     ("--k", int, None, "votes ahead needed to decide a step (default 3)"),
@@ -168,7 +166,7 @@ _BACKEND = [
     ("--agent", "append", None, "NAME=WHERE binds an agent to a model folder (hf) or a served model's name (openai) "
                                 "in the run's catalog (give it again for each agent); a bare NAME is the agent for "
                                 "every chain (default: each task's own)"),
-    ("--agents", Path, None, "a catalog file: a JSON object {name: where} or NAME=WHERE lines, read before --agent"),
+    ("--agents", Path, None, "a catalog file of NAME=WHERE lines (# starts a comment), read before --agent"),
     ("--mix", None, None, "several microagents that draw each step's samples in turn, e.g. A,B or A,B,B "
                           "(hf: model folders; openai: served model names): sample i of a step comes from entry "
                           "i mod the list's length, so the first (greedy) vote is the first entry's"),
@@ -177,8 +175,9 @@ _BACKEND = [
     ("--draft", int, None, "hf: most draft tokens checked per row in one forward pass (default 32); 0 turns drafting "
                            "off (drafts change how fast replies are written, never what they say)"),
     ("--threads", int, None, "hf: torch threads (default: torch's choice)"),
-    ("--ray", "address", None, "hf: sample on a Ray cluster, one worker per maker_worker resource or CPU, each with "
-                               "its own model: --ray (a local cluster) or --ray ADDRESS (e.g. auto, ray://head:10001)"),
+    ("--ray", {"nargs": "?", "const": "local", "metavar": "ADDRESS"}, None,
+     "hf: sample on a Ray cluster, one worker per maker_worker resource or CPU, each with its own model: --ray "
+     "(a local cluster) or --ray ADDRESS (e.g. auto, ray://head:10001)"),
     ("--ray-workers", int, None, "with --ray: how many workers (default: the cluster's maker_worker resources, else CPUs)"),
     ("--base-url", "append", None, "openai: server URL, e.g. http://127.0.0.1:8000/v1; give it again for each "
                                    "server of a pool (the least busy healthy one serves each step)"),
@@ -200,7 +199,8 @@ _CHECK_TASK = [
 ]
 _TRAIN = [
     ("--out", Path, None, "folder to write the microagent to (required; running again resumes it)"),
-    ("--from-journal", "journals", None, "train on the decided steps of these verified journals, without the oracle"),
+    ("--from-journal", {"nargs": "+", "action": "extend", "type": Path, "metavar": "JOURNAL"}, None,
+     "train on the decided steps of these verified journals, without the oracle"),
     ("--method", ["lora", "full", "scratch", "sae-lora"], "lora",
      "LoRA adapter on the base (default), every weight of the base, a new model with the base's tokenizer, or "
      "LoRA trained through a sparse autoencoder fit to --sae-source (Resa's SAE-tuning)"),
@@ -223,13 +223,14 @@ _TRAIN = [
     ("--json", "store_true", False, "print the training record as one JSON object"),
     ("--no-progress", "store_true", False, None),
 ]
-# maker's own options, by command: a task parameter may not take one of these names (its parameters become
-# options beside them). `maker check-task` reports a clash with any command.
-_COMMAND_TABLES = {"run": (_VOTING, _PLAN, _BACKEND, _OUTPUT), "estimate": (_ESTIMATE, _BACKEND),
-                   "plan": (_PLAN_COMMAND,), "check-task": (_CHECK_TASK,), "train": (_TRAIN,)}
-RESERVED = {command: frozenset(option for table in tables for flag, kind, *_ in table
+# maker's own options, by command, in groups by title ("": ungrouped). A task parameter may not take one of
+# these names (its parameters become options beside them); `maker check-task` reports a clash with any command.
+_COMMAND_TABLES = {"run": {"voting": _VOTING, "plan": _PLAN, "backend": _BACKEND, "output": _OUTPUT},
+                   "estimate": {"estimate": _ESTIMATE, "backend": _BACKEND},
+                   "plan": {"": _PLAN_COMMAND}, "check-task": {"": _CHECK_TASK}, "train": {"": _TRAIN}}
+RESERVED = {command: frozenset(option for table in groups.values() for flag, kind, *_ in table
                                 for option in (flag, "--no-" + flag[2:]) if option == flag or kind is _BOOL) | {"--help"}
-            for command, tables in _COMMAND_TABLES.items()}
+            for command, groups in _COMMAND_TABLES.items()}
 
 
 def _parameter_flags(name: str, annotation: Any) -> list[str]:
@@ -249,28 +250,22 @@ def parameter_clashes(task_cls: type[Task]) -> list[str]:
     return clashes
 
 
-def _parse(task_cls: type[Task], command: str, groups: dict[str, list[Any]],
-           argv: list[str]) -> tuple[argparse.Namespace, Task]:
-    """Parse ``maker COMMAND TASK ...`` with the option tables in ``groups`` (title "": ungrouped) and the
-    task's parameters, and make the task."""
+def _parse(task_cls: type[Task], command: str, argv: list[str]) -> tuple[argparse.Namespace, Task]:
+    """Parse ``maker COMMAND TASK ...`` with the command's option tables and the task's parameters, and make
+    the task."""
     description = (task_cls.__doc__ or "").split("\n")[0]
     parser = argparse.ArgumentParser(prog=f"maker {command} {task_cls.name}", description=description)
-    parser.add_argument("task")
-    for title, rows in groups.items():
+    parser.add_argument("task", help="a registered task name (maker tasks), 'package.module:Class' or 'path/file.py:Class'")
+    for title, rows in _COMMAND_TABLES[command].items():
         group = parser.add_argument_group(title) if title else parser
         for flag, kind, default, help_text in rows:
-            if kind == "address":  # a flag with an optional value: alone it means "local"
-                group.add_argument(flag, default=default, help=help_text, nargs="?", const="local", metavar="ADDRESS")
-                continue
-            if kind == "journals":  # one or more paths, the flag repeatable
-                group.add_argument(flag, default=default, help=help_text, nargs="+", action="extend", type=Path,
-                                   metavar="JOURNAL")
-                continue
-            key = "choices" if isinstance(kind, list) else "action" if kind in ("store_true", "append", _BOOL) else "type"
-            group.add_argument(flag, default=default, help=help_text, **{key: kind})
+            if not isinstance(kind, dict):
+                key = "choices" if isinstance(kind, list) else "action" if kind in ("store_true", "append", _BOOL) else "type"
+                kind = {key: kind}
+            group.add_argument(flag, default=default, help=help_text, **kind)
     _add_model_options(parser.add_argument_group(f"task parameters ({task_cls.name})"), task_cls.Params, parser)
     args = parser.parse_args(argv[1:])
-    params = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+    params = {k.removeprefix("param_"): v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
     return args, task_cls(**params)
 
 
@@ -311,8 +306,7 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
     from maker.scheduler import run_async
 
     task_cls = load_task_class(head.task)
-    groups = {"voting": _VOTING, "plan": _PLAN, "backend": _BACKEND, "output": _OUTPUT}
-    args, task = _parse(task_cls, "run", groups, argv)
+    args, task = _parse(task_cls, "run", argv)
     task.spec = resolved_spec(head.task)  # absolute for a task file: `maker verify` works from any folder
     overrides = {key: getattr(args, key) for key in ("k", "rule", "temperature", "first_temperature", "max_tokens",
                                                      "generation_cap", "max_samples_per_step", "checks", "seed")}
@@ -327,44 +321,44 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
     # Ray's processes print to the driver's stdout; only the summary may go there.
     out = _stdout_for_results_only() if args.ray is not None else sys.stdout
     agent, mix, catalog = _agents(args, task)
-    backend = _make_backend(args, task, catalog)
+    backend = _make_backend(args, task, catalog, mix)
     progress = None if args.no_progress else _ProgressBar(task, backend)
     first = chain_agents(task, agent=agent, mix=mix).first
     # The main agent's settings, as run_async's.
     config = resolve_config(task, agent=first, catalog=catalog, simulated=backend.simulated, **overrides)
 
     async def go() -> Any:
-        async with backend:
-            if args.target_success is not None:
-                overrides["k"] = await _choose_k(args, task, backend, config, (agent, mix, catalog))
-            # Overrides, not a finished config: each chain's own agent resolves its settings from them.
-            return await run_async(task, backend, journal=args.journal, progress=progress, agents=catalog, agent=agent,
-                                   mix=mix, max_steps=args.max_steps, depth=args.depth,
-                                   max_concurrency=args.max_concurrency, **overrides)
+        try:
+            async with backend:
+                if args.target_success is not None:
+                    overrides["k"] = await _choose_k(args, task, backend, config, (agent, mix, catalog))
+                # Overrides, not a finished config: each chain's own agent resolves its settings from them.
+                return await run_async(task, backend, journal=args.journal, progress=progress, agents=catalog,
+                                       agent=agent, mix=mix, max_steps=args.max_steps, depth=args.depth,
+                                       max_concurrency=args.max_concurrency, **overrides)
+        finally:  # closed before any message, so that the bar does not cut into it
+            if progress is not None:
+                progress.close()
 
     try:
         result = asyncio.run(go())
-    except (StepFailed, StepError, BackendError) as failure:
-        result = failure
-    finally:  # closed before any message, so that the bar does not cut into it
-        if progress is not None:
-            progress.close()
-    if isinstance(result, BackendError):
+    except BackendCodeError as exc:  # a rerun meets the same bug
         kept = "the journal keeps the decided steps" if args.journal is not None else "add --journal FILE to keep them"
-        if isinstance(result, BackendCodeError):  # a rerun meets the same bug
-            print(f"maker: error: {result}\nmaker: a bug in the backend's code: fix it, then rerun ({kept})", file=sys.stderr)
-            return EXIT_ERROR
-        where = "" if result.step is None or str(result).startswith(f"step {result.step}:") else f"step {result.step}: "
+        print(f"maker: error: {exc}\nmaker: a bug in the backend's code: fix it, then rerun ({kept})", file=sys.stderr)
+        return EXIT_ERROR
+    except BackendError as exc:
+        where = "" if exc.step is None or str(exc).startswith(f"step {exc.step}:") else f"step {exc.step}: "
         resume = ("rerun the same command to resume from the journal" if args.journal is not None else
                   "add --journal FILE to the command so that a rerun resumes where it stopped")
-        print(f"maker: backend failed: {where}{result}\nmaker: {resume}", file=sys.stderr)
+        print(f"maker: backend failed: {where}{exc}\nmaker: {resume}", file=sys.stderr)
         return EXIT_BACKEND
-    if isinstance(result, (StepFailed, StepError)):
-        print(f"maker: run failed: {result}", file=sys.stderr)
-        if args.json and result.statistics is not None:
+    except (StepFailed, StepError) as failure:
+        print(f"maker: run failed: {failure}", file=sys.stderr)
+        if args.json and failure.statistics is not None:
             print(json.dumps({"task": task.name, "params": task.describe()["params"], "backend": backend.name,
                               "simulated": backend.simulated, "solved": False, "k": overrides["k"] or config.k,
-                              "rule": config.rule, **result.statistics.to_json(), "error": str(result)}), file=out, flush=True)
+                              "rule": config.rule, **failure.statistics.to_json(), "error": str(failure)}),
+                  file=out, flush=True)
         return EXIT_UNSOLVED
     print(json.dumps(result.summary()) if args.json else _summary_table(result.summary()), file=out, flush=True)
     return 0 if result.solved else EXIT_UNSOLVED
@@ -405,17 +399,17 @@ def _agents(args: argparse.Namespace, task: Task) -> tuple[str | None, Any, Any]
     model, ``--model`` (the default entry), ``--agents FILE``, each ``--agent NAME=WHERE``, and with the hf
     backend each ``--mix`` entry not in the catalog, a model folder bound to itself (with openai, a served name)."""
     from maker.agents import AgentCatalog, task_catalog
+    from maker.mixing import AgentMix
 
     bare = [text for text in args.agent or [] if "=" not in text]
     if len(bare) > 1:
         raise ConfigError(f"--agent {bare[0]} and --agent {bare[1]}: give one agent for every chain, or --mix A,B")
-    mix = _parse_mix(args)
+    # A bad --mix list is a ConfigError that says why.
+    mix = None if args.mix is None else AgentMix.coerce(args.mix, "--mix", agreement=getattr(args, "mix_agreement", True))
     if mix is not None and bare:
         raise ConfigError(f"give --agent {bare[0]} or --mix {mix}, not both: a mix names every agent")
-    catalog = task_catalog(task)
-    if args.model is not None:
-        catalog = catalog.merged({None: args.model})
-    catalog = catalog.merged(AgentCatalog.coerce(args.agents, "--agents")).merged(
+    model = {} if args.model is None else {None: args.model}
+    catalog = task_catalog(task).merged(model).merged(AgentCatalog.coerce(args.agents, "--agents")).merged(
         AgentCatalog.coerce([text for text in args.agent or [] if "=" in text], "--agent"))
     if mix is not None:
         if args.backend == "hf" and args.model is not None:
@@ -429,7 +423,7 @@ def _given(args: argparse.Namespace, **names: str) -> dict[str, Any]:
     return {keyword: getattr(args, option) for keyword, option in names.items() if getattr(args, option) is not None}
 
 
-def _make_backend(args: argparse.Namespace, task: Task, catalog: Any) -> Backend:
+def _make_backend(args: argparse.Namespace, task: Task, catalog: Any, mix: Any) -> Backend:
     if args.backend is None:
         args.backend = "hf" if any(Path(where).is_dir() for where in catalog.values()) else "sim"
     if args.ray is not None and args.backend != "hf":
@@ -441,11 +435,10 @@ def _make_backend(args: argparse.Namespace, task: Task, catalog: Any) -> Backend
     if args.backend == "sim":
         from maker.backends.sim import SimulatedBackend
 
-        seed = {} if args.seed is None else {"seed": args.seed}
         try:
             return SimulatedBackend(task, error_rate=args.error_rate, malformed_rate=args.malformed_rate,
                                     too_long_rate=args.too_long_rate, hard_fraction=args.hard_fraction,
-                                    hard_error_rate=args.hard_error_rate, **seed)
+                                    hard_error_rate=args.hard_error_rate, **_given(args, seed="seed"))
         except ValidationError as exc:
             detail = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
             raise ConfigError(f"invalid simulated-backend settings: {detail}") from None
@@ -454,22 +447,18 @@ def _make_backend(args: argparse.Namespace, task: Task, catalog: Any) -> Backend
     retry = _given(args, max_attempts="max_attempts")
     if args.backend == "openai":
         from maker.backends.openai import OpenAIBackend
+        from maker.backends.pool import EndpointPool
 
         urls = [*(args.base_url or []), *(_pool_file(args.pool) if args.pool else [])]
         if twice := sorted({url for url in urls if urls.count(url) > 1}):
             raise ConfigError(f"server {twice[0]} is listed twice (--base-url and --pool): it would get twice the load")
-        mix = _parse_mix(args)
         model = args.model or (mix.first if mix is not None else None)
         if not urls or not model:
             raise ConfigError("--backend openai needs --base-url URL (or --pool FILE) and --model NAME (or --mix A,B)")
         served = {name: where for name, where in catalog.items() if name is not None}  # agent -> served model name
         servers = [OpenAIBackend(url, model, api=args.api, api_key_env=args.api_key_env, agents=served,
                                  **_given(args, timeout="timeout")) for url in urls]
-        if len(servers) > 1:
-            from maker.backends.pool import EndpointPool
-
-            return RetryingBackend(EndpointPool(servers), **retry)
-        return RetryingBackend(servers[0], **retry)
+        return RetryingBackend(EndpointPool(servers) if len(servers) > 1 else servers[0], **retry)
     if args.backend == "hf":
         from maker.backends.hf import HFBackend
 
@@ -481,26 +470,14 @@ def _make_backend(args: argparse.Namespace, task: Task, catalog: Any) -> Backend
             return HFBackend(table, **settings)
         if args.mix is not None:
             raise ConfigError("--mix with --ray is not supported yet: run the mix on one machine")
-        from functools import partial
-
         from maker.backends.ray_workers import ray_pool
 
         threads = settings.setdefault("num_threads", 1)
-        make = partial(HFBackend, table, **settings)
+        make = functools.partial(HFBackend, table, **settings)
         address = None if args.ray == "local" else args.ray
         return RetryingBackend(ray_pool(make, address=address, workers=args.ray_workers, cpus_per_worker=threads),
                                **retry)
     raise ConfigError(f"unknown backend {args.backend!r}: use sim, hf, openai or path/to/file.py:Class")
-
-
-def _parse_mix(args: argparse.Namespace) -> Any:
-    """``--mix A,B`` (and ``--mix-agreement``) as an ``AgentMix`` (None without it); a bad list is a
-    ConfigError that says why."""
-    if args.mix is None:
-        return None
-    from maker.mixing import AgentMix
-
-    return AgentMix.coerce(args.mix, "--mix", agreement=getattr(args, "mix_agreement", True))
 
 
 def _pool_file(path: Path) -> list[str]:
@@ -538,9 +515,9 @@ def _cmd_estimate(head: argparse.Namespace, argv: list[str]) -> int:
     from maker.estimate import estimate_async
 
     task_cls = _load_task(argv, "--backend ... --samples N")
-    args, task = _parse(task_cls, "estimate", {"estimate": _ESTIMATE, "backend": _BACKEND}, argv)
+    args, task = _parse(task_cls, "estimate", argv)
     agent, mix, catalog = _agents(args, task)
-    backend = _make_backend(args, task, catalog)
+    backend = _make_backend(args, task, catalog, mix)
 
     async def go() -> Any:
         async with backend:
@@ -563,30 +540,27 @@ def _cmd_train(head: argparse.Namespace, argv: list[str]) -> int:
     from maker.training.trainer import TrainSettings
 
     task_cls = _load_task(argv, "--out DIR [--from-journal J ...] [--method lora|full|scratch|sae-lora] [--budget-min M]")
-    args, task = _parse(task_cls, "train", {"": _TRAIN}, argv)
+    args, task = _parse(task_cls, "train", argv)
     if args.out is None:
         raise ConfigError("maker train needs --out DIR: the folder the microagent is written to")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
+        # --sae-source is passed with any method (TrainSettings refuses it without sae-lora); the rest only with it.
         source = None if args.sae_source is None else str(Path(args.sae_source).resolve())
-        sae = {"sae_source": source} if args.method != "sae-lora" and source else {} if args.method != "sae-lora" else {
-            "sae_source": source, "sae_layer": args.sae_layer, "sae_k": args.sae_k, "sae_features": args.sae_features,
-            "sae_objective": args.sae_objective}
+        sae = {"sae_layer": args.sae_layer, "sae_k": args.sae_k, "sae_features": args.sae_features,
+               "sae_objective": args.sae_objective} if args.method == "sae-lora" else {}
         settings = TrainSettings(method=args.method, budget_min=args.budget_min, batch_size=args.batch_size, lr=args.lr,
-                                 lora_rank=args.lora_rank, lora_alpha=2 * args.lora_rank, seed=args.seed, **sae)
+                                 lora_rank=args.lora_rank, lora_alpha=2 * args.lora_rank, seed=args.seed,
+                                 sae_source=source, **sae)
     except ValidationError as exc:
         detail = "; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid training settings: {detail}") from None
-    log = functools.partial(print, file=sys.stderr)
     record = train_microagent(task, args.out, settings=settings, base=args.base, journals=args.from_journal or (),
                               task_spec=resolved_spec(head.task), examples=args.examples, held_out=args.held_out,
                               temperature=args.temperature, eval_states=args.eval_states,
-                              progress=not args.no_progress, log=log)
-    if args.json:
-        print(json.dumps(record))
-    else:
-        print((args.out / "README.md").read_text())
+                              progress=not args.no_progress, log=functools.partial(print, file=sys.stderr))
+    print(json.dumps(record) if args.json else (args.out / "README.md").read_text())
     return 0
 
 
@@ -621,15 +595,13 @@ def _cmd_verify(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_plan(head: argparse.Namespace, argv: list[str]) -> int:
-    from maker.planner import plan_for
+    from maker.planner import draw_plan, plan_for
 
     task_cls = _load_task(argv, "[--depth D] [--picture FILE.png]")
-    args, task = _parse(task_cls, "plan", {"": _PLAN_COMMAND}, argv)
+    args, task = _parse(task_cls, "plan", argv)
     plan = plan_for(task, args.depth)
     described = {"task": task.name, "params": task.describe()["params"], "depth": args.depth, **plan.describe()}
     if args.picture is not None:
-        from maker.planner import draw_plan
-
         described["picture"] = str(draw_plan(plan, args.picture, title=f"{task.name} depth {args.depth}"))
     if args.json:
         print(json.dumps(described))
@@ -649,22 +621,20 @@ def _cmd_plan(head: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_check_task(head: argparse.Namespace, argv: list[str]) -> int:
-    from maker.checktask import Finding, check_task
+    from maker.checktask import CheckReport, Finding, check_task
 
     task_cls = _load_task(argv, "[--steps N] [--depth D]")
-    clashes = parameter_clashes(task_cls)
-    if clashes:  # the parameters could not even be parsed beside maker's options
-        from maker.checktask import CheckReport
-
+    if clashes := parameter_clashes(task_cls):  # the parameters could not even be parsed beside maker's options
         finding = Finding("parameter names", "fail", "; ".join(clashes),
                           "rename them in the task's Params (maker never renames a parameter for you)")
         report = CheckReport(task_cls.name, 0, [finding])
-        print(json.dumps(report.to_json()) if "--json" in argv else report.to_text())
-        return EXIT_UNSOLVED
-    args, task = _parse(task_cls, "check-task", {"": _CHECK_TASK}, argv)
-    report = check_task(task, steps=args.steps, depth=args.depth)
-    report.findings.insert(0, Finding("parameter names", "pass", "no task parameter is named like a maker option"))
-    print(json.dumps(report.to_json()) if args.json else report.to_text())
+        as_json = "--json" in argv
+    else:
+        args, task = _parse(task_cls, "check-task", argv)
+        report = check_task(task, steps=args.steps, depth=args.depth)
+        report.findings.insert(0, Finding("parameter names", "pass", "no task parameter is named like a maker option"))
+        as_json = args.json
+    print(json.dumps(report.to_json()) if as_json else report.to_text())
     return 0 if report.ok else EXIT_UNSOLVED
 
 
@@ -728,8 +698,7 @@ class _ProgressBar:
     def __call__(self, stats: Any) -> None:
         self._bar.update(stats.steps - self._done)
         self._done = stats.steps
-        postfix = f"samples/step={stats.samples_per_step:.2f} red={stats.red_flag_total}"
-        self._bar.set_postfix_str(postfix, refresh=False)
+        self._bar.set_postfix_str(f"samples/step={stats.samples_per_step:.2f} red={stats.red_flag_total}", refresh=False)
 
 
 if __name__ == "__main__":

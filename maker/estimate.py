@@ -326,8 +326,7 @@ def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: in
             if not first[0] and not second[0]:
                 collisions += 1
                 same += first[1] == second[1]
-        if len(good) >= 2 and not any(ok for ok, _ in good):
-            all_wrong += 1
+        all_wrong += len(good) >= 2 and not any(ok for ok, _ in good)
         wrong = [candidate for ok, candidate in good if not ok]
         same_wrong += len(wrong) > len(set(wrong))
     if drawn == 0:

@@ -24,12 +24,12 @@ never voting.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
 from maker.mixing import AgentMix
-from maker.scaling import collision_test, estimate_p, expected_samples, k_min
+from maker.scaling import collision_test, estimate_p, expected_collisions, expected_samples, k_min
 
 _PAIR_SAMPLES = 4  # a candidate's lock-in rate looks at the pairs among its cycle's first four samples
 
@@ -74,9 +74,6 @@ class AgentsReport:
     lock_in_rates: dict[str, float | None]  # candidate cycle -> its lock-in rate (None: not measurable)
     why: str
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
     def lines(self) -> list[str]:
         out = ["by agent:"]
         for a in self.agents:
@@ -105,24 +102,18 @@ def across_agents(results: list[list[tuple[str, Verdict]]], mix: AgentMix, steps
     """The report for per-state verdicts tagged with their agents (``(agent, verdict)``, in draw order)."""
     agents = mix.agents
     per_agent = {a: _agent(a, [[v for who, v in state if who == a] for state in results]) for a in agents}
-    same_rate: dict[tuple[str, str], float | None] = {}
-    for a in agents:
-        est = per_agent[a]
-        same_rate[(a, a)] = est.collisions_same / est.pairs if est.pairs else None
-    crosses = []
-    for a, b in combinations(agents, 2):
-        cross = _cross(a, b, results, per_agent[a].p, per_agent[b].p)
-        crosses.append(cross)
-        same_rate[(a, b)] = same_rate[(b, a)] = cross.collisions_same / cross.pairs if cross.pairs else None
-    all_wrong = 0
-    for state in results:
-        good = [v for _, v in state if isinstance(v, tuple)]
-        all_wrong += len(good) >= 2 and not any(ok for ok, _ in good)
+    crosses = [_cross(a, b, results, per_agent[a].p, per_agent[b].p) for a, b in combinations(agents, 2)]
+    # By the two agents that draw a pair of valid votes: the share of such pairs wrong in the same way.
+    same_rate = {(a, a): e.collisions_same / e.pairs if e.pairs else None for a, e in per_agent.items()}
+    for c in crosses:
+        same_rate[c.agents] = same_rate[c.agents[::-1]] = c.collisions_same / c.pairs if c.pairs else None
+    valid = [[v for _, v in state if isinstance(v, tuple)] for state in results]
+    all_wrong = sum(len(good) >= 2 and not any(ok for ok, _ in good) for good in valid)
     candidates = [AgentMix(cycle=(a,)) for a in agents]
     if len(agents) > 1:
         candidates.append(mix)
     rates = {str(c): _lock_in(c, same_rate) for c in candidates}
-    ps = {str(c): _share_p(c, per_agent) or 0.0 for c in candidates}
+    ps = {str(c): _share(c, per_agent, "p") or 0.0 for c in candidates}
     scored = [(rates[str(c)], -ps[str(c)], i, c) for i, c in enumerate(candidates)
               if rates[str(c)] is not None and ps[str(c)] > 0.5]
     if not scored:
@@ -132,7 +123,7 @@ def across_agents(results: list[list[tuple[str, Verdict]]], mix: AgentMix, steps
         return AgentsReport(tuple(per_agent.values()), tuple(crosses), all_wrong, None, None, None, rates, why)
     rate, _, _, best = min(scored)
     p = ps[str(best)]
-    v = _share(best, {a: per_agent[a].v for a in agents})
+    v = _share(best, per_agent, "v")
     k = k_min(p, steps, target)  # type: ignore[arg-type]
     why = (f"lowest lock-in rate ({rate:.2e}), at p {p:.6f}" if len(scored) > 1 else "the only candidate with p > 0.5")
     return AgentsReport(tuple(per_agent.values()), tuple(crosses), all_wrong, str(best), k,
@@ -152,30 +143,27 @@ def _agent(agent: str, states: list[list[Verdict]]) -> AgentEstimate:
         est = estimate_p(correct, valid)
         p, low, high = est.p, est.low, est.high
         if pairs:
-            expected = len(pairs) * (1 - p) ** 2
+            expected = expected_collisions(len(pairs), p)
             p_value = collision_test(len(both), len(pairs), p).p_value
     return AgentEstimate(agent, samples, valid, correct, p, low, high, valid / samples if samples else 0.0,
                          len(pairs), len(both), same, expected, p_value)
 
 
 def _cross(a: str, b: str, results: list[list[tuple[str, Verdict]]], pa: float | None, pb: float | None) -> CrossEstimate:
-    pairs = both = same = 0
+    pairs = []  # of the states with a valid sample of each: the first valid sample of a and of b
     for state in results:
-        first_a = next((v for who, v in state if who == a and isinstance(v, tuple)), None)
-        first_b = next((v for who, v in state if who == b and isinstance(v, tuple)), None)
-        if first_a is None or first_b is None:
-            continue
-        pairs += 1
-        if not first_a[0] and not first_b[0]:
-            both += 1
-            same += first_a[1] == first_b[1]
+        first = [next((v for who, v in state if who == x and isinstance(v, tuple)), None) for x in (a, b)]
+        if None not in first:
+            pairs.append(first)
+    both = [(x, y) for x, y in pairs if not x[0] and not y[0]]
+    same = sum(x[1] == y[1] for x, y in both)
     expected = p_value = None
     if pairs and pa is not None and pb is not None:
         miss = (1 - pa) * (1 - pb)
-        expected = pairs * miss
+        expected = len(pairs) * miss
         # The test takes one p: the one whose square miss equals the two agents' joint miss.
-        p_value = collision_test(both, pairs, 1 - math.sqrt(miss)).p_value
-    return CrossEstimate((a, b), pairs, both, same, expected, p_value)
+        p_value = collision_test(len(both), len(pairs), 1 - math.sqrt(miss)).p_value
+    return CrossEstimate((a, b), len(pairs), len(both), same, expected, p_value)
 
 
 def _per_state_for_pairs(mix: AgentMix) -> int:
@@ -193,10 +181,7 @@ def _lock_in(candidate: AgentMix, same_rate: dict[tuple[str, str], float | None]
     return None if any(r is None for r in rates) else sum(rates) / len(rates)  # type: ignore[arg-type, misc]
 
 
-def _share(candidate: AgentMix, values: dict[str, float]) -> float:
-    return sum(values[a] for a in candidate.cycle) / len(candidate.cycle)
-
-
-def _share_p(candidate: AgentMix, per_agent: dict[str, AgentEstimate]) -> float | None:
-    ps = [per_agent[a].p for a in candidate.cycle]
-    return None if any(p is None for p in ps) else sum(ps) / len(ps)  # type: ignore[arg-type, misc]
+def _share(candidate: AgentMix, per_agent: dict[str, AgentEstimate], field: str) -> float | None:
+    """The agents' ``field``, each weighted by its share of the candidate's cycle; None if one is unknown."""
+    values = [getattr(per_agent[a], field) for a in candidate.cycle]
+    return None if None in values else sum(values) / len(values)

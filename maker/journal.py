@@ -103,20 +103,16 @@ class JournalWriter(Observer):
         self.path = Path(path)
         self.fsync_every = fsync_every
         self._last_sync = time.monotonic()
-        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
         try:
-            self._fd = os.open(self.path, flags, 0o644)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
         except OSError as exc:
             raise JournalError(f"cannot open journal {str(self.path)!r}: {exc.strerror or exc}") from None
         if resume_from is None:
             os.ftruncate(self._fd, 0)
-            self._write_line(json.dumps({"maker_journal": FORMAT_VERSION, **header}, sort_keys=True))
+            self._write(json.dumps({"maker_journal": FORMAT_VERSION, **header}, sort_keys=True).encode() + b"\n")
         else:
             os.ftruncate(self._fd, resume_from.valid_bytes)  # cut a torn tail
             os.lseek(self._fd, resume_from.valid_bytes, os.SEEK_SET)
-
-    def _write_line(self, line: str) -> None:
-        self._write((line + "\n").encode())
 
     def _write(self, data: bytes) -> None:
         # One write() per record: once it returns, the record survives the process being killed.
@@ -146,7 +142,7 @@ class JournalWriter(Observer):
 
     def reset(self, chain: int | None, reason: str) -> None:
         """Mark a chain's records void: it is being redone from its start."""
-        self._write_line(json.dumps({"chain": chain, "reset": reason}))
+        self._write(json.dumps({"chain": chain, "reset": reason}).encode() + b"\n")
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -35,10 +35,8 @@ def load_task_class(spec: str) -> type[Task]:
     registry = registered_tasks()
     target = registry.get(spec, spec)
     if ":" not in target:
-        raise TaskError(
-            f"unknown task {spec!r}: use a registered name ({', '.join(sorted(registry))}), "
-            "'package.module:Class' or 'path/to/file.py:Class'"
-        )
+        raise TaskError(f"unknown task {spec!r}: use a registered name ({', '.join(sorted(registry))}), "
+                        "'package.module:Class' or 'path/to/file.py:Class'")
     cls = load_attribute(target, "task")
     if not isinstance(cls, type):
         raise TaskError(f"{spec!r} is not a class")

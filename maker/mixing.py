@@ -27,6 +27,7 @@ None, the backend's default microagent. Which mix serves a chain is decided once
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import cached_property
 
@@ -123,10 +124,7 @@ class AgentMix(BaseModel):
         if drawn == 0 and config.first_temperature != config.temperature:
             requests.append(SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, self.cycle[0], draft))
             start += 1
-        counts: dict[str | None, int] = {}
-        for sample in range(start, end):
-            agent = self.agent_for(sample)
-            counts[agent] = counts.get(agent, 0) + 1
+        counts = Counter(self.agent_for(sample) for sample in range(start, end))  # agents in the order they first draw
         place = {agent: i for i, agent in enumerate(self.agents)}
         for agent, n in counts.items():
             agent_seed = seed + 1 + rounds * len(place) + place[agent]

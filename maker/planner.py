@@ -147,19 +147,15 @@ def draw_plan(plan: Plan, path: str | Path, *, title: str = "plan") -> Path:
     return Path(path)
 
 
-def single_chain(task: Task) -> Plan:
-    """The paper's plan: one chain from the initial state until the task is done."""
-    plan = Plan()
-    plan.add(Subtask("main", start=task.initial_state(), steps=task.total_steps()))
-    return plan
-
-
 def plan_for(task: Task, depth: int) -> Plan:
-    """The task's own plan at ``depth`` (``Task.plan``), or the single chain at depth 0."""
+    """The task's own plan at ``depth`` (``Task.plan``), or at depth 0 the paper's plan: one chain
+    from the initial state until the task is done."""
     if depth < 0:
         raise TaskError(f"depth must be >= 0, got {depth}")
     if depth == 0:
-        return single_chain(task)
+        plan = Plan()
+        plan.add(Subtask("main", start=task.initial_state(), steps=task.total_steps()))
+        return plan
     if not task.has_plan:
         raise TaskError(f"task {task.name!r} has no planner (a plan(depth) method); use depth 0")
     try:

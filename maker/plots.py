@@ -26,13 +26,13 @@ DEFAULT_S_RANGE = (10, 10**8)
 PAPER_STEPS = 2**20 - 1  # the paper's 20-disk run, marked on the k_min plot
 
 
-def _figure(width: float = 6.4, height: float = 4.4) -> tuple[Any, Any]:
+def _figure() -> tuple[Any, Any]:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
         raise MakerError("plots need matplotlib: pip install 'maker-engine[plots]'") from None
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(6.4, 4.4), layout="constrained")
     FigureCanvasAgg(figure)  # attaches itself: figure.savefig then renders with Agg
     return figure, figure.add_subplot()
 

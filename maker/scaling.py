@@ -38,7 +38,7 @@ import math
 import random
 import sys
 from dataclasses import dataclass
-from statistics import NormalDist
+from statistics import NormalDist, fmean, stdev
 from typing import NamedTuple
 
 from maker.errors import ConfigError
@@ -313,15 +313,10 @@ def monte_carlo(p: float, k: int, trials: int, seed: int = 0, rule: Rule = "ahea
     """
     trials = _count(trials, "trials", low=2)
     rng = random.Random(seed)
-    wins = total = total_sq = 0
-    for _ in range(trials):
-        right, votes = simulate_race(p, k, rng, rule)
-        wins += right
-        total += votes
-        total_sq += votes * votes
-    share, mean = wins / trials, total / trials
-    variance = max(0.0, (total_sq - trials * mean * mean) / (trials - 1))
-    return MonteCarlo(share, math.sqrt(share * (1 - share) / trials), mean, math.sqrt(variance / trials))
+    races = [simulate_race(p, k, rng, rule) for _ in range(trials)]
+    share = sum(right for right, _ in races) / trials
+    votes = [n for _, n in races]
+    return MonteCarlo(share, math.sqrt(share * (1 - share) / trials), fmean(votes), stdev(votes) / math.sqrt(trials))
 
 
 # --- estimating p and checking independence ---------------------------------------------------

@@ -136,8 +136,7 @@ class StatisticsRecorder(Observer):
     def __init__(self, *, oracle: bool, check: bool, verify: bool = True, checks: bool = False) -> None:
         self.oracle, self.check, self._checks = oracle and verify, check, checks
         self._tallies: defaultdict[ChainInfo, _Tally] = defaultdict(_Tally)  # attempts under way
-        self._settled = RunStatistics(errors=0 if self.oracle else None, rule_violations=0 if check else None,
-                                      caught_errors=0 if self.oracle else None, oracle_faults=0 if self.oracle else None)
+        self._settled = _Tally().freeze(self.oracle, check)  # nothing settled yet: its counters start at 0 or None
         self._warned = False  # about a broken oracle: once a run
         self.started = time.perf_counter()
 

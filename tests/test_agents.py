@@ -24,8 +24,8 @@ def test_a_catalog_comes_from_a_dict_bindings_or_a_file(tmp_path):
     assert dict(AgentCatalog.coerce({"a": "x", None: "d"})) == {"a": "x", None: "d"}
     assert dict(AgentCatalog.coerce(["a=x", " b = y "])) == {"a": "x", "b": "y"}
     (tmp_path / "agents.txt").write_text("# our agents\na=x\n\nb=y\n")
-    (tmp_path / "agents.json").write_text('{"a": "x", "b": "y"}')
-    assert dict(AgentCatalog.coerce(tmp_path / "agents.txt")) == dict(AgentCatalog.coerce(str(tmp_path / "agents.json")))
+    assert dict(AgentCatalog.coerce(tmp_path / "agents.txt")) == dict(AgentCatalog.coerce(str(tmp_path / "agents.txt")))
+    assert dict(AgentCatalog.coerce(tmp_path / "agents.txt")) == {"a": "x", "b": "y"}
     with pytest.raises(ConfigError, match=r"agents.txt:1: 'oops' is not NAME=WHERE"):
         (tmp_path / "agents.txt").write_text("oops\n")
         AgentCatalog.coerce(tmp_path / "agents.txt")

@@ -274,18 +274,20 @@ class HFBackend(Backend):
     def _run_batch(self, requests: list[SampleRequest]) -> list[list[Sample] | BackendError]:
         started = time.perf_counter()
         with torch.inference_mode():
-            results, passes, tokens = self._decode(self.serving(requests[0].agent), requests)
-        self._stats.update(batches=1, requests=len(requests), sequences=sum(r.n for r in requests), prefills=passes[1],
-                           forward_passes=passes[0], tokens=tokens, busy_s=time.perf_counter() - started)
+            results = self._decode(self.serving(requests[0].agent), requests)
+        self._stats.update(batches=1, requests=len(requests), sequences=sum(r.n for r in requests),
+                           busy_s=time.perf_counter() - started)
         return results
 
-    def _decode(self, agent: Microagent, requests: list[SampleRequest]) -> tuple[list[list[Sample] | BackendError], tuple[int, int], int]:
+    def _decode(self, agent: Microagent, requests: list[SampleRequest]) -> list[list[Sample] | BackendError]:
+        """Each request's samples (or why it cannot be served); counts prefills, forward passes and tokens."""
         results: list[list[Sample] | BackendError] = [[] for _ in requests]
         prompt_index = {p: k for k, p in enumerate(dict.fromkeys(r.prompt for r in requests))}
         codec = agent.codec
         encoded = codec.encode_batch(list(prompt_index))
         limit = agent.decoder.max_positions
         prompts: list[list[int]] = []
+        prompt_texts: list[str] = []  # the text of each of `prompts`, for the drafter
         used: dict[int, int] = {}  # prompt index -> index among the prompts actually decoded
         groups: list[tuple[int, Group]] = []  # (request index, group)
         for i, r in enumerate(requests):
@@ -301,25 +303,23 @@ class HFBackend(Backend):
                 k = used.setdefault(prompt_index[r.prompt], len(prompts))
                 if k == len(prompts):
                     prompts.append(ids)
+                    prompt_texts.append(r.prompt)
                 seed = r.seed if r.temperature > 0 else None
                 gen = None if seed is None else torch.Generator(self.device).manual_seed(seed)
                 groups.append((i, Group(k, r.n, r.temperature, room, gen, r.draft)))
         if not groups:
-            return results, (0, 0), 0
+            return results
         hit_stop = None if not self.stop else lambda ids: self._hit_stop(codec, ids)
         drafter = None
         if self.draft:
-            texts = [""] * len(prompts)
-            for text, k in prompt_index.items():
-                if k in used:
-                    texts[used[k]] = text
             # The memory is per microagent: another model's replies would be poor drafts.
             memory = self._replies.setdefault(id(agent), ReplyMemory())
-            drafter = Drafter(prompts, texts, codec, memory, self.draft, agent.vocab_size)
+            drafter = Drafter(prompts, prompt_texts, codec, memory, self.draft, agent.vocab_size)
         out, finish, passes = decode(
             agent.decoder, prompts, [g for _, g in groups], eos=agent.eos, generator=self._generator,
             hit_stop=hit_stop, aborted=self._abort.is_set, drafter=drafter,
         )
+        self._stats.update(prefills=len(prompts), forward_passes=passes, tokens=sum(map(len, out)))
         if drafter is not None:
             self._stats.update(drafter.stats)
         distinct = list(dict.fromkeys(map(tuple, out)))  # a step's samples mostly agree: decode each reply once
@@ -329,7 +329,7 @@ class HFBackend(Backend):
         for i, g in groups:
             results[i] = [Sample(self._cut(texts[j]), len(out[j]), finish[j]) for j in range(row, row + g.n)]  # type: ignore[arg-type]
             row += g.n
-        return results, (passes, len(prompts)), sum(map(len, out))
+        return results
 
     def _hit_stop(self, codec: Codec, ids: list[int]) -> bool:
         tail = codec.decode(ids[-self._stop_window :])

@@ -106,8 +106,7 @@ class OpenAIBackend(Backend):
     async def sample(self, request: SampleRequest) -> list[Sample]:
         if request.temperature == 0.0 and request.n > 1:
             # Greedy decoding gives one answer; vLLM refuses n > 1 at temperature 0, so ask once.
-            greedy = SampleRequest(request.prompt, 1, 0.0, request.max_tokens, request.seed, request.agent)
-            return (await self.sample(greedy)) * request.n
+            return (await self.sample(request._replace(n=1))) * request.n
         size = request.n if self.max_n is None else self.max_n
         chunks = [min(size, request.n - start) for start in range(0, request.n, size)]
         samples = await self._exchange_all(request, chunks)

@@ -66,15 +66,11 @@ class RayWorker(Backend):
             answers = await self.actor.sample_calls.remote([requests for requests, _ in calls])
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
             error = BackendConnectionError(f"{self.label}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-            for _, future in calls:
-                if not future.done():
-                    future.set_exception(error)
-            return
-        except BaseException as exc:  # anything else (the backend's own error, cancellation): each caller hears it
-            for _, future in calls:
-                if not future.done():
-                    future.set_exception(exc if isinstance(exc, Exception) else BackendConnectionError(f"{self.label}: {exc!r}"))
-            return
+            answers = [error] * len(calls)
+        except Exception as exc:  # anything else (the backend's own error): each caller hears it
+            answers = [exc] * len(calls)
+        except BaseException as exc:  # cancellation: each caller hears it as a lost connection
+            answers = [BackendConnectionError(f"{self.label}: {exc!r}")] * len(calls)
         for (_, future), answer in zip(calls, answers, strict=True):
             if future.done():
                 continue

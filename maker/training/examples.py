@@ -37,10 +37,7 @@ class Example:
 
 def oracle_examples(task: Task, rng: random.Random, count: int) -> list[Example]:
     """``count`` examples from the task's training states and its oracle."""
-    examples = []
-    for state in task.training_states(rng, count):
-        examples.append(Example(task.prompt(state), task.format_reply(state, task.oracle(state))))
-    return examples
+    return [Example(task.prompt(s), task.format_reply(s, task.oracle(s))) for s in task.training_states(rng, count)]
 
 
 def journal_examples(task_spec: str | None, paths: Sequence[str | os.PathLike[str]]) -> list[Example]:
@@ -48,16 +45,13 @@ def journal_examples(task_spec: str | None, paths: Sequence[str | os.PathLike[st
     its examples are collected in the same pass. The task is rebuilt from each journal's header (or
     ``task_spec``), so journals of different instances mix."""
     examples: list[Example] = []
-    for path in paths:
-        found: list[Example] = []
 
-        def keep(sub: Subtask, chain_task: Task, record: dict[str, Any], state: Any, candidate: Any,
-                 found: list[Example] = found) -> None:
-            found.append(Example(chain_task.prompt(state), chain_task.format_reply(state, candidate)))
+    def keep(sub: Subtask, chain_task: Task, record: dict[str, Any], state: Any, candidate: Any) -> None:
+        examples.append(Example(chain_task.prompt(state), chain_task.format_reply(state, candidate)))
 
+    for path in paths:  # a journal that does not verify stops it all, so what it added is never returned
         report = verify_journal(path, task_spec, visit=keep)
         if not report["valid"]:
             raise ConfigError(f"journal {str(path)!r} does not verify (maker verify {path}): only the steps of a "
                               f"complete, rule-abiding run make training data; its report: {report}")
-        examples += found
     return examples

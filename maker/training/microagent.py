@@ -24,7 +24,7 @@ from typing import Any
 
 from maker.errors import ConfigError
 from maker.task import Task, trajectory_sample
-from maker.training.examples import Example, journal_examples
+from maker.training.examples import Example, journal_examples, oracle_examples
 from maker.training.trainer import Trainer, TrainSettings, pool_source, write_json
 
 __all__ = ["DEFAULT_BASE", "train_microagent"]
@@ -32,21 +32,18 @@ __all__ = ["DEFAULT_BASE", "train_microagent"]
 DEFAULT_BASE = Path(__file__).resolve().parent.parent.parent / "models" / "base" / "model"
 
 
-def _oracle_data(task: Task, examples: int, held_out: int, seed: int) -> tuple[list[Example], list[Any], bool]:
-    """Training examples, held-out states and whether those states are really unseen: states whose
+def _oracle_data(task: Task, examples: int, held_out: int, seed: int) -> tuple[list[Example], list[Example], bool]:
+    """Training examples, held-out examples and whether those are really unseen: held-out states whose
     prompt is among the training examples' are dropped, unless that leaves too few (a task with a
     small state space, whose every state is trained on)."""
-    rng = random.Random(seed)
-    states = task.training_states(rng, examples)
-    train = [Example(task.prompt(s), task.format_reply(s, task.oracle(s))) for s in states]
+    train = oracle_examples(task, random.Random(seed), examples)
     seen = {e.prompt for e in train}
-    candidates = task.training_states(random.Random(seed + 1), held_out)
-    unseen = [s for s in candidates if task.prompt(s) not in seen]
+    unseen = [e for e in oracle_examples(task, random.Random(seed + 1), held_out) if e.prompt not in seen]
     if len(unseen) >= held_out // 2:
         return train, unseen, True
     # Nothing can be held out: measure on every distinct state the training examples hold (up to
     # held_out of them), so that no state the run can meet goes unchecked.
-    distinct = list({task.prompt(s): s for s in states}.values())
+    distinct = list({e.prompt: e for e in train}.values())
     return train, random.Random(seed + 1).sample(distinct, min(held_out, len(distinct))), False
 
 
@@ -104,8 +101,7 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
     else:
         if not task.has_oracle:
             raise ConfigError(f"task {task.name!r} has no oracle: train it from verified journals (--from-journal)")
-        train, held_states, unseen = _oracle_data(task, examples, held_out, settings.seed)
-        held = [Example(task.prompt(s), task.format_reply(s, task.oracle(s))) for s in held_states]
+        train, held, unseen = _oracle_data(task, examples, held_out, settings.seed)
         source = {"from": "oracle", "training_states": "the task's own" if type(task).training_states is not Task.training_states
                   else "default: random states along this instance's oracle trajectory"}
     if not train or not held:
@@ -118,9 +114,13 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
                               "params": task.describe()["params"], "agent": task.agent,
                               "method": settings.method, "base": os.path.relpath(base_folder.resolve(), out.resolve()), "data": source,
                               "settings": settings.model_dump(mode="json"), "temperature": temperature}
+    manifest: dict[str, Any] = {"agent": task.agent, "task": task.name, "method": settings.method,
+                                "defaults": {"temperature": temperature}}
+    if settings.adapter:  # a whole model folder is served as it is; an adapter needs its base
+        manifest["base"] = record["base"]
 
     def on_save(summary: dict[str, Any]) -> None:
-        _write_manifest(out, task, settings, base_folder, temperature)
+        write_json(out / "maker.json", manifest)
         write_json(out / "training.json", {**record, "training": summary})
 
     trainer = Trainer(base_folder, out, pool_source(train), held, settings, on_save=on_save, log=log)
@@ -134,14 +134,6 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
     write_json(out / "training.json", record)
     write_card(out, record)
     return record
-
-
-def _write_manifest(out: Path, task: Task, settings: TrainSettings, base: Path, temperature: float) -> None:
-    manifest: dict[str, Any] = {"agent": task.agent, "task": task.name, "method": settings.method,
-                                "defaults": {"temperature": temperature}}
-    if settings.adapter:
-        manifest["base"] = os.path.relpath(base.resolve(), out.resolve())
-    write_json(out / "maker.json", manifest)
 
 
 def evaluate(task: Task, folder: Path, states: Sequence[Any], temperature: float, per_state: int = 2) -> dict[str, Any]:

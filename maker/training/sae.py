@@ -130,7 +130,7 @@ def train_sae(activations: torch.Tensor, features: int, k: int, seconds: float, 
         steps += 1
     sae.requires_grad_(False)
     with torch.no_grad():
-        sample = activations[: min(len(activations), 65536)]
+        sample = activations[:65536]
         codes = sae.encode(sample)
         unexplained = ((sae(sample) - sample).pow(2).sum(-1).mean() / variance).item()
         dead = int((codes.abs().sum(0) == 0).sum())

@@ -183,11 +183,6 @@ class Trainer:
         with peft_quietly():
             return get_peft_model(model, config)
 
-    @property
-    def max_positions(self) -> int:
-        config = self.model.config
-        return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 256)
-
     # --- data ---------------------------------------------------------------------------------
     def encode(self, examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(input ids, attention mask, labels): prompt + reply + EOS, right-padded; labels only on the reply."""
@@ -196,8 +191,10 @@ class Trainer:
         replies = tok([e.reply for e in examples], add_special_tokens=False)["input_ids"]
         rows = [(p, [*r, tok.eos_token_id]) for p, r in zip(prompts, replies, strict=True)]
         longest = max(len(p) + len(r) for p, r in rows)
-        if longest > self.max_positions:
-            raise ConfigError(f"an example has {longest} tokens; the model takes at most {self.max_positions} positions")
+        config = self.model.config
+        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 256)
+        if longest > limit:
+            raise ConfigError(f"an example has {longest} tokens; the model takes at most {limit} positions")
         ids = torch.full((len(rows), longest), tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
         mask = torch.zeros((len(rows), longest), dtype=torch.long)
         labels = torch.full((len(rows), longest), -100)
@@ -243,8 +240,7 @@ class Trainer:
         wrong, loss_sum, tokens = 0, 0.0, 0
         try:
             for start in range(0, len(examples), batch):
-                chunk = examples[start:start + batch]
-                loss, right, counted = self._forward(chunk)
+                loss, right, counted = self._forward(examples[start:start + batch])
                 wrong += int((~right).sum())
                 loss_sum, tokens = loss_sum + loss.item() * counted, tokens + counted
         finally:
@@ -284,43 +280,40 @@ class Trainer:
         budget = s.budget_min * 60
         self.model.train()
         last_eval = last_checkpoint = self.elapsed
-        bar = tqdm(total=round(budget), initial=round(min(self.elapsed, budget)), unit="s", disable=not progress,
-                   desc=f"maker train ({s.method})", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}")
         try:
-            while self.elapsed < budget and (s.max_steps is None or self.step < s.max_steps):
-                began = time.perf_counter()
-                for group in self.optimizer.param_groups:
-                    group["lr"] = self.lr_at()
-                batch = self._batch()
-                loss, right, _ = self._forward(batch)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
-                self.optimizer.step()
-                self.replay.extend(e for e, ok in zip(batch, right.tolist(), strict=True) if not ok)
-                del self.replay[:max(0, len(self.replay) - s.replay_capacity)]
-                self.step += 1
-                self.examples_seen += len(batch)
-                spent = time.perf_counter() - began
-                self.elapsed += spent
-                bar.update(min(self.elapsed, budget) - bar.n)
-                if self.step % 20 == 0:
-                    bar.set_postfix_str(f"loss {loss.item():.4f} replay {len(self.replay)}"
-                                        + (f" held-out errors {self.best_errors}" if self.best_errors is not None else ""))
-                if self.elapsed - last_eval >= s.eval_every_s:
-                    self._evaluate()
-                    last_eval = self.elapsed
-                if self.elapsed - last_checkpoint >= s.checkpoint_every_s:
-                    self._checkpoint()
-                    last_checkpoint = self.elapsed
+            with tqdm(total=round(budget), initial=round(min(self.elapsed, budget)), unit="s", disable=not progress,
+                      desc=f"maker train ({s.method})", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s {postfix}") as bar:
+                while self.elapsed < budget and (s.max_steps is None or self.step < s.max_steps):
+                    began = time.perf_counter()
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = self.lr_at()
+                    batch = self._batch()
+                    loss, right, _ = self._forward(batch)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
+                    self.optimizer.step()
+                    self.replay.extend(e for e, ok in zip(batch, right.tolist(), strict=True) if not ok)
+                    del self.replay[:max(0, len(self.replay) - s.replay_capacity)]
+                    self.step += 1
+                    self.examples_seen += len(batch)
+                    self.elapsed += time.perf_counter() - began
+                    bar.update(min(self.elapsed, budget) - bar.n)
+                    if self.step % 20 == 0:
+                        held = "" if self.best_errors is None else f" held-out errors {self.best_errors}"
+                        bar.set_postfix_str(f"loss {loss.item():.4f} replay {len(self.replay)}{held}")
+                    if self.elapsed - last_eval >= s.eval_every_s:
+                        self._evaluate()
+                        last_eval = self.elapsed
+                    if self.elapsed - last_checkpoint >= s.checkpoint_every_s:
+                        self._checkpoint()
+                        last_checkpoint = self.elapsed
             self._evaluate()
         except KeyboardInterrupt:
             self._checkpoint()
-            bar.close()
             self.log(f"maker train: interrupted at {self.elapsed / 60:.1f} of {s.budget_min:g} min; run the same "
                      "command again to resume")
             raise
-        bar.close()
         self._checkpoint()
         return self.summary()
 
@@ -333,9 +326,11 @@ class Trainer:
             raise ConfigError(f"--sae-layer must be in 0..{block_count(self.model) - 1} for this base, got {s.sae_layer}")
         fit_for = {"source": s.sae_source, "layer": s.sae_layer, "features": s.sae_features, "k": s.sae_k}
         loaded = load_sae(self.out)
-        if loaded is not None and {key: loaded[2].get(key) for key in fit_for} != fit_for:
-            raise ConfigError(f"{str(self.out)!r} holds an SAE fit with other settings ({loaded[2]}): give another --out")
-        if loaded is None:
+        if loaded is not None:
+            sae, _, numbers = loaded
+            if {key: numbers.get(key) for key in fit_for} != fit_for:
+                raise ConfigError(f"{str(self.out)!r} holds an SAE fit with other settings ({numbers}): give another --out")
+        else:
             began = time.perf_counter()
             source = _load_source(Path(s.sae_source))  # type: ignore[arg-type]
             if source.get_input_embeddings().num_embeddings != self.model.get_input_embeddings().num_embeddings:
@@ -355,12 +350,9 @@ class Trainer:
             self.elapsed += time.perf_counter() - began  # the SAE's time is part of the budget
             self.log(f"maker train: SAE on layer {s.sae_layer} of {s.sae_source}: {numbers['tokens']:,} tokens, "
                      f"{numbers['fraction_unexplained']:.4f} of the variance unexplained, {numbers['dead_features']} dead features")
-        else:
-            sae, _, numbers = loaded
+            self._checkpoint()  # the fit's minutes are spent: a resume must not lose them
         self.sae_numbers = numbers
         self.sae = SAEInsert(self.model, s.sae_layer, sae)
-        if loaded is None:
-            self._checkpoint()  # the fit's minutes are spent: a resume must not lose them
 
     def summary(self) -> dict[str, Any]:
         sae = {"sae": self.sae_numbers} if self.sae_numbers else {}
@@ -393,18 +385,15 @@ class Trainer:
             self.on_save(self.summary())
 
     # --- resume -------------------------------------------------------------------------------
-    def _trained_state(self) -> dict[str, torch.Tensor]:
-        return {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
-
     def _checkpoint(self) -> None:
         path = self.out / CHECKPOINT
         tmp = path.with_suffix(".tmp")
-        torch.save({"weights": self._trained_state(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+        weights = {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
+        torch.save({"weights": weights, "optimizer": self.optimizer.state_dict(), "step": self.step,
                     "elapsed": self.elapsed, "examples_seen": self.examples_seen, "best_errors": self.best_errors,
-                    "best_loss": self.best_loss,
-                    "history": self.history, "replay": [(e.prompt, e.reply) for e in self.replay],
-                    "rng": self.rng.getstate(), "torch_rng": torch.get_rng_state(),
-                    "settings": self.settings.model_dump(mode="json")}, tmp)
+                    "best_loss": self.best_loss, "history": self.history,
+                    "replay": [(e.prompt, e.reply) for e in self.replay], "rng": self.rng.getstate(),
+                    "torch_rng": torch.get_rng_state(), "settings": self.settings.model_dump(mode="json")}, tmp)
         tmp.replace(path)  # a crash mid-write leaves the previous checkpoint whole
 
     def _resume(self) -> None:
@@ -418,10 +407,9 @@ class Trainer:
         if changed:
             raise ConfigError(f"{str(path)!r} was trained with other {', '.join(changed)}: give another --out, or delete "
                               "the checkpoint to start over")
-        params = dict(self.model.named_parameters())
-        with torch.no_grad():
-            for name, value in saved["weights"].items():
-                params[name].copy_(value)
+        # Only the trained weights are saved (missing keys are expected); a weight this model lacks is a foreign checkpoint.
+        if foreign := self.model.load_state_dict(saved["weights"], strict=False).unexpected_keys:
+            raise ConfigError(f"{str(path)!r} holds weights this model does not have ({foreign[0]}, ...): give another --out")
         self.optimizer.load_state_dict(saved["optimizer"])
         self.step, self.elapsed, self.examples_seen = saved["step"], saved["elapsed"], saved["examples_seen"]
         self.best_errors, self.best_loss, self.history = saved["best_errors"], saved["best_loss"], saved["history"]
