@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from maker.errors import short_repr
+from maker.errors import StepError, short_repr
 from maker.planner import plan_for
 from maker.redflag import RedFlag, rule_violation
 from maker.scheduler import DEFAULT_STEP_CAP
@@ -224,8 +224,8 @@ def _reply_problem(task: Task, state: Any, candidate: Any) -> str | None:
 def _check_problem(task: Task, state: Any, candidate: Any) -> str | None:
     try:
         broken = rule_violation(task, state, candidate)
-    except Exception as exc:  # rule_violation lets all but RedFlag through
-        return f"check raised {_error(exc)} (it must raise maker.RedFlag to reject a candidate)"
+    except StepError as exc:  # rule_violation: the check raised something other than RedFlag
+        return f"check raised {_error(exc.__cause__ or exc)} (it must raise maker.RedFlag to reject a candidate)"
     return None if broken is None else f"the oracle's answer {short_repr(candidate)} breaks check: {broken.detail or broken.reason.value}"
 
 

@@ -6,12 +6,17 @@ step: ``{"step": i, "candidate": ..., "votes": [winner, others...], "samples": n
 ``write`` before the next step starts, so a killed process loses nothing it decided. A torn last
 line (the process died mid-write) is detected on reading and cut off.
 
+One run writes a journal at a time: the writer holds an exclusive OS lock on it (``flock``, released
+when the process ends, however it ends), and a second run on the same journal stops at once with a
+``JournalError`` before it reads or changes anything. Readers (``maker verify``) need no lock.
+
 Secrets never reach it: the header holds ``Backend.describe()``, which lists no keys.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import time
@@ -98,15 +103,12 @@ class JournalWriter(Observer):
     (0: after every record, which costs milliseconds per step) and when it closes.
     """
 
-    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], *,
+    def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], *, fd: int | None = None,
                  resume_from: JournalContents | None = None, fsync_every: float = 1.0) -> None:
         self.path = Path(path)
         self.fsync_every = fsync_every
         self._last_sync = time.monotonic()
-        try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
-        except OSError as exc:
-            raise JournalError(f"cannot open journal {str(self.path)!r}: {exc.strerror or exc}") from None
+        self._fd = locked(self.path) if fd is None else fd  # open_journal locks before it reads
         if resume_from is None:
             os.ftruncate(self._fd, 0)
             self._write(json.dumps({"maker_journal": FORMAT_VERSION, **header}, sort_keys=True).encode() + b"\n")
@@ -165,14 +167,36 @@ def records_by_chain(contents: JournalContents) -> Records:
     return grouped
 
 
+def locked(path: Path) -> int:
+    """The journal at ``path`` opened for writing (made if missing) and locked for this process alone. A journal
+    another process holds is a ``JournalError`` at once, with nothing read or written: two writers would
+    interleave their records."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    except OSError as exc:
+        raise JournalError(f"cannot open journal {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise JournalError(f"journal {str(path)!r} is being written by another run: wait for it to end (or stop it), "
+                           "then rerun this command to resume; two runs on one journal would corrupt it") from None
+    return fd
+
+
 def open_journal(path: str | os.PathLike[str] | None, header: dict[str, Any],
                  stop: Callable[[], int] = lambda: 0) -> tuple[JournalWriter | None, JournalContents | None]:
-    """The writer for a run, and what it resumes from. An existing journal is resumed only if it
-    was written by the same task and settings (``check_compatible``)."""
+    """The writer for a run, and what it resumes from. The journal is locked first (``locked``); an existing
+    one is resumed only if it was written by the same task and settings (``check_compatible``)."""
     if path is None:
         return None, None
-    if not (Path(path).exists() and Path(path).stat().st_size > 0):
-        return JournalWriter(path, header), None
-    contents = read_journal(path, stop)
-    check_compatible(contents.header, header, path)
-    return JournalWriter(path, header, resume_from=contents), contents
+    existed = Path(path).exists() and Path(path).stat().st_size > 0
+    fd = locked(Path(path))
+    try:
+        contents = read_journal(path, stop) if existed else None
+        if contents is not None:
+            check_compatible(contents.header, header, path)
+        return JournalWriter(path, header, fd=fd, resume_from=contents), contents
+    except BaseException:
+        os.close(fd)
+        raise

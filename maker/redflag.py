@@ -56,7 +56,7 @@ class RedFlagJudge:
             except TypeError as exc:
                 raise StepError(f"task.parse returned an unhashable candidate (the vote key must be hashable): {exc}",
                                 step=step, state=state) from exc
-            broken = rule_violation(self.task, state, candidate) if self.checks else None
+            broken = rule_violation(self.task, state, candidate, step=step) if self.checks else None
         except RedFlag as flag:
             return Flagged(flag.reason, flag.detail, text)
         except StepError:

@@ -173,7 +173,7 @@ class StatisticsRecorder(Observer):
                     self._warned = True
                     log.warning("task %r: at step %d %s; such steps are counted as oracle_faults, not errors "
                                 "(fix the task's oracle or check)", task.name, step, fault)
-        if self.check and not self._checks and task.has_check and rule_violation(task, state, decision.candidate):
+        if self.check and not self._checks and task.has_check and rule_violation(task, state, decision.candidate, step=step):
             tally.violations += 1
 
     def _count_agents(self, tally: _Tally, task: Any, state: Any, decision: StepDecision) -> None:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from maker.errors import ConfigError, RedFlag, TaskError, TaskParameterError
+from maker.errors import ConfigError, RedFlag, StepError, TaskError, TaskParameterError
 
 
 class NoParams(BaseModel):
@@ -210,14 +210,18 @@ JOURNAL_HINT = ("candidates are journalled as JSON: return ints, strings and tup
                 "candidate_to_json / candidate_from_json on the task (docs/tasks.md)")
 
 
-def rule_violation(task: Task, state: Any, candidate: Any) -> RedFlag | None:
+def rule_violation(task: Task, state: Any, candidate: Any, *, step: int = 0) -> RedFlag | None:
     """The ``RedFlag`` that ``candidate`` raises under the task's answer-free rules (``Task.check``), or None.
     The one place ``check`` is applied: as a red flag by ``RedFlagJudge`` when a run's checks are on, after
-    the fact by the statistics (``rule_violations``) when they are off, and by ``maker verify``."""
+    the fact by the statistics (``rule_violations``) when they are off, and by ``maker verify``. A check that
+    raises anything else is a ``StepError`` naming the step, with checks on or off."""
     try:
         task.check(state, candidate)
     except RedFlag as flag:
         return flag
+    except Exception as exc:
+        raise StepError(f"task.check raised {type(exc).__name__}: {exc} for candidate {candidate!r:.200} (it must "
+                        "raise maker.RedFlag to reject a candidate)", step=step, state=state) from exc
     return None
 
 

@@ -46,7 +46,7 @@ def verify_journal(path: str | os.PathLike[str], task_spec: str | None = None, v
     def judge(sub: Subtask, chain_task: Task, record: dict[str, Any], state: Any, candidate: Any) -> None:
         digest.update(json.dumps(record["candidate"], sort_keys=True).encode())
         found["steps"] += 1
-        broken = rule_violation(chain_task, state, candidate) if chain_task.has_check else None
+        broken = rule_violation(chain_task, state, candidate, step=record["step"]) if chain_task.has_check else None
         if broken is not None:
             found["violations"] += 1
             first_violation.append(f"{sub.name} step {record['step']}: {broken.detail or broken.reason.value}")

@@ -2,12 +2,16 @@
 a journal from other settings, and cuts a torn last line."""
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 
 import maker
 from maker import JournalError, SimulatedBackend, load_task
 from maker.journal import read_journal
+from maker.verify import verify_journal
 
 
 def _run(journal, *, disks=6, k=3, max_steps=None, seed=1):
@@ -70,3 +74,21 @@ def test_corrupt_journals_are_clear_errors(tmp_path, content, message):
     path.write_bytes(content)
     with pytest.raises(JournalError, match=message):
         read_journal(path)
+
+
+def test_a_second_run_on_a_held_journal_stops_at_once_and_the_first_finishes(tmp_path):
+    journal = tmp_path / "run.jsonl"
+    command = [sys.executable, "-m", "maker.cli", "run", "hanoi", "--disks", "17", "--backend", "sim",
+               "--journal", str(journal), "--json", "--no-progress"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while first.poll() is None and (not journal.exists() or journal.stat().st_size < 20_000):
+        time.sleep(0.02)  # until the first run is well under way
+    assert first.poll() is None, "the first run ended before the second could start"
+    began = time.monotonic()
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - began
+    assert second.returncode == 2 and "is being written by another run" in second.stderr, second.stderr
+    assert took < 10  # it stops at once (about 0.5 s here, Python's start-up), not when the first run ends
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert json.loads(out)["solved"] and verify_journal(journal)["valid"]

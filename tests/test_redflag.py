@@ -1,12 +1,15 @@
 """The one red-flag judge: length against the limit first (however the reply ended), then the
 backend's cut, then the parser, then (with checks) the task's answer-free rules."""
 
+from pathlib import Path
+
 import pytest
 
 import maker
-from maker import RedFlagReason, Sample, ScriptedBackend
+from maker import RedFlagReason, Sample, ScriptedBackend, StepError
+from maker.cli import main
 from maker.redflag import Flagged, RedFlagJudge, rule_violation
-from tests.toy import Countdown
+from tests.toy import BrokenCheck, Countdown
 
 LIMIT = 5
 
@@ -44,3 +47,15 @@ def test_a_reply_longer_than_the_limit_but_inside_the_cap_is_too_long():
     assert backend.requests[0].max_tokens == 50  # the backend may write past the red-flag limit
     assert result.steps == 1 and result.statistics.red_flags["too_long"] == 1
     assert result.statistics.red_flags["truncated"] == 0
+
+
+@pytest.mark.parametrize("checks", [True, False])
+def test_a_check_that_raises_is_a_clear_task_error_naming_the_step(checks, capsys, tmp_path):
+    task = BrokenCheck(start=4)
+    with pytest.raises(StepError, match=r"step 2: task.check raised TypeError: '<' not supported"):
+        maker.run(task, maker.SimulatedBackend(task, error_rate=0.0), checks=checks)  # off: the statistics apply it
+    spec = f"{Path(__file__).resolve().parent / 'toy.py'}:BrokenCheck"
+    code = main(["run", spec, "--start", "4", "--backend", "sim", "--error-rate", "0", "--no-progress",
+                 "--checks" if checks else "--no-checks"])
+    err = capsys.readouterr().err
+    assert code == 1 and "step 2: task.check raised TypeError" in err and "Traceback" not in err

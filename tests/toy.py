@@ -44,3 +44,14 @@ class Countdown(Task):
 
     def plausible_mistake(self, state, candidate, rng):
         return candidate + rng.choice([-1, 1, 2])
+
+
+class BrokenCheck(Countdown):
+    """A check with a bug: at state 2 it raises TypeError instead of RedFlag."""
+
+    name = "broken-check"
+
+    def check(self, state, candidate):
+        if state == 2:
+            raise TypeError("'<' not supported between 'int' and 'NoneType'")
+        super().check(state, candidate)

@@ -86,6 +86,9 @@ class OpenAIBackend(Backend):
         self.base_url = _shown(url)
         self.url = _shown(self._url)
         key = api_key if api_key is not None else os.environ.get(api_key_env)
+        if key and (url.user is not None or url.password is not None):  # aiohttp refuses both at once
+            raise ConfigError(f"base_url holds credentials (user:password@) and an API key is set too: give one of "
+                              f"them (the key through {api_key_env} or api_key); got {_shown(url)!r}")
         # SecretStr so that the key reads '**********' in any repr, vars() dump or debugger.
         self._api_key = SecretStr(key) if key else None
         # Loop-bound: made on first use inside the running loop (see _client).

@@ -87,6 +87,19 @@ async def test_api_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert headers == [f"Bearer {KEY}", "Bearer sk-other", None]
 
 
+def test_credentials_in_the_url_beside_a_key_are_a_clear_config_error_that_shows_neither(capsys, monkeypatch) -> None:
+    with pytest.raises(ConfigError, match="holds credentials") as caught:
+        OpenAIBackend("http://user:s3cret-pw@127.0.0.1:9/v1", "m", api_key=KEY)
+    assert "s3cret-pw" not in str(caught.value) and "user" not in str(caught.value).split("got")[1]
+    from maker.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    code = main(["run", "hanoi", "--disks", "3", "--backend", "openai", "--base-url", "http://user:s3cret-pw@127.0.0.1:9/v1",
+                 "--model", "m", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds credentials" in err and "s3cret-pw" not in err and KEY not in err
+
+
 async def test_key_is_not_in_describe_or_repr() -> None:
     backend = OpenAIBackend("http://127.0.0.1:9/v1", "m", api="chat", api_key=KEY)
     assert backend.describe() == {
