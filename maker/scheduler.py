@@ -150,10 +150,13 @@ async def run_async(task: Task, backend: Backend | None = None, *, journal: str 
     if config is not None and settings:
         raise ConfigError(f"give either config or settings ({', '.join(sorted(settings))}), not both")
     catalog = task_catalog(task).merged(AgentCatalog.coerce(agents))
-    if backend is None:  # the catalog's folders, in process
+    if backend is None:  # the catalog's folders, in process, for this run alone
         from maker.backends.hf import HFBackend  # here: it imports torch
 
-        backend = HFBackend(catalog.folders())
+        async with HFBackend(catalog.folders()) as own:
+            return await run_async(task, own, journal=journal, progress=progress, max_steps=max_steps, depth=depth,
+                                   max_concurrency=max_concurrency, plan=plan, config=config, agents=catalog,
+                                   agent=agent, mix=mix, observers=observers, **settings)
     check_backend(backend)
     fixed = config is not None
     chain_agents(task)  # a task's own mix fails here, before the journal opens
