@@ -34,7 +34,7 @@ class AgentCatalog(Mapping[str | None, str]):
     """Agent name -> where it is served (None: the default entry, which serves any other name).
 
     A mapping, so a backend takes it as its table: ``HFBackend(catalog)``, ``OpenAIBackend(...,
-    agents=catalog)``. ``defaults(name)`` and ``base(name)`` read the serving folder's manifest.
+    agents=catalog)``. ``defaults(name)`` reads the serving folder's manifest.
     """
 
     def __init__(self, entries: Mapping[str | None, Where] | None = None) -> None:
@@ -122,7 +122,10 @@ def chain_agents(task: Task, *, agent: str | None = None, mix: AgentMix | str | 
     return AgentMix.one(task.agent)
 
 
-def task_catalog(task: Task) -> AgentCatalog:
-    """The catalog a task brings: its shipped model (``Task.default_model``), where installed, serving every agent."""
+def task_catalog(task: Task, agents: AgentCatalog | Mapping[str | None, Where] | Sequence[str] | Where | None = None
+                 ) -> AgentCatalog:
+    """The catalog a task brings: its shipped model (``Task.default_model``), where installed, serving every agent;
+    with a user's ``agents`` (anything ``AgentCatalog.coerce`` takes) on top."""
     model = task.default_model
-    return AgentCatalog({None: model} if model is not None and Path(model).is_dir() else {})
+    own = AgentCatalog({None: model} if model is not None and Path(model).is_dir() else {})
+    return own.merged(AgentCatalog.coerce(agents))

@@ -238,7 +238,7 @@ async def estimate_async(
     concurrency = _count(concurrency, "concurrency")
     check_backend(backend)
     chain = ChainInfo(None, "estimate", task, chain_agents(task, agent=agent, mix=mix))
-    catalog = task_catalog(task).merged(AgentCatalog.coerce(agents))
+    catalog = task_catalog(task, agents)
     config = resolve_config(task, agent=chain.agent, catalog=catalog, simulated=backend.simulated,
                             temperature=temperature, max_tokens=max_tokens, checks=checks)
     # Without first_temperature every sample is drawn at the run's temperature: no greedy first vote.

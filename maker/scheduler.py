@@ -149,7 +149,7 @@ async def run_async(task: Task, backend: Backend | None = None, *, journal: str 
     """Carry out ``task`` with ``backend``; see ``maker.run``."""
     if config is not None and settings:
         raise ConfigError(f"give either config or settings ({', '.join(sorted(settings))}), not both")
-    catalog = task_catalog(task).merged(AgentCatalog.coerce(agents))
+    catalog = task_catalog(task, agents)
     if backend is None:  # the catalog's folders, in process, for this run alone
         from maker.backends.hf import HFBackend  # here: it imports torch
 
