@@ -136,7 +136,7 @@ _PLAN = [
     ("--max-concurrency", int, 256, "chains in flight at once"),
 ]
 _OUTPUT = [
-    ("--journal", Path, None, "JSON Lines record of every decided step; resumes if it exists"),
+    ("--journal", Path, None, "JSON Lines record of every decided step (zstd-compressed if the name ends in .zst); resumes if it exists"),
     ("--json", "store_true", False, "print one JSON summary object on stdout"),
     ("--no-progress", "store_true", False, "no progress bar on stderr"),
     ("--verbose", "store_true", False, "log every red-flagged reply (reason, detail, text) on stderr"),

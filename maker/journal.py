@@ -1,10 +1,15 @@
 """The journal: an append-only JSON Lines record of a run, from which it can resume.
 
+A journal whose name ends in ``.zst`` is written compressed (zstd frames, a dozen bytes a step instead
+of about 180; ``maker.journal_frames``) with the same promises; every reader takes both formats, and
+reads them as a stream (``JournalReader``): resuming or verifying takes memory that does not grow
+with the journal's length.
+
 Line 1 is a header (task, parameters, run settings, backend); every later line is one decided
 step: ``{"step": i, "candidate": ..., "votes": [winner, others...], "samples": n, "rounds": r}``
 (plus ``"chain"`` in multi-chain plans). Each step is handed to the operating system with one
 ``write`` before the next step starts, so a killed process loses nothing it decided. A torn last
-line (the process died mid-write) is detected on reading and cut off.
+line (the process died mid-write) is detected on reading and cut off when the run resumes.
 
 One run writes a journal at a time: the writer holds an exclusive OS lock on it (``flock``, released
 when the process ends, however it ends), and a second run on the same journal stops at once with a
@@ -20,68 +25,98 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from maker.errors import JournalError
 from maker.events import ChainInfo, Observer, StepDecision
+from maker.journal_frames import CommittedLines, encoder
 
 FORMAT_VERSION = 1
-Records = dict[int | None, list[dict[str, Any]]]  # step records by chain (see records_by_chain)
+COMPRESSED_SUFFIX = ".zst"  # a new journal with this ending is written compressed (maker.journal_frames)
 # Settings that must match for a journal to be resumed: anything that changes what is decided. The
 # task's class is compared only when the journal records it (older journals do not).
 _MUST_MATCH = ("task", "class", "params", "config")
 
 
-@dataclass(frozen=True)
-class JournalContents:
-    header: dict[str, Any]
-    records: list[dict[str, Any]]
-    valid_bytes: int  # length of the intact prefix; anything after it is a torn tail
-    torn_tail: bool
-    resets: frozenset[int | None] = frozenset()  # chains whose first attempt was voided (being redone)
+class JournalReader:
+    """A journal read as a stream, in memory that does not grow with its length.
 
+    Opening it reads the header and scans the lines once (without parsing them) for the chains a
+    ``reset`` voided and for where the committed part ends (``valid_bytes``; a torn tail after it is
+    reported, and cut by a resumed run). ``records()`` then yields each step record that counts, in
+    journal order: a chain's records before its last reset are skipped, and each chain's steps must
+    run 0, 1, 2, ... Both formats read the same (``maker.journal_frames``).
 
-def read_journal(path: str | os.PathLike[str], stop: Callable[[], int] = lambda: 0) -> JournalContents:
-    """Read a journal, stopping at (and reporting) a torn or corrupt last line. ``stop()`` non-zero: the reader's
-    task is being cancelled (Ctrl-C during a resume); reading a million lines takes seconds, so it stops early."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise JournalError(f"cannot read journal {str(path)!r}: {exc.strerror or exc}") from None
-    records: list[dict[str, Any]] = []
-    resets: set[int | None] = set()
-    header: dict[str, Any] | None = None
-    offset = 0
-    *lines, tail = data.split(b"\n")
-    torn = tail != b""  # text after the final newline: a write that never finished
-    for number, raw in enumerate(lines, 1):
-        if number % 4096 == 0 and stop():
-            raise asyncio.CancelledError
+    ``stop()`` non-zero means the reader's task is being cancelled (Ctrl-C during a resume): reading
+    millions of lines takes seconds, so it stops early with ``CancelledError``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], stop: Callable[[], int] = lambda: 0) -> None:
+        self.path, self.stop = Path(path), stop
+        last_reset: dict[int | None, int] = {}  # chain -> the line number of its last reset
+        self.header: dict[str, Any] | None = None
+        with self._open() as file:
+            lines = CommittedLines(file)
+            number = 0
+            for number, raw in enumerate(lines, 1):
+                if number == 1:
+                    self.header = self._parse(raw, 1)
+                    if self.header.get("maker_journal") != FORMAT_VERSION:
+                        raise JournalError(f"{str(path)!r} is not a maker journal (version {FORMAT_VERSION}): line 1 has no header")
+                elif b'"reset"' in raw and "reset" in (marker := self._parse(raw, number)):
+                    last_reset[marker.get("chain")] = number
+                elif number % 65_536 == 0 and stop():
+                    raise asyncio.CancelledError
+            size = os.fstat(file.fileno()).st_size
+        if self.header is None:
+            raise JournalError(f"journal {str(path)!r} is empty or has no complete header")
+        self.lines, self._last_reset = number, last_reset
+        self.resets = frozenset(last_reset)  # chains whose first attempt was voided (being redone)
+        self.compressed, self.valid_bytes, self.closing = lines.compressed, lines.committed, lines.closing
+        self.torn_tail = size > self.valid_bytes
+
+    def _open(self) -> BinaryIO:
+        try:
+            return open(self.path, "rb")  # noqa: SIM115 (closed by its caller's with)
+        except OSError as exc:
+            raise JournalError(f"cannot read journal {str(self.path)!r}: {exc.strerror or exc}") from None
+
+    def _parse(self, raw: bytes, number: int) -> dict[str, Any]:
         try:
             obj = json.loads(raw)
-            if not isinstance(obj, dict):
-                raise ValueError("not an object")
         except ValueError:
-            raise JournalError(f"journal {str(path)!r} line {number} is corrupt: {raw[:80]!r}") from None
-        if header is None:
-            if obj.get("maker_journal") != FORMAT_VERSION:
-                raise JournalError(f"{str(path)!r} is not a maker journal (version {FORMAT_VERSION}): line 1 has no header")
-            header = obj
-        elif "reset" in obj:  # a chain that failed its end check is redone: drop its earlier records
-            records = [r for r in records if r.get("chain") != obj.get("chain")]
-            resets.add(obj.get("chain"))
-        else:
-            if not isinstance(obj.get("step"), int) or "candidate" not in obj:
-                raise JournalError(f"journal {str(path)!r} line {number} is not a step record: {raw[:80]!r}")
-            records.append(obj)
-        offset += len(raw) + 1
-    if header is None:
-        raise JournalError(f"journal {str(path)!r} is empty or has no complete header")
-    return JournalContents(header, records, offset, torn, frozenset(resets))
+            obj = None
+        if not isinstance(obj, dict):
+            raise JournalError(f"journal {str(self.path)!r} line {number} is corrupt: {raw[:80]!r}")
+        return obj
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The step records that count, in journal order (only the lines the scan saw, so a journal
+        another run is still writing reads as it was when it was opened)."""
+        expected: dict[int | None, int] = {}
+        with self._open() as file:
+            for number, raw in enumerate(CommittedLines(file), 1):
+                if number > self.lines:
+                    break
+                if number % 4096 == 0 and self.stop():
+                    raise asyncio.CancelledError
+                if number == 1:
+                    continue
+                record = self._parse(raw, number)
+                if "reset" in record:
+                    continue
+                if not isinstance(record.get("step"), int) or "candidate" not in record:
+                    raise JournalError(f"journal {str(self.path)!r} line {number} is not a step record: {raw[:80]!r}")
+                chain = record.get("chain")
+                if number < self._last_reset.get(chain, 0):
+                    continue  # voided by the chain's reset
+                if record["step"] != (want := expected.get(chain, 0)):
+                    raise JournalError(f"journal {str(self.path)!r} line {number}: chain {chain} has step {record['step']} "
+                                       f"where step {want} was expected")
+                expected[chain] = want + 1
+                yield record
 
 
 def check_compatible(header: dict[str, Any], expected: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -104,19 +139,30 @@ class JournalWriter(Observer):
     """
 
     def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], *, fd: int | None = None,
-                 resume_from: JournalContents | None = None, fsync_every: float = 1.0) -> None:
+                 resume_from: JournalReader | None = None, fsync_every: float = 1.0) -> None:
         self.path = Path(path)
         self.fsync_every = fsync_every
         self._last_sync = time.monotonic()
         self._fd = locked(self.path) if fd is None else fd  # open_journal locks before it reads
+        self._resume_from = resume_from  # cut its torn tail at the first write: a resume that fails changes nothing
         if resume_from is None:
+            self._lines = encoder(self.path.name.endswith(COMPRESSED_SUFFIX))
             os.ftruncate(self._fd, 0)
             self._write(json.dumps({"maker_journal": FORMAT_VERSION, **header}, sort_keys=True).encode() + b"\n")
         else:
-            os.ftruncate(self._fd, resume_from.valid_bytes)  # cut a torn tail
-            os.lseek(self._fd, resume_from.valid_bytes, os.SEEK_SET)
+            self._lines = encoder(resume_from.compressed)
 
-    def _write(self, data: bytes) -> None:
+    @property
+    def compressed(self) -> bool:
+        return self._lines.compressed
+
+    def _write(self, line: bytes) -> None:
+        if self._resume_from is not None:
+            os.ftruncate(self._fd, self._resume_from.valid_bytes)
+            os.lseek(self._fd, self._resume_from.valid_bytes, os.SEEK_SET)
+            data, self._resume_from = self._resume_from.closing + self._lines.encode(line), None
+        else:
+            data = self._lines.encode(line)
         # One write() per record: once it returns, the record survives the process being killed.
         while data:
             written = os.write(self._fd, data)
@@ -155,18 +201,6 @@ class JournalWriter(Observer):
                 self._fd = -1
 
 
-def records_by_chain(contents: JournalContents) -> Records:
-    """Step records grouped by chain (None: the single chain of a depth-0 run), in step order."""
-    grouped: Records = {}
-    for rec in contents.records:
-        grouped.setdefault(rec.get("chain"), []).append(rec)
-    for chain, recs in grouped.items():
-        for expected, rec in enumerate(recs):
-            if rec["step"] != expected:
-                raise JournalError(f"journal chain {chain}: record {expected + 1} is step {rec['step']}, expected {expected}")
-    return grouped
-
-
 def locked(path: Path) -> int:
     """The journal at ``path`` opened for writing (made if missing) and locked for this process alone. A journal
     another process holds is a ``JournalError`` at once, with nothing read or written: two writers would
@@ -185,7 +219,7 @@ def locked(path: Path) -> int:
 
 
 def open_journal(path: str | os.PathLike[str] | None, header: dict[str, Any],
-                 stop: Callable[[], int] = lambda: 0) -> tuple[JournalWriter | None, JournalContents | None]:
+                 stop: Callable[[], int] = lambda: 0) -> tuple[JournalWriter | None, JournalReader | None]:
     """The writer for a run, and what it resumes from. The journal is locked first (``locked``); an existing
     one is resumed only if it was written by the same task and settings (``check_compatible``)."""
     if path is None:
@@ -193,7 +227,7 @@ def open_journal(path: str | os.PathLike[str] | None, header: dict[str, Any],
     existed = Path(path).exists() and Path(path).stat().st_size > 0
     fd = locked(Path(path))
     try:
-        contents = read_journal(path, stop) if existed else None
+        contents = JournalReader(path, stop) if existed else None
         if contents is not None:
             check_compatible(contents.header, header, path)
         return JournalWriter(path, header, fd=fd, resume_from=contents), contents

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from maker.errors import ConfigError, MakerError
-from maker.journal import read_journal
+from maker.journal import JournalReader
 from maker.scaling import k_min
 
 __all__ = ["VoteRounds", "plot_kmin", "plot_vote_rounds"]
@@ -58,12 +58,11 @@ class VoteRounds(NamedTuple):
 
 def vote_rounds(journal_path: PathLike) -> VoteRounds:
     """Count undecided steps after each round from a journal's per-step ``"rounds"`` field."""
-    records = read_journal(journal_path).records
-    per_step = Counter(int(r.get("rounds", 1)) for r in records)
+    per_step = Counter(int(r.get("rounds", 1)) for r in JournalReader(journal_path).records())
     most = max(per_step, default=0)
     # A step decided in round r is undecided after rounds 0 .. r-1.
     undecided = [sum(n for r, n in per_step.items() if r > after) for after in range(most + 1)]
-    return VoteRounds(len(records), undecided)
+    return VoteRounds(sum(per_step.values()), undecided)
 
 
 def plot_vote_rounds(journal_path: PathLike, out_png: PathLike) -> VoteRounds:

@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,11 @@ from maker.config import RunConfig, resolve_config
 from maker.engine import Engine, ProgressCallback, RunResult
 from maker.errors import ConfigError, MakerError, StepError
 from maker.events import ChainInfo, Emitter, Observer, StepDecision, emitter
-from maker.journal import open_journal, records_by_chain
+from maker.journal import JournalReader, open_journal
 from maker.loading import class_identity
 from maker.mixing import AgentMix
 from maker.planner import Plan, Subtask, plan_for, start_of
-from maker.replay import replay_chain
+from maker.replay import PlanReplay
 from maker.statistics import ProgressReporter, StatisticsRecorder
 from maker.task import Task, json_data
 
@@ -52,6 +51,7 @@ def journal_header(task: Task, backend: Backend, config: RunConfig, depth: int) 
 class _PlanRun:
     """What the chains of one run share."""
 
+    main: Task  # the run's task: the task of every chain whose subtask names none
     plan: Plan
     backend: Backend
     config: RunConfig
@@ -60,12 +60,14 @@ class _PlanRun:
     agent: str | None  # the run's agent for every chain, overriding each task's own
     mix: AgentMix | None  # the run's mix for every chain, overriding each task's own
     emit: Emitter
-    journalled: dict[int | None, list[dict[str, Any]]]  # step records by chain, from the journal
     resets: frozenset[int | None]  # chains the journal says are being redone
     max_steps: int | None
     limiter: asyncio.Semaphore
     stop: Callable[[], int]  # non-zero once the run's task is being cancelled (Ctrl-C)
     configs: dict[tuple[int, str | None], RunConfig] = field(default_factory=dict)
+    chains: dict[tuple[str, int], ChainInfo] = field(default_factory=dict)  # by name and attempt
+    begun: set[ChainInfo] = field(default_factory=set)  # chain_started was emitted
+    replayed: dict[str, tuple[Any, int]] = field(default_factory=dict)  # from the journal: state, steps
     results: dict[str, Any] = field(default_factory=dict)
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     resumed: int = 0
@@ -82,18 +84,47 @@ class _PlanRun:
                                                **self.settings)
         return self.configs[key]
 
-    async def run_node(self, index: int, name: str, finished: dict[str, asyncio.Event], main: Task) -> None:
+    def chain_info(self, name: str, attempt: int) -> ChainInfo:
+        """The one ChainInfo of a chain's attempt (observers key on it), made on first use."""
+        if (name, attempt) not in self.chains:
+            order = self.plan.order()  # only on a chain's first event: it sorts the graph
+            task = self.plan.subtask(name).task or self.main
+            index = None if len(order) == 1 else order.index(name)
+            self.chains[name, attempt] = ChainInfo(index, name, task, chain_agents(task, agent=self.agent, mix=self.mix), attempt)
+        return self.chains[name, attempt]
+
+    def start_chain(self, chain: ChainInfo, state: Any) -> None:
+        if chain not in self.begun:
+            self.begun.add(chain)
+            for hook in self.emit.chain_started:
+                hook(chain, state)
+
+    def resume(self, journal: JournalReader) -> None:
+        """Rebuild every chain's state and statistics from the journal's records, streamed once."""
+        replay = PlanReplay(self.main, self.plan)
+
+        def replayed(sub: Subtask, task: Task, record: dict[str, Any], state: Any, candidate: Any) -> None:
+            chain = self.chain_info(sub.name, int(record.get("chain") in self.resets))
+            self.start_chain(chain, state)
+            decision = StepDecision(candidate, list(record.get("votes", ())), record.get("samples", 0), record.get("rounds", 1), replayed=True)
+            for hook in self.emit.step_decided:
+                hook(chain, record["step"], state, decision)
+
+        for record in journal.records():
+            replay.apply(record, replayed)
+        self.replayed = {name: (replay.states[name], steps) for name, steps in replay.steps.items() if steps}
+        self.resumed = sum(replay.steps.values())
+
+    async def run_node(self, name: str, finished: dict[str, asyncio.Event]) -> None:
         sub = self.plan.subtask(name)
         for dep in sub.after:
             await finished[dep].wait()
-        task = sub.task or main
-        agents = chain_agents(task, agent=self.agent, mix=self.mix)
-        chain = ChainInfo(None if len(finished) == 1 else index, name, task, agents)
+        chain = self.chain_info(name, 0)
         start = start_of(sub, self.results)
         began = time.perf_counter()
         async with self.limiter:
             # A chain runs with its first agent's settings (the greedy first vote is that agent's).
-            state, reruns = await self.run_chain(sub, chain, start, self.config_for(task, agents.first))
+            state, reruns = await self.run_chain(sub, chain, start, self.config_for(chain.task, chain.agents.first))
         self.results[name] = state
         self.nodes[name] = {"name": name, "steps": sub.steps, "seconds": round(time.perf_counter() - began, 3), "reruns": reruns}
         finished[name].set()
@@ -102,19 +133,17 @@ class _PlanRun:
         """Resume the chain from its journalled records and run it to its end. If its end state
         fails the plan's check, void it and redo it once with a larger k (a journal that says so
         resumes the redo, at that k). Returns the end state and the number of redos."""
-        records, attempt = self.journalled.get(chain.index, []), int(chain.index in self.resets)
+        state, done = self.replayed.get(sub.name, (start, 0))
+        attempt = int(chain.index in self.resets)
         while True:
-            chain = ChainInfo(chain.index, chain.name, chain.task, chain.agents, attempt=attempt)
+            chain = self.chain_info(sub.name, attempt)
             settings = config.model_copy(update={"k": config.k * RERUN_K_FACTOR}) if attempt else config
-            for hook in self.emit.chain_started:
-                hook(chain, start)
-            state = replay_chain(chain.task, start, records, visit=partial(self._replayed, chain))
-            self.resumed += len(records)
+            self.start_chain(chain, start)
             bounded = self.max_steps is not None
             limit = self.max_steps if bounded else sub.steps if sub.steps is not None else DEFAULT_STEP_CAP
-            remaining = max(0, limit - len(records))
-            state, taken = await Engine(chain, self.backend, settings, self.emit, self.stop).run_chain(state, first_step=len(records), max_steps=remaining)
-            if not bounded and sub.steps is None and len(records) + taken >= DEFAULT_STEP_CAP and not chain.task.is_done(state):
+            remaining = max(0, limit - done)
+            state, taken = await Engine(chain, self.backend, settings, self.emit, self.stop).run_chain(state, first_step=done, max_steps=remaining)
+            if not bounded and sub.steps is None and done + taken >= DEFAULT_STEP_CAP and not chain.task.is_done(state):
                 if len(self.plan.graph) > 1:  # its unfinished state must not feed the chains after it
                     raise StepError(f"subtask {sub.name!r} reached the default cap of {DEFAULT_STEP_CAP:,} steps without "
                                     "is_done: give it its step count (Subtask(steps=...))", step=DEFAULT_STEP_CAP - 1, state=state)
@@ -127,17 +156,10 @@ class _PlanRun:
             # The chain ended somewhere the decomposition says it cannot: redo it with a larger k.
             for hook in self.emit.chain_reset:
                 hook(chain, "end state failed its check")
-            attempt, records = 1, []
+            attempt, state, done = 1, start, 0
         for hook in self.emit.chain_finished:
             hook(chain, state)
         return state, attempt
-
-    def _replayed(self, chain: ChainInfo, record: dict[str, Any], state: Any, candidate: Any) -> None:
-        if self.stop():  # replaying a million records takes seconds: Ctrl-C must not wait for it
-            raise asyncio.CancelledError
-        decision = StepDecision(candidate, list(record.get("votes", ())), record.get("samples", 0), record.get("rounds", 1), replayed=True)
-        for hook in self.emit.step_decided:
-            hook(chain, record["step"], state, decision)
 
 
 async def run_async(task: Task, backend: Backend | None = None, *, journal: str | Path | None = None,
@@ -175,18 +197,19 @@ async def run_async(task: Task, backend: Backend | None = None, *, journal: str 
     owner = asyncio.current_task()  # the run's task: Ctrl-C cancels it, and every chain checks for that
     stop = owner.cancelling if owner is not None else (lambda: 0)
     writer, contents = open_journal(journal, journal_header(task, backend, config, depth), stop)
-    journalled, resets = (records_by_chain(contents), contents.resets) if contents else ({}, frozenset())
     recorder = StatisticsRecorder(oracle=task.has_oracle, check=task.has_check, verify=config.verify, checks=config.checks)
     watchers: list[Observer] = [o for o in (writer, recorder, backend.observer()) if o is not None]
     if progress is not None:
         watchers.append(ProgressReporter(progress, recorder))
-    run = _PlanRun(plan, backend, config, None if fixed else settings, catalog, agent, mix, emitter(watchers, guarded=observers),
-                   journalled, resets, max_steps, asyncio.Semaphore(max_concurrency), stop)
+    run = _PlanRun(task, plan, backend, config, None if fixed else settings, catalog, agent, mix, emitter(watchers, guarded=observers),
+                   contents.resets if contents else frozenset(), max_steps, asyncio.Semaphore(max_concurrency), stop)
     finished = {name: asyncio.Event() for name in order}
     try:
+        if contents is not None:
+            run.resume(contents)
         async with asyncio.TaskGroup() as group:
-            for index, name in enumerate(order):
-                group.create_task(run.run_node(index, name, finished, task))
+            for name in order:
+                group.create_task(run.run_node(name, finished))
     except BaseExceptionGroup as failure:
         error = failure.exceptions[0]
         if isinstance(error, MakerError):

@@ -13,9 +13,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from maker import load_task
-from maker.journal import read_journal, records_by_chain
+from maker.journal import JournalReader
 from maker.verify import verify_journal
 
 TARGET = Path(__file__).with_name("crash_target.py")
@@ -40,12 +41,14 @@ def _wait_for_progress(proc, journal, timeout=60.0):
 
 
 def _journalled_steps(journal):
-    return len(read_journal(journal).records) if journal.exists() and journal.stat().st_size else 0
+    return len(list(JournalReader(journal).records())) if journal.exists() and journal.stat().st_size else 0
 
 
-def test_twenty_sigkills_then_resume(tmp_path):
-    disks, kills = 15, 20
-    journal, log = tmp_path / "run.jsonl", tmp_path / "requests.log"
+@pytest.mark.parametrize("name,kills", [("run.jsonl", 20), ("run.jsonl.zst", 10)])
+def test_sigkills_then_resume(tmp_path, name, kills):
+    """Plain and compressed journals alike."""
+    disks = 15
+    journal, log = tmp_path / name, tmp_path / "requests.log"
     rng = random.Random(2026)
     in_flight_at_kill = []
     while len(in_flight_at_kill) < kills:
@@ -67,8 +70,12 @@ def test_twenty_sigkills_then_resume(tmp_path):
     # The solution verifies, and every step is recorded exactly once, in order.
     report = verify_journal(journal)
     assert report["valid"] and report["steps"] == 2**disks - 1
-    records = records_by_chain(read_journal(journal))[None]
+    records = list(JournalReader(journal).records())
     assert [r["step"] for r in records] == list(range(2**disks - 1))
+    if name.endswith(".zst"):  # resumed ten times, still one valid zstd stream for any zstd reader
+        with open(journal, "rb") as f:
+            text = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True).read()
+        assert [json.loads(line) for line in text.splitlines()[1:]] == records
 
     # Count every sample drawn, by step, from the request log (a prompt names its step).
     task = load_task("hanoi", disks=disks)
@@ -121,11 +128,10 @@ def test_reading_a_journal_stops_when_the_run_is_cancelled(tmp_path):
     import asyncio
 
     from maker import SimulatedBackend, run
-    from maker.journal import read_journal as read
 
     task = load_task("hanoi", disks=13)
     run(task, SimulatedBackend(task), journal=tmp_path / "run.jsonl")
     calls = []
     with pytest.raises(asyncio.CancelledError):
-        read(tmp_path / "run.jsonl", stop=lambda: calls.append(1) or 1)
+        list(JournalReader(tmp_path / "run.jsonl", stop=lambda: calls.append(1) or 1).records())
     assert len(calls) == 1  # asked after the first 4,096 lines, not after all 8,191

@@ -10,7 +10,7 @@ import pytest
 
 import maker
 from maker import JournalError, SimulatedBackend, load_task
-from maker.journal import read_journal
+from maker.journal import JournalReader
 from maker.verify import verify_journal
 
 
@@ -25,7 +25,7 @@ def test_resume_continues_where_the_journal_ends(tmp_path):
     assert first.steps == 20 and not first.solved
     second = _run(journal)
     assert second.resumed_steps == 20 and second.solved and second.steps == 63 and second.errors == 0
-    records = read_journal(journal).records
+    records = list(JournalReader(journal).records())
     assert [r["step"] for r in records] == list(range(63))  # nothing lost, nothing duplicated
     # the resumed run re-spent nothing: its samples are the first run's plus the new steps'
     assert second.statistics.samples == sum(r["samples"] for r in records)
@@ -36,7 +36,7 @@ def test_resuming_a_finished_run_draws_no_samples(tmp_path):
     _run(journal, disks=4)
     again = _run(journal, disks=4)
     assert again.solved and again.resumed_steps == 15
-    assert len(read_journal(journal).records) == 15
+    assert len(list(JournalReader(journal).records())) == 15
 
 
 @pytest.mark.parametrize("change", [{"k": 4}, {"disks": 7}])
@@ -52,8 +52,8 @@ def test_torn_last_line_is_cut_and_redone(tmp_path):
     _run(journal, max_steps=10)
     with open(journal, "ab") as f:
         f.write(b'{"step":10,"candidate":{"move":[1,')  # the process died mid-write
-    contents = read_journal(journal)
-    assert contents.torn_tail and len(contents.records) == 10
+    contents = JournalReader(journal)
+    assert contents.torn_tail and len(list(contents.records())) == 10
     result = _run(journal)
     assert result.solved and result.resumed_steps == 10
     lines = journal.read_text().splitlines()
@@ -73,7 +73,7 @@ def test_corrupt_journals_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(content)
     with pytest.raises(JournalError, match=message):
-        read_journal(path)
+        list(JournalReader(path).records())
 
 
 def test_a_second_run_on_a_held_journal_stops_at_once_and_the_first_finishes(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 import maker
 from maker import ConfigError, SimulatedBackend, load_task
-from maker.journal import read_journal
+from maker.journal import JournalReader
 from maker.plots import plot_kmin, plot_vote_rounds
 from maker.scaling import k_min
 
@@ -23,7 +23,7 @@ def test_vote_rounds_count_the_steps_left_undecided(tmp_path):
     task = load_task("hanoi", disks=8)
     journal = tmp_path / "j.jsonl"
     maker.run(task, SimulatedBackend(task, error_rate=0.2), k=3, journal=journal)
-    rounds = [r["rounds"] for r in read_journal(journal).records]
+    rounds = [r["rounds"] for r in JournalReader(journal).records()]
     data = plot_vote_rounds(journal, tmp_path / "rounds.png")
     assert _is_png(tmp_path / "rounds.png")
     assert data.steps == 255 == data.undecided[0]

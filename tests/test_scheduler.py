@@ -6,7 +6,7 @@ import pytest
 
 import maker
 from maker import Backend, BackendError, Plan, ScriptedBackend, SimulatedBackend, StepError, Subtask, load_task
-from maker.journal import read_journal, records_by_chain
+from maker.journal import JournalReader
 from tests.toy import Countdown
 
 
@@ -71,7 +71,7 @@ def test_failed_end_check_reruns_the_chain_with_a_larger_k(tmp_path):
     # the voided attempt's wrong steps were caught by the end check; the solution has none
     assert stats.errors == 0 and stats.caught_errors == 3 and stats.redone_steps == 3 and stats.steps == 3
     assert stats.samples == 3 + 3 * 2  # its samples were spent all the same; the redo ran at k = 2
-    assert [r["candidate"] for r in read_journal(journal).records] == [2, 1, 0]  # only the redo survives
+    assert [r["candidate"] for r in JournalReader(journal).records()] == [2, 1, 0]  # only the redo survives
 
 
 def test_end_check_failing_twice_is_a_clear_error():
@@ -89,7 +89,9 @@ def test_multi_chain_run_resumes_after_a_backend_failure(tmp_path):
     assert 0 < done_before < 255
     result = maker.run(task, SimulatedBackend(task, error_rate=0.05), k=2, depth=3, journal=journal)
     assert result.solved and result.errors == 0 and result.resumed_steps == done_before
-    grouped = records_by_chain(read_journal(journal))
+    grouped = {}
+    for record in JournalReader(journal).records():
+        grouped.setdefault(record["chain"], []).append(record)
     assert sorted(grouped) == list(range(8))
     assert sum(len(r) for r in grouped.values()) == 255  # nothing lost, nothing duplicated
 
