@@ -37,19 +37,20 @@ from common import write_result  # noqa: E402
 BASE_DISKS = 20
 
 
-def child(command: list[str], *, kill_after: float | None = None) -> dict[str, Any]:
+def child(command: list[str], *, kill_at: tuple[Path, int] | None = None) -> dict[str, Any]:
     """Run ``python -m maker COMMAND`` alone; its wall time, its own peak RSS (wait4), exit code and
-    stdout. With ``kill_after``, SIGKILL it after that many seconds."""
+    stdout. With ``kill_at=(journal, size)``, SIGKILL it once the journal holds that many bytes (by
+    size, not time, so that other load on the machine cannot move the point)."""
     began = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "maker", *command], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     while True:  # os.wait4, not proc.wait: it gives this child's own rusage
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        if kill_after is not None and time.perf_counter() - began > kill_after:
+        if kill_at is not None and kill_at[0].exists() and kill_at[0].stat().st_size >= kill_at[1]:
             proc.send_signal(signal.SIGKILL)
-            kill_after = None
-        time.sleep(0.05)
+            kill_at = None
+        time.sleep(0.02)
     proc.returncode = os.waitstatus_to_exitcode(status)
     out = proc.stdout.read() if proc.stdout else b""
     return {"seconds": round(time.perf_counter() - began, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
@@ -71,8 +72,8 @@ def fresh(disks: int, journal: Path, args: argparse.Namespace) -> dict[str, Any]
             "journal_bytes_per_step": round(journal.stat().st_size / steps, 2)}
 
 
-def killed_and_resumed(disks: int, journal: Path, args: argparse.Namespace, fresh_seconds: float) -> dict[str, Any]:
-    killed = child(run_command(disks, journal, args), kill_after=fresh_seconds * args.kill_at)
+def killed_and_resumed(disks: int, journal: Path, args: argparse.Namespace, fresh_bytes: int) -> dict[str, Any]:
+    killed = child(run_command(disks, journal, args), kill_at=(journal, int(fresh_bytes * args.kill_at)))
     resumed = child(run_command(disks, journal, args))
     summary = json.loads(resumed["stdout"])
     verified = child(["verify", str(journal), "--json"])
@@ -89,41 +90,43 @@ def killed_and_resumed(disks: int, journal: Path, args: argparse.Namespace, fres
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--disks", type=int, default=25)
-    parser.add_argument("--format", choices=["zst", "jsonl"], default="zst", help="the journal of the runs past 20 disks")
-    parser.add_argument("--kill-at", type=float, default=0.9, help="share of the fresh run's time after which to SIGKILL")
+    parser.add_argument("--base-disks", type=int, default=BASE_DISKS, help="the run the big one is compared with")
+    parser.add_argument("--format", choices=["zst", "jsonl"], default="zst", help="the journal of the runs compared")
+    parser.add_argument("--kill-at", type=float, default=0.9, help="SIGKILL once the journal has this share of the fresh one's bytes")
     parser.add_argument("--error-rate", type=float, default=0.01)
     parser.add_argument("--k", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scratch", default=None, help="folder for the journals (default: a temporary one)")
     args = parser.parse_args()
+    settings = {"command": " ".join(["maker", *run_command(args.disks, Path(f"JOURNAL.{args.format}"), args)]), **vars(args)}
     numbers: dict[str, Any] = {"simulated": True}
+
+    def record(name: str, result: dict[str, Any]) -> None:
+        """Add one phase's numbers and write the record so far: a long run that is cut keeps what it measured."""
+        numbers[name] = result
+        path = write_result(f"journal_scale_d{args.disks}", settings, numbers)
+        print(json.dumps({name: result}, indent=2), f"\nwritten to {path}", flush=True)
+
+    small, fmt = args.base_disks, args.format
     with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
         scratch = Path(tmp)
-        base = {fmt: fresh(BASE_DISKS, scratch / f"d{BASE_DISKS}.{fmt}", args) for fmt in ("jsonl", "zst")}
-        numbers[f"d{BASE_DISKS}_fresh"] = base
-        own = base[args.format]
-        numbers[f"d{BASE_DISKS}_killed_and_resumed"] = killed_and_resumed(
-            BASE_DISKS, scratch / f"d{BASE_DISKS}_resumed.{args.format}", args, own["wall_seconds"])
-        print(json.dumps(numbers, indent=2), flush=True)
-        if args.disks > BASE_DISKS:
-            big = fresh(args.disks, scratch / f"d{args.disks}.{args.format}", args)
-            (scratch / f"d{args.disks}.{args.format}").unlink()
-            scale = 2 ** (args.disks - BASE_DISKS)
-            big["time_over_scaled_base"] = round(big["wall_seconds"] / (scale * own["wall_seconds"]), 3)
+        base = {kind: fresh(small, scratch / f"d{small}.{kind}", args) for kind in ("jsonl", "zst")}
+        base["zst_time_over_jsonl"] = round(base["zst"]["wall_seconds"] / base["jsonl"]["wall_seconds"], 3)
+        record(f"d{small}_fresh", base)
+        own = base[fmt]
+        resumed = killed_and_resumed(small, scratch / f"d{small}_resumed.{fmt}", args, own["journal_bytes"])
+        resumed["resume_peak_rss_over_fresh"] = round(resumed["resume_peak_rss_mb"] / own["peak_rss_mb"], 3)
+        record(f"d{small}_killed_and_resumed", resumed)
+        if args.disks > small:
+            big = fresh(args.disks, scratch / f"d{args.disks}.{fmt}", args)
+            (scratch / f"d{args.disks}.{fmt}").unlink()  # its size is recorded; the disk may need the room
+            # engine time: the one-second start-up would otherwise count 2^(disks - small) times in the base
+            big["time_over_scaled_base"] = round(big["engine_seconds"] / (2 ** (args.disks - small) * own["engine_seconds"]), 3)
             big["peak_rss_over_base"] = round(big["peak_rss_mb"] / own["peak_rss_mb"], 3)
-            numbers[f"d{args.disks}_fresh"] = big
-            print(json.dumps(numbers, indent=2), flush=True)
-            numbers[f"d{args.disks}_killed_and_resumed"] = killed_and_resumed(
-                args.disks, scratch / f"d{args.disks}_resumed.{args.format}", args, big["wall_seconds"])
-    for disks in (BASE_DISKS, args.disks):
-        run, fresh_rss = numbers.get(f"d{disks}_killed_and_resumed"), numbers.get(f"d{disks}_fresh")
-        if run and fresh_rss:
-            rss = fresh_rss[args.format]["peak_rss_mb"] if disks == BASE_DISKS else fresh_rss["peak_rss_mb"]
-            run["resume_peak_rss_over_fresh"] = round(run["resume_peak_rss_mb"] / rss, 3)
-    settings = {"command": " ".join(["maker", *run_command(args.disks, Path(f"JOURNAL.{args.format}"), args)]), **vars(args)}
-    path = write_result(f"journal_scale_d{args.disks}", settings, numbers)
-    print(json.dumps(numbers, indent=2))
-    print(f"written to {path}")
+            record(f"d{args.disks}_fresh", big)
+            resumed = killed_and_resumed(args.disks, scratch / f"d{args.disks}_resumed.{fmt}", args, big["journal_bytes"])
+            resumed["resume_peak_rss_over_fresh"] = round(resumed["resume_peak_rss_mb"] / big["peak_rss_mb"], 3)
+            record(f"d{args.disks}_killed_and_resumed", resumed)
 
 
 if __name__ == "__main__":
