@@ -32,6 +32,7 @@ EXIT_UNSOLVED = 1
 EXIT_ERROR = 2  # bad input: a setting, a task, a journal
 EXIT_BACKEND = 3  # the backend failed mid-run; the same command resumes
 EXIT_INTERRUPTED = 130
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 SIM_LABEL = "SIMULATED (replies made up from the task's oracle; measures the engine, not a model)"
 
 
@@ -39,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _build_parser()
     commands = {"run": _cmd_run, "verify": _cmd_verify, "tasks": _cmd_tasks, "plan": _cmd_plan,
-                "estimate": _cmd_estimate, "plot": _cmd_plot, "check-task": _cmd_check_task, "train": _cmd_train}
+                "estimate": _cmd_estimate, "plot": _cmd_plot, "check-task": _cmd_check_task, "train": _cmd_train,
+                "serve": _cmd_serve}
     _log_to_stderr(verbose="--verbose" in argv)
     try:
         args, _ = parser.parse_known_args(argv)
@@ -95,6 +97,15 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--task", help="the task's spec, if not the one the journal records (e.g. a moved task file)")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_parser("tasks", help="list registered tasks")
+    serve = sub.add_parser("serve", help="an HTTP job service: submit, list, watch and cancel runs (see maker.service.http)")
+    serve.add_argument("--data", type=Path, default=Path("maker-data"),
+                       help="the service's folder: jobs/ (each job's state and journal), tasks/ and models/ it may use")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind; any but loopback needs a token")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--token-env", default="MAKER_TOKEN",
+                       help="environment variable holding the token every request must send (required off loopback)")
+    serve.add_argument("--max-jobs", type=int, default=2, help="jobs running at once; the others wait in a queue")
+    serve.add_argument("--max-job-steps", type=int, default=1 << 26, help="largest task (in declared steps) a job may be")
     sub.add_parser("plan", help="show how a task is split into chains (add the task's parameters)",
                    add_help=False).add_argument("task")
     sub.add_parser("estimate", help="measure p on random steps; choose k; project samples, tokens, time, cost",
@@ -583,6 +594,23 @@ def _cmd_plot(head: argparse.Namespace, argv: list[str]) -> int:
     else:
         plots.plot_kmin(args.out, target=args.target)
         print(f"{args.out}: k_min against s for t = {args.target}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace, argv: list[str]) -> int:
+    from aiohttp import web
+
+    from maker.service.http import make_app
+    from maker.service.jobs import JobService
+
+    token = os.environ.get(args.token_env) or None
+    if token is None and args.host not in LOOPBACK:
+        raise ConfigError(f"--host {args.host} lets other machines in: set a token in ${args.token_env} first")
+    service = JobService(args.data, max_jobs=args.max_jobs, max_job_steps=args.max_job_steps)
+    logging.getLogger("maker").setLevel(logging.INFO)
+    print(f"maker: serving {service.data} on http://{args.host}:{args.port}/runs"
+          + (f" (requests need the token in ${args.token_env})" if token else ""), file=sys.stderr, flush=True)
+    web.run_app(make_app(service, token=token), host=args.host, port=args.port, access_log=None, print=None)
     return 0
 
 

@@ -52,10 +52,19 @@ def make_config(**settings: object) -> RunConfig:
     try:
         return RunConfig(**settings)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-                             + (f" (got {err['input']!r})" if err["type"] != "missing" and err["loc"] else "")
-                             for err in exc.errors())
-        raise ConfigError(f"invalid run settings: {problems}") from None
+        raise ConfigError(f"invalid run settings: {validation_problems(exc)}") from None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Each field pydantic refused, where it is and why, with the value given (cut short if long)."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+                     + (f" (got {_short(err['input'])})" if err["type"] != "missing" and err["loc"] else "")
+                     for err in exc.errors())
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def resolve_config(task: Task, *, agent: str | None = None, catalog: Mapping[str | None, str] | None = None,

@@ -1,0 +1,84 @@
+"""What a watcher sees of a running job: ``LiveView`` observes the run and keeps its numbers.
+
+It does little per step (a count per chain, one comparison for the hardest steps), so that watching
+costs the run almost nothing; the statistics themselves come from the run's own recorder through the
+progress callback, at most ten times a second. Watchers wait for a change (``wait``) instead of polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from collections import deque
+from typing import Any
+
+from maker.errors import Flagged
+from maker.events import ChainInfo, Observer, StepDecision
+from maker.statistics import RunStatistics
+
+HARDEST_KEPT = 10  # steps listed by samples drawn
+FLAG_EXAMPLES = 3  # replies kept per red-flag reason
+EXAMPLE_CHARS = 200
+
+
+class LiveView(Observer):
+    """A running job's numbers, for the service's watchers (``view``)."""
+
+    def __init__(self) -> None:
+        self.statistics: dict[str, Any] = {}
+        self.steps_per_second = 0.0
+        self.flag_examples: dict[str, deque[dict[str, Any]]] = {}
+        self.hardest: list[tuple[int, int, str, int]] = []  # a min-heap: (samples, votes, chain, step)
+        self.chains: dict[str, dict[str, Any]] = {}
+        self._changed = asyncio.Event()
+        self._last: tuple[float, int] | None = None  # (time, steps) of the previous snapshot
+
+    # --- the run's events ------------------------------------------------------------------
+    def progress(self, snapshot: RunStatistics) -> None:
+        now, steps = time.perf_counter(), snapshot.steps
+        if self._last is not None and now > self._last[0]:
+            self.steps_per_second = (steps - self._last[1]) / (now - self._last[0])
+        self._last = (now, steps)
+        self.statistics = snapshot.to_json()
+        self.touch()
+
+    def touch(self) -> None:
+        """Wake every watcher (new numbers, or the job changed state)."""
+        self._changed.set()
+        self._changed = asyncio.Event()  # a fresh one for the next change: no watcher clears another's
+
+    async def wait(self, timeout: float) -> None:
+        """Until the next change, or ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def chain_started(self, chain: ChainInfo, state: Any) -> None:
+        self.chains[chain.name] = {"steps": 0, "attempt": chain.attempt, "done": False}
+
+    def chain_finished(self, chain: ChainInfo, state: Any) -> None:
+        self.chains.setdefault(chain.name, {"steps": 0, "attempt": chain.attempt})["done"] = True
+
+    def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None:
+        examples = self.flag_examples.setdefault(flagged.reason.value, deque(maxlen=FLAG_EXAMPLES))
+        examples.append({"chain": chain.name, "step": step, "detail": flagged.detail,
+                         "reply": flagged.text[:EXAMPLE_CHARS]})
+
+    def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
+        entry = self.chains.get(chain.name)
+        if entry is not None:
+            entry["steps"] = step + 1
+        if len(self.hardest) < HARDEST_KEPT:
+            heapq.heappush(self.hardest, (decision.samples, sum(decision.votes), chain.name, step))
+        elif decision.samples > self.hardest[0][0]:
+            heapq.heapreplace(self.hardest, (decision.samples, sum(decision.votes), chain.name, step))
+
+    # --- for watchers ----------------------------------------------------------------------
+    def view(self) -> dict[str, Any]:
+        hardest = sorted(self.hardest, reverse=True)
+        return {"statistics": self.statistics, "steps_per_second": round(self.steps_per_second, 1),
+                "red_flag_examples": {reason: list(found) for reason, found in self.flag_examples.items()},
+                "hardest_steps": [{"chain": c, "step": s, "samples": n, "votes": v} for n, v, c, s in hardest],
+                "chains": self.chains}

@@ -1,0 +1,90 @@
+"""``maker serve`` as a process: SIGKILL mid-job, then a restart that finishes the job with every step
+journalled once; and no binding beyond loopback without a token."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from maker.journal import JournalReader
+from maker.verify import verify_journal
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(data, port, *extra, env=None):
+    return subprocess.Popen([sys.executable, "-m", "maker", "serve", "--data", str(data), "--port", str(port), *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def _stop(service, sig):
+    service.send_signal(sig)
+    return service.communicate(timeout=30)[1]  # its stderr, and the pipe closed
+
+
+def _call(port, method, path, body=None, timeout=30.0):
+    """The service's JSON answer, retrying while it starts up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                         data=None if body is None else json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return json.loads(answer.read())
+        except ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+        except urllib.error.URLError as exc:
+            if not isinstance(exc.reason, ConnectionError) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_kill_9_mid_job_then_a_restart_finishes_it_with_each_step_once(tmp_path):
+    data, port = tmp_path / "data", _free_port()
+    journal = data / "jobs/killed/journal.jsonl.zst"
+    service = _serve(data, port)
+    try:
+        job = {"task": "hanoi", "params": {"disks": 16}, "settings": {"k": 3}, "name": "killed",
+               "backend": {"kind": "sim", "sim": {"error_rate": 0.02}}}
+        assert _call(port, "POST", "/runs", job)["id"] == "killed"
+        deadline = time.monotonic() + 60
+        while not (journal.exists() and journal.stat().st_size > 20_000) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        _stop(service, signal.SIGKILL)
+    kept = len(list(JournalReader(journal).records()))
+    assert 0 < kept < 2**16 - 1
+    service = _serve(data, port)
+    try:
+        deadline = time.monotonic() + 120
+        while (view := _call(port, "GET", "/runs/killed"))["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline, view
+            time.sleep(0.2)
+    finally:
+        log = _stop(service, signal.SIGINT)
+    assert "resuming job killed" in log
+    assert view["state"] == "solved" and view["summary"]["resumed_steps"] >= kept
+    assert [r["step"] for r in JournalReader(journal).records()] == list(range(2**16 - 1))
+    assert verify_journal(journal)["valid"]
+
+
+def test_binding_beyond_loopback_needs_a_token(tmp_path):
+    env = {"MAKER_TOKEN": ""}
+    service = _serve(tmp_path / "data", _free_port(), "--host", "0.0.0.0", env=env)
+    _, err = service.communicate(timeout=30)
+    assert service.returncode == 2 and "set a token in $MAKER_TOKEN" in err
