@@ -151,6 +151,8 @@ _OUTPUT = [
     ("--json", "store_true", False, "print one JSON summary object on stdout"),
     ("--no-progress", "store_true", False, "no progress bar on stderr"),
     ("--verbose", "store_true", False, "log every red-flagged reply (reason, detail, text) on stderr"),
+    ("--watch", {"nargs": "?", "const": 8766, "type": int, "metavar": "PORT"}, None,
+     "serve a live page of the run on http://127.0.0.1:PORT/ while it runs (default port 8766)"),
 ]
 _ESTIMATE = [
     ("--samples", int, 1000, "random steps to sample (states from the oracle's trajectory)"),
@@ -339,17 +341,21 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
     config = resolve_config(task, agent=first, catalog=catalog, simulated=backend.simulated, **overrides)
 
     async def go() -> Any:
+        watch = await _watch(args, task, backend) if args.watch is not None else None
         try:
             async with backend:
                 if args.target_success is not None:
                     overrides["k"] = await _choose_k(args, task, backend, config, (agent, mix, catalog))
                 # Overrides, not a finished config: each chain's own agent resolves its settings from them.
-                return await run_async(task, backend, journal=args.journal, progress=progress, agents=catalog,
+                return await run_async(task, backend, journal=args.journal, progress=_both(progress, watch), agents=catalog,
                                        agent=agent, mix=mix, max_steps=args.max_steps, depth=args.depth,
-                                       max_concurrency=args.max_concurrency, **overrides)
+                                       max_concurrency=args.max_concurrency, observers=[] if watch is None else [watch.live],
+                                       **overrides)
         finally:  # closed before any message, so that the bar does not cut into it
             if progress is not None:
                 progress.close()
+            if watch is not None:
+                await watch.close()
 
     try:
         result = asyncio.run(go())
@@ -373,6 +379,44 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
         return EXIT_UNSOLVED
     print(json.dumps(result.summary()) if args.json else _summary_table(result.summary()), file=out, flush=True)
     return 0 if result.solved else EXIT_UNSOLVED
+
+
+class _Watch:
+    """``maker run --watch``: the run's live page, served from this process while it runs."""
+
+    def __init__(self, live: Any, describe: dict[str, Any]) -> None:
+        self.live, self.describe, self.runner, self.ended = live, describe, None, False
+
+    def view(self) -> dict[str, Any]:
+        return {**self.describe, "state": "ended" if self.ended else "running", "live": self.live.view()}
+
+    async def close(self) -> None:
+        self.ended = True
+        self.live.touch()  # its watchers get the last numbers and the end
+        await asyncio.sleep(0.3)
+        await self.runner.cleanup()
+
+
+async def _watch(args: argparse.Namespace, task: Task, backend: Backend) -> _Watch:
+    from maker.service.http import watch_server
+    from maker.service.live import LiveView
+
+    live = LiveView()
+    live.expect(task, args.depth)
+    watch = _Watch(live, {"id": "run", "spec": {"task": task.name, "params": task.describe()["params"],
+                                                "backend": {"kind": backend.name}}, "summary": None})
+    watch.runner = await watch_server(watch.view, live, lambda: watch.ended, args.watch)
+    print(f"maker: watch this run at http://127.0.0.1:{args.watch}/", file=sys.stderr, flush=True)
+    return watch
+
+
+def _both(progress: Any, watch: _Watch | None) -> Any:
+    """The progress callback: the bar's, the live page's, or both."""
+    if watch is None:
+        return progress
+    if progress is None:
+        return watch.live.progress
+    return lambda snapshot: (progress(snapshot), watch.live.progress(snapshot))
 
 
 def _stdout_for_results_only() -> Any:

@@ -6,6 +6,7 @@
     DELETE /runs/{id}          cancel it, as Ctrl-C does; submitting its name again resumes it
     GET    /runs/{id}/events   server-sent events: the job's view on every change (at most 4 a second)
     GET    /runs/{id}/journal  the journal, as a download
+    GET    /runs/{id}/page     the live page: the job's numbers as they change (plain HTML, one script)
 
 Every error is a JSON ``{"error": message}`` with a 4xx status that says whose it is: 400 bad input,
 401 token, 404 no such job, 409 a job in the wrong state, 413 a body over 64 KiB. Anything else is
@@ -21,18 +22,21 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from maker.errors import ConfigError, TaskError
 from maker.service.jobs import UNFINISHED, JobConflict, JobNotFound, JobService
+from maker.service.live import LiveView
 
 log = logging.getLogger("maker")
 MAX_BODY = 64 * 1024
 EVENT_INTERVAL = 0.25  # seconds between two events of one stream, at least
 HEARTBEAT = 15.0  # seconds of quiet after which a stream sends a comment, so proxies keep it open
 SERVICE_KEY = web.AppKey("service", JobService)
+PAGE = Path(__file__).with_name("page.html")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -46,6 +50,7 @@ def make_app(service: JobService, *, token: str | None = None) -> web.Applicatio
     app.router.add_delete("/runs/{id}", _cancel)
     app.router.add_get("/runs/{id}/events", _events)
     app.router.add_get("/runs/{id}/journal", _journal)
+    app.router.add_get("/runs/{id}/page", _page)
 
     async def start(app: web.Application) -> None:
         await service.start()
@@ -121,20 +126,65 @@ async def _cancel(request: web.Request) -> web.Response:
 
 async def _events(request: web.Request) -> web.StreamResponse:
     job = request.app[SERVICE_KEY].get(request.match_info["id"])
+    return await stream_views(request, job.view, job.live, lambda: job.state not in UNFINISHED)
+
+
+async def stream_views(request: web.Request, view: Callable[[], dict[str, Any]], live: LiveView,
+                       ended: Callable[[], bool]) -> web.StreamResponse:
+    """Server-sent events: ``view()`` now and after every change (at most every ``EVENT_INTERVAL``),
+    until ``ended()``; then an ``end`` event."""
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await stream.prepare(request)
     loop = asyncio.get_running_loop()
     while True:
         sent = loop.time()
-        await stream.write(f"event: job\ndata: {json.dumps(job.view())}\n\n".encode())
-        if job.state not in UNFINISHED:
+        await stream.write(f"event: job\ndata: {json.dumps(view())}\n\n".encode())
+        if ended():
             break
-        await job.live.wait(HEARTBEAT)
+        await live.wait(HEARTBEAT)
         if loop.time() - sent >= HEARTBEAT:
             await stream.write(b": still running\n\n")
         await asyncio.sleep(max(0.0, EVENT_INTERVAL - (loop.time() - sent)))
     await stream.write(b"event: end\ndata: {}\n\n")
     return stream
+
+
+async def watch_server(view: Callable[[], dict[str, Any]], live: LiveView, ended: Callable[[], bool],
+                       port: int) -> web.AppRunner:
+    """The live page of one run in this process (``maker run --watch``), on 127.0.0.1:``port``:
+    ``/`` leads to ``/runs/run/page``. Stop it with ``await runner.cleanup()``."""
+    app = web.Application()
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        return page_response()
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        return await stream_views(request, view, live, ended)
+
+    async def home(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/runs/run/page")
+
+    app.router.add_get("/", home)
+    app.router.add_get("/runs/run/page", page)
+    app.router.add_get("/runs/run/events", events)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"--watch {port}: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    return runner
+
+
+async def _page(request: web.Request) -> web.StreamResponse:
+    request.app[SERVICE_KEY].get(request.match_info["id"])  # a 404 for an unknown job, before any page
+    return page_response()
+
+
+def page_response() -> web.Response:
+    """The live page; it follows the event stream beside it (``events``)."""
+    return web.Response(text=PAGE.read_text(), content_type="text/html")
 
 
 async def _journal(request: web.Request) -> web.StreamResponse:

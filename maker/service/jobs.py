@@ -275,6 +275,7 @@ class JobService:
             async with self._limit:
                 job.set_state("running", started=time.time())
                 task, agents = self.prepare(job.spec)
+                job.live.expect(task, job.spec.depth)
                 async with self.backends.backend(job.spec.backend, task, agents) as backend:
                     result = await run_async(task, backend, journal=job.journal, depth=job.spec.depth, agents=agents or None,
                                              progress=job.live.progress, observers=[job.live], **job.spec.settings)

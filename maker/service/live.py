@@ -15,7 +15,9 @@ from typing import Any
 
 from maker.errors import Flagged
 from maker.events import ChainInfo, Observer, StepDecision
+from maker.planner import plan_for
 from maker.statistics import RunStatistics
+from maker.task import Task
 
 HARDEST_KEPT = 10  # steps listed by samples drawn
 FLAG_EXAMPLES = 3  # replies kept per red-flag reason
@@ -31,8 +33,16 @@ class LiveView(Observer):
         self.flag_examples: dict[str, deque[dict[str, Any]]] = {}
         self.hardest: list[tuple[int, int, str, int]] = []  # a min-heap: (samples, votes, chain, step)
         self.chains: dict[str, dict[str, Any]] = {}
+        self.total_steps: int | None = None  # the task's declared steps, for the page's progress bar
+        self.chain_steps: dict[str, int | None] = {}  # each chain's declared steps
         self._changed = asyncio.Event()
         self._last: tuple[float, int] | None = None  # (time, steps) of the previous snapshot
+
+    def expect(self, task: Task, depth: int) -> None:
+        """What the run will do: its declared steps, and each chain's."""
+        plan = plan_for(task, depth)
+        self.total_steps = task.total_steps()
+        self.chain_steps = {name: plan.subtask(name).steps for name in plan.order()}
 
     # --- the run's events ------------------------------------------------------------------
     def progress(self, snapshot: RunStatistics) -> None:
@@ -81,4 +91,4 @@ class LiveView(Observer):
         return {"statistics": self.statistics, "steps_per_second": round(self.steps_per_second, 1),
                 "red_flag_examples": {reason: list(found) for reason, found in self.flag_examples.items()},
                 "hardest_steps": [{"chain": c, "step": s, "samples": n, "votes": v} for n, v, c, s in hardest],
-                "chains": self.chains}
+                "chains": self.chains, "total_steps": self.total_steps, "chain_steps": self.chain_steps}

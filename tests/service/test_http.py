@@ -183,3 +183,17 @@ async def test_with_a_token_every_request_needs_it_and_no_answer_shows_it(tmp_pa
         assert denied.status == 401
     finally:
         await client.close()
+
+
+async def test_the_live_page_is_served_beside_its_event_stream(tmp_path):
+    client = await _client(tmp_path / "data")
+    try:
+        job = await (await client.post("/runs", json=_job(8))).json()
+        page = await client.get(f"/runs/{job['id']}/page")
+        text = await page.text()
+        assert page.status == 200 and page.content_type == "text/html"
+        assert 'new EventSource("events"' in text and "SIMULATED" in text and "http" not in text.split("<script>")[1]
+        assert (await client.get("/runs/nobody/page")).status == 404
+        await _until(client, job["id"], {"solved"})
+    finally:
+        await client.close()

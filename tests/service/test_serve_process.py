@@ -88,3 +88,38 @@ def test_binding_beyond_loopback_needs_a_token(tmp_path):
     service = _serve(tmp_path / "data", _free_port(), "--host", "0.0.0.0", env=env)
     _, err = service.communicate(timeout=30)
     assert service.returncode == 2 and "set a token in $MAKER_TOKEN" in err
+
+
+def test_maker_run_watch_serves_the_runs_page_and_its_events(tmp_path):
+    port = _free_port()
+    run = subprocess.Popen([sys.executable, "-m", "maker", "run", "hanoi", "--disks", "16", "--backend", "sim", "--k", "3",
+                            "--no-progress", "--json", "--watch", str(port)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as page:
+                    assert "EventSource" in page.read().decode()
+                break
+            except (ConnectionError, urllib.error.URLError):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        views = []
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/runs/run/events", timeout=60) as stream:
+            for raw in stream:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("data: {\"id\""):
+                    views.append(json.loads(line[6:]))
+                if line == "event: end":
+                    break
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    summary = json.loads(out)
+    steps = [v["live"]["statistics"].get("steps", 0) for v in views]
+    assert run.returncode == 0 and f"watch this run at http://127.0.0.1:{port}/" in err
+    assert len(views) >= 3 and steps == sorted(steps) and views[-1]["state"] == "ended"
+    assert steps[-1] == summary["steps"] == 2**16 - 1 and views[-1]["live"]["total_steps"] == 2**16 - 1
