@@ -151,6 +151,9 @@ _OUTPUT = [
     ("--json", "store_true", False, "print one JSON summary object on stdout"),
     ("--no-progress", "store_true", False, "no progress bar on stderr"),
     ("--verbose", "store_true", False, "log every red-flagged reply (reason, detail, text) on stderr"),
+    ("--trace", {"nargs": "?", "const": "otlp", "metavar": "otlp|FILE"}, None,
+     "OpenTelemetry spans (run, chain, step, sampling round): to the OTLP/HTTP endpoint that the OTEL_EXPORTER_OTLP_* "
+     "variables name (the default), or one JSON span a line to FILE (needs the trace extra)"),
     ("--watch", {"nargs": "?", "const": 8766, "type": int, "metavar": "PORT"}, None,
      "serve a live page of the run on http://127.0.0.1:PORT/ while it runs (default port 8766)"),
 ]
@@ -340,8 +343,11 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
     # The main agent's settings, as run_async's.
     config = resolve_config(task, agent=first, catalog=catalog, simulated=backend.simulated, **overrides)
 
+    tracing, provider = _tracing(args.trace) if args.trace is not None else (None, None)
+
     async def go() -> Any:
         watch = await _watch(args, task, backend) if args.watch is not None else None
+        watchers = [o for o in (tracing, None if watch is None else watch.live) if o is not None]
         try:
             async with backend:
                 if args.target_success is not None:
@@ -349,13 +355,14 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
                 # Overrides, not a finished config: each chain's own agent resolves its settings from them.
                 return await run_async(task, backend, journal=args.journal, progress=_both(progress, watch), agents=catalog,
                                        agent=agent, mix=mix, max_steps=args.max_steps, depth=args.depth,
-                                       max_concurrency=args.max_concurrency, observers=[] if watch is None else [watch.live],
-                                       **overrides)
+                                       max_concurrency=args.max_concurrency, observers=watchers, **overrides)
         finally:  # closed before any message, so that the bar does not cut into it
             if progress is not None:
                 progress.close()
             if watch is not None:
                 await watch.close()
+            if provider is not None:
+                provider.shutdown()  # exports what is left
 
     try:
         result = asyncio.run(go())
@@ -408,6 +415,14 @@ async def _watch(args: argparse.Namespace, task: Task, backend: Backend) -> _Wat
     watch.runner = await watch_server(watch.view, live, lambda: watch.ended, args.watch)
     print(f"maker: watch this run at http://127.0.0.1:{args.watch}/", file=sys.stderr, flush=True)
     return watch
+
+
+def _tracing(where: str) -> tuple[Any, Any]:
+    try:
+        from maker.tracing import tracing_to
+    except ImportError as exc:
+        raise ConfigError(f"--trace needs OpenTelemetry: pip install 'maker-engine[trace]' ({exc})") from None
+    return tracing_to(where)
 
 
 def _both(progress: Any, watch: _Watch | None) -> Any:

@@ -6,9 +6,11 @@ observers: each overrides the hooks it needs and ignores the rest. Only overridd
 called (``hooks``), so an event nobody listens to costs nothing in the hot loop. A user's observer
 that raises is reported and removed (``emitter``); it never ends a run.
 
-Events, in the order a chain sees them: ``chain_started``; per step ``step_started`` (prompt rendered),
-``sampled`` (a round of replies came back), ``red_flag`` (one reply discarded) and ``step_decided``
-(committed; also for steps replayed from a journal); ``chain_reset`` (voided to be redone); ``chain_finished``.
+Events: ``run_started`` (task, backend, settings) once, before anything is replayed or drawn; then, in
+the order a chain sees them, ``chain_started``; per step ``step_started`` (prompt rendered), ``sampled``
+(a round of replies came back), ``red_flag`` (one reply discarded) and ``step_decided`` (committed; also
+for steps replayed from a journal); ``chain_reset`` (voided to be redone); ``chain_finished``; and last,
+however the run ended, ``run_finished`` (its result, or the error that ended it).
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class Observer:
     """Base class of observers: every hook does nothing; override the ones you need. In
     ``step_decided``, ``state`` is the state the step was decided in (before the candidate is applied)."""
 
+    def run_started(self, task: Task, backend: Any, config: Any) -> None: ...
+    def run_finished(self, result: Any, error: BaseException | None) -> None: ...
     def chain_started(self, chain: ChainInfo, state: Any) -> None: ...
     def step_started(self, chain: ChainInfo, step: int, state: Any, prompt: str) -> None: ...
     def sampled(self, chain: ChainInfo, step: int, samples: Sequence[Sample]) -> None: ...
@@ -93,6 +97,8 @@ def _listens(observer: Observer, event: str) -> bool:
 class Emitter(NamedTuple):
     """The hooks of a set of observers, one tuple per event, looked up once (``emitter``)."""
 
+    run_started: Hooks
+    run_finished: Hooks
     chain_started: Hooks
     step_started: Hooks
     sampled: Hooks

@@ -204,6 +204,9 @@ async def run_async(task: Task, backend: Backend | None = None, *, journal: str 
     run = _PlanRun(task, plan, backend, config, None if fixed else settings, catalog, agent, mix, emitter(watchers, guarded=observers),
                    contents.resets if contents else frozenset(), max_steps, asyncio.Semaphore(max_concurrency), stop)
     finished = {name: asyncio.Event() for name in order}
+    for hook in run.emit.run_started:
+        hook(task, backend, config)
+    ended: BaseException | None = None
     try:
         if contents is not None:
             run.resume(contents)
@@ -211,14 +214,23 @@ async def run_async(task: Task, backend: Backend | None = None, *, journal: str 
             for name in order:
                 group.create_task(run.run_node(name, finished))
     except BaseExceptionGroup as failure:
-        error = failure.exceptions[0]
-        if isinstance(error, MakerError):
-            error.statistics = _final_statistics(recorder, backend)
-        raise error from None
+        ended = failure.exceptions[0]
+        if isinstance(ended, MakerError):
+            ended.statistics = _final_statistics(recorder, backend)
+        raise ended from None
+    except BaseException as stopped:  # Ctrl-C while replaying: a CancelledError
+        ended = stopped
+        raise
     finally:
         if writer is not None:
             writer.close()
-    return _result(task, backend, config, run, recorder, journal, depth, progress)
+        if ended is not None:
+            for hook in run.emit.run_finished:
+                hook(None, ended)
+    result = _result(task, backend, config, run, recorder, journal, depth, progress)
+    for hook in run.emit.run_finished:
+        hook(result, None)
+    return result
 
 
 def _final_statistics(recorder: StatisticsRecorder, backend: Backend) -> Any:
