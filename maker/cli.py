@@ -154,6 +154,8 @@ _OUTPUT = [
     ("--trace", {"nargs": "?", "const": "otlp", "metavar": "otlp|FILE"}, None,
      "OpenTelemetry spans (run, chain, step, sampling round): to the OTLP/HTTP endpoint that the OTEL_EXPORTER_OTLP_* "
      "variables name (the default), or one JSON span a line to FILE (needs the trace extra)"),
+    ("--trace-easy-steps", float, 0.01, "with --trace: the share of uncontested steps traced (every step with more than "
+                                        "one round or a red flag is)"),
     ("--watch", {"nargs": "?", "const": 8766, "type": int, "metavar": "PORT"}, None,
      "serve a live page of the run on http://127.0.0.1:PORT/ while it runs (default port 8766)"),
 ]
@@ -343,7 +345,7 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
     # The main agent's settings, as run_async's.
     config = resolve_config(task, agent=first, catalog=catalog, simulated=backend.simulated, **overrides)
 
-    tracing, provider = _tracing(args.trace) if args.trace is not None else (None, None)
+    tracing, provider = _tracing(args.trace, args.trace_easy_steps) if args.trace is not None else (None, None)
 
     async def go() -> Any:
         watch = await _watch(args, task, backend) if args.watch is not None else None
@@ -417,12 +419,12 @@ async def _watch(args: argparse.Namespace, task: Task, backend: Backend) -> _Wat
     return watch
 
 
-def _tracing(where: str) -> tuple[Any, Any]:
+def _tracing(where: str, easy_steps: float) -> tuple[Any, Any]:
     try:
         from maker.tracing import tracing_to
     except ImportError as exc:
         raise ConfigError(f"--trace needs OpenTelemetry: pip install 'maker-engine[trace]' ({exc})") from None
-    return tracing_to(where)
+    return tracing_to(where, easy_steps)
 
 
 def _both(progress: Any, watch: _Watch | None) -> Any:

@@ -1,7 +1,7 @@
 """OpenTelemetry spans of a run, for the tracing tools people already use (optional: the ``trace`` extra).
 
 ``TracingObserver`` turns a run's events into spans: the run, then each chain (attempt), then each
-step, then each sampling round. A round is a GenAI client call as OpenTelemetry's semantic
+step, then each sampling round (every contested or red-flagged step; a share of the easy ones). A round is a GenAI client call as OpenTelemetry's semantic
 conventions describe one (``gen_ai.*``: operation, model, choice count, seed, temperature, output
 tokens, finish reasons); red flags are events on their step's span, and a step's votes, samples and
 rounds are attributes of it. Steps replayed from a journal drew nothing and get no span; their count
@@ -28,16 +28,27 @@ from maker.task import Task
 
 
 class TracingObserver(Observer):
-    """Spans of one run (``tracer``: default, the global provider's tracer named ``maker``)."""
+    """Spans of one run (``tracer``: default, the global provider's tracer named ``maker``).
 
-    def __init__(self, tracer: Tracer | None = None) -> None:
+    Every contested step (more than one round) and every step with a red flag gets its spans; of the
+    others, a share ``easy_steps`` does (1.0: all), so that a million-step run gives a trace worth
+    reading and costs the run little. A step's spans are made when it is decided, with the times it
+    recorded as it went: a step left out costs a few tuple appends.
+    """
+
+    def __init__(self, tracer: Tracer | None = None, *, easy_steps: float = 0.01) -> None:
+        if not 0.0 <= easy_steps <= 1.0:
+            raise ConfigError(f"easy_steps is a share of the steps, from 0 to 1; got {easy_steps}")
         self.tracer = tracer or trace.get_tracer("maker")
+        self.every = 0 if easy_steps == 0 else max(1, round(1 / easy_steps))  # keep easy step i when i % every == 0
+        self._easy = 0
         self._run: Span | None = None
         self._model: str | None = None
         self._config: Any = None
         self._chains: dict[ChainInfo, Span] = {}
         self._replayed: dict[ChainInfo, int] = {}
-        self._steps: dict[ChainInfo, tuple[Span, int]] = {}  # the open step span and when its last round began
+        # the open step of each chain: [start time, rounds as (start, end, samples), red flags as (time, flagged)]
+        self._steps: dict[ChainInfo, tuple[int, list[tuple[int, int, Any]], list[tuple[int, Flagged]]]] = {}
 
     def run_started(self, task: Task, backend: Any, config: Any) -> None:
         described = backend.describe()
@@ -49,10 +60,10 @@ class TracingObserver(Observer):
         })
 
     def run_finished(self, result: Any, error: BaseException | None) -> None:
-        for span in [s for s, _ in self._steps.values()] + list(self._chains.values()):
-            span.end()  # spans a failure or Ctrl-C left open
-        self._steps.clear()
+        for span in self._chains.values():
+            span.end()  # chains a failure or Ctrl-C left open
         self._chains.clear()
+        self._steps.clear()
         if self._run is None:
             return
         if error is not None:
@@ -70,47 +81,60 @@ class TracingObserver(Observer):
             "maker.chain": chain.name, "maker.attempt": chain.attempt, "maker.agents": str(chain.agents)})
 
     def step_started(self, chain: ChainInfo, step: int, state: Any, prompt: str) -> None:
-        parent = self._chains.get(chain)
-        context = None if parent is None else trace.set_span_in_context(parent)
-        span = self.tracer.start_span("maker.step", context=context, attributes={"maker.chain": chain.name, "maker.step": step})
-        self._steps[chain] = (span, time.time_ns())
+        self._steps[chain] = (time.time_ns(), [], [])
 
     def sampled(self, chain: ChainInfo, step: int, samples: Any) -> None:
         open_step = self._steps.get(chain)
-        if open_step is None:
-            return
-        span, began = open_step
-        now = time.time_ns()
-        model = chain.agent or self._model or "default"
-        config = self._config
-        attributes: dict[str, Any] = {
-            "gen_ai.operation.name": "text_completion", "gen_ai.request.model": model,
-            "gen_ai.request.choice.count": len(samples), "maker.step": step,
-            "gen_ai.usage.output_tokens": sum(sample.tokens for sample in samples),
-            "gen_ai.response.finish_reasons": sorted({sample.finish_reason for sample in samples}),
-        }
-        if config is not None:
-            attributes["gen_ai.request.seed"] = step_seed(config.seed, step)
-            attributes["gen_ai.request.temperature"] = config.temperature
-        self.tracer.start_span(f"text_completion {model}", context=trace.set_span_in_context(span), start_time=began,
-                               attributes=attributes).end(end_time=now)
-        self._steps[chain] = (span, now)
+        if open_step is not None:
+            rounds = open_step[1]
+            now = time.time_ns()
+            rounds.append((rounds[-1][1] if rounds else open_step[0], now, samples))
 
     def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None:
         open_step = self._steps.get(chain)
         if open_step is not None:
-            open_step[0].add_event("maker.red_flag", {"maker.reason": flagged.reason.value, "maker.detail": flagged.detail[:200]})
+            open_step[2].append((time.time_ns(), flagged))
 
     def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
         if decision.replayed:
             self._replayed[chain] = self._replayed.get(chain, 0) + 1
             return
         open_step = self._steps.pop(chain, None)
-        if open_step is not None:
-            span = open_step[0]
-            span.set_attributes({"maker.votes": sum(decision.votes), "maker.samples": decision.samples,
-                                 "maker.rounds": decision.rounds})
-            span.end()
+        if open_step is None:
+            return
+        began, rounds, flags = open_step
+        if decision.rounds == 1 and not flags:  # an easy step: only a share of them
+            self._easy += 1
+            if not self.every or self._easy % self.every:
+                return
+        self._emit_step(chain, step, began, rounds, flags, decision)
+
+    def _emit_step(self, chain: ChainInfo, step: int, began: int, rounds: list[tuple[int, int, Any]],
+                   flags: list[tuple[int, Flagged]], decision: StepDecision) -> None:
+        parent = self._chains.get(chain)
+        span = self.tracer.start_span("maker.step", context=None if parent is None else trace.set_span_in_context(parent),
+                                      start_time=began, attributes={
+                                          "maker.chain": chain.name, "maker.step": step, "maker.votes": sum(decision.votes),
+                                          "maker.samples": decision.samples, "maker.rounds": decision.rounds})
+        inside = trace.set_span_in_context(span)
+        model = chain.agent or self._model or "default"
+        config = self._config
+        for start, end, samples in rounds:
+            attributes: dict[str, Any] = {
+                "gen_ai.operation.name": "text_completion", "gen_ai.request.model": model,
+                "gen_ai.request.choice.count": len(samples), "maker.step": step,
+                "gen_ai.usage.output_tokens": sum(sample.tokens for sample in samples),
+                "gen_ai.response.finish_reasons": sorted({sample.finish_reason for sample in samples}),
+            }
+            if config is not None:
+                attributes["gen_ai.request.seed"] = step_seed(config.seed, step)
+                attributes["gen_ai.request.temperature"] = config.temperature
+            self.tracer.start_span(f"text_completion {model}", context=inside, start_time=start,
+                                   attributes=attributes).end(end_time=end)
+        for when, flagged in flags:
+            span.add_event("maker.red_flag", {"maker.reason": flagged.reason.value, "maker.detail": flagged.detail[:200]},
+                           timestamp=when)
+        span.end()
 
     def chain_reset(self, chain: ChainInfo, reason: str) -> None:
         self._end_chain(chain, reset=reason)
@@ -128,8 +152,7 @@ class TracingObserver(Observer):
         span.end()
 
 
-
-def tracing_to(where: str) -> tuple[TracingObserver, Any]:
+def tracing_to(where: str, easy_steps: float = 0.01) -> tuple[TracingObserver, Any]:
     """An observer with its own tracer provider that exports every span: ``"otlp"`` to the OTLP/HTTP
     endpoint the ``OTEL_EXPORTER_OTLP_*`` variables name (default http://localhost:4318), anything else
     a file that gets one JSON span a line. Call the provider's ``shutdown()`` at the end: it flushes."""
@@ -149,4 +172,4 @@ def tracing_to(where: str) -> tuple[TracingObserver, Any]:
         exporter = ConsoleSpanExporter(out=out, formatter=lambda span: span.to_json(indent=None) + "\n")
     provider = TracerProvider(resource=Resource.create({"service.name": "maker"}))
     provider.add_span_processor(BatchSpanProcessor(exporter))  # exported from a thread: the run never waits on it
-    return TracingObserver(provider.get_tracer("maker")), provider
+    return TracingObserver(provider.get_tracer("maker"), easy_steps=easy_steps), provider

@@ -24,7 +24,7 @@ def test_a_run_is_a_tree_of_spans_with_genai_attributes():
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     task = load_task("hanoi", disks=6)
     backend = SimulatedBackend(task, error_rate=0.05, malformed_rate=0.1, seed=2)
-    result = maker.run(task, backend, k=3, depth=1, observers=[TracingObserver(provider.get_tracer("test"))])
+    result = maker.run(task, backend, k=3, depth=1, observers=[TracingObserver(provider.get_tracer("test"), easy_steps=1.0)])
     assert result.solved
     spans = exporter.get_finished_spans()
     kinds = Counter(span.name.split(" ")[0] for span in spans)
@@ -52,8 +52,24 @@ def test_a_run_is_a_tree_of_spans_with_genai_attributes():
 def test_maker_run_trace_writes_one_json_span_a_line(tmp_path):
     out = tmp_path / "spans.jsonl"
     done = subprocess.run([sys.executable, "-m", "maker", "run", "hanoi", "--disks", "4", "--backend", "sim", "--k", "2",
-                           "--no-progress", "--json", "--trace", str(out)], capture_output=True, text=True, timeout=120)
+                           "--no-progress", "--json", "--trace", str(out), "--trace-easy-steps", "1"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     spans = [json.loads(line) for line in out.read_text().splitlines()]
     assert sum(s["name"] == "maker.step" for s in spans) == 15
     assert any(s["name"] == "maker.run hanoi" and s["attributes"]["maker.simulated"] for s in spans)
+
+
+def test_easy_steps_are_traced_at_their_share_and_hard_ones_always():
+    exporter, provider = InMemorySpanExporter(), TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    task = load_task("hanoi", disks=8)
+    backend = SimulatedBackend(task, error_rate=0.05, malformed_rate=0.05, seed=3)
+    result = maker.run(task, backend, k=3, observers=[TracingObserver(provider.get_tracer("test"), easy_steps=0.1)])
+    steps = [s for s in exporter.get_finished_spans() if s.name == "maker.step"]
+    hard = [s for s in steps if s.attributes["maker.rounds"] > 1 or s.events]
+    easy = len(steps) - len(hard)
+    all_hard = sum(n for rounds, n in result.statistics.rounds_per_step.items() if rounds > 1)
+    assert len(hard) >= all_hard > 0 and len(steps) < 255
+    assert easy == (255 - len(hard)) // 10
+    with pytest.raises(maker.ConfigError, match="share"):
+        TracingObserver(easy_steps=2)
