@@ -89,6 +89,10 @@ def test_a_second_run_on_a_held_journal_stops_at_once_and_the_first_finishes(tmp
     took = time.monotonic() - began
     assert second.returncode == 2 and "is being written by another run" in second.stderr, second.stderr
     assert took < 10  # it stops at once (about 0.5 s here, Python's start-up), not when the first run ends
+    # A reader needs no lock: verifying the held journal reads what is committed so far, a run not yet complete.
+    partial = verify_journal(journal)
+    assert 0 < partial["steps"] < 2**17 - 1 and not partial["complete"]
+    assert partial["rule_violations"] is None or partial["rule_violations"] == 0
     out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert json.loads(out)["solved"] and verify_journal(journal)["valid"]
