@@ -4,7 +4,10 @@
     GET    /runs               every job's record
     GET    /runs/{id}          one job's record and live numbers
     DELETE /runs/{id}          cancel it, as Ctrl-C does; submitting its name again resumes it
-    GET    /runs/{id}/events   server-sent events: the job's view on every change (at most 4 a second)
+    GET    /runs/{id}/events   server-sent events: ``job`` (the job's view, on every change, at most 4 a
+                               second) and the run's discrete events as they happen: ``chain_started``,
+                               ``chain_finished``, ``chain_reset``, ``red_flag`` (with the reply),
+                               ``contested_step`` (a step that took more than one round)
     GET    /runs/{id}/journal  the journal, as a download
     GET    /runs/{id}/page     the live page: the job's numbers as they change (plain HTML, one script)
 
@@ -132,13 +135,19 @@ async def _events(request: web.Request) -> web.StreamResponse:
 async def stream_views(request: web.Request, view: Callable[[], dict[str, Any]], live: LiveView,
                        ended: Callable[[], bool]) -> web.StreamResponse:
     """Server-sent events: ``view()`` now and after every change (at most every ``EVENT_INTERVAL``),
-    until ``ended()``; then an ``end`` event."""
+    each time after the discrete events that came since (``LiveView.events``), until ``ended()``;
+    then an ``end`` event."""
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await stream.prepare(request)
     loop = asyncio.get_running_loop()
+    seen = 0
     while True:
         sent = loop.time()
-        await stream.write(f"event: job\ndata: {json.dumps(view())}\n\n".encode())
+        news = live.events_after(seen)
+        if news:
+            seen = news[-1][0]
+        lines = [f"id: {number}\nevent: {kind}\ndata: {json.dumps(data)}\n\n" for number, kind, data in news]
+        await stream.write(("".join(lines) + f"event: job\ndata: {json.dumps(view())}\n\n").encode())
         if ended():
             break
         await live.wait(HEARTBEAT)

@@ -20,6 +20,7 @@ from maker.statistics import RunStatistics
 from maker.task import Task
 
 HARDEST_KEPT = 10  # steps listed by samples drawn
+EVENTS_KEPT = 1000  # recent discrete events (a watcher that falls further behind gets the newest ones)
 FLAG_EXAMPLES = 3  # replies kept per red-flag reason
 EXAMPLE_CHARS = 200
 
@@ -35,6 +36,8 @@ class LiveView(Observer):
         self.chains: dict[str, dict[str, Any]] = {}
         self.total_steps: int | None = None  # the task's declared steps, for the page's progress bar
         self.chain_steps: dict[str, int | None] = {}  # each chain's declared steps
+        self.events: deque[tuple[int, str, dict[str, Any]]] = deque(maxlen=EVENTS_KEPT)  # (number, kind, data)
+        self._numbered = 0
         self._changed = asyncio.Event()
         self._last: tuple[float, int] | None = None  # (time, steps) of the previous snapshot
 
@@ -65,21 +68,39 @@ class LiveView(Observer):
         except TimeoutError:
             pass
 
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        self._numbered += 1
+        self.events.append((self._numbered, kind, data))
+
+    def events_after(self, number: int) -> list[tuple[int, str, dict[str, Any]]]:
+        """The kept discrete events numbered above ``number``, oldest first."""
+        return [event for event in self.events if event[0] > number]
+
     def chain_started(self, chain: ChainInfo, state: Any) -> None:
         self.chains[chain.name] = {"steps": 0, "attempt": chain.attempt, "done": False}
+        self._event("chain_started", {"chain": chain.name, "attempt": chain.attempt})
+
+    def chain_reset(self, chain: ChainInfo, reason: str) -> None:
+        self._event("chain_reset", {"chain": chain.name, "reason": reason})
 
     def chain_finished(self, chain: ChainInfo, state: Any) -> None:
         self.chains.setdefault(chain.name, {"steps": 0, "attempt": chain.attempt})["done"] = True
+        self._event("chain_finished", {"chain": chain.name, "steps": self.chains[chain.name]["steps"]})
 
     def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None:
         examples = self.flag_examples.setdefault(flagged.reason.value, deque(maxlen=FLAG_EXAMPLES))
-        examples.append({"chain": chain.name, "step": step, "detail": flagged.detail,
-                         "reply": flagged.text[:EXAMPLE_CHARS]})
+        example = {"chain": chain.name, "step": step, "reason": flagged.reason.value, "detail": flagged.detail,
+                   "reply": flagged.text[:EXAMPLE_CHARS]}
+        examples.append(example)
+        self._event("red_flag", example)
 
     def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
         entry = self.chains.get(chain.name)
         if entry is not None:
             entry["steps"] = step + 1
+        if decision.rounds > 1 and not decision.replayed:
+            self._event("contested_step", {"chain": chain.name, "step": step, "samples": decision.samples,
+                                           "votes": decision.votes, "rounds": decision.rounds})
         if len(self.hardest) < HARDEST_KEPT:
             heapq.heappush(self.hardest, (decision.samples, sum(decision.votes), chain.name, step))
         elif decision.samples > self.hardest[0][0]:

@@ -3,6 +3,7 @@ restart with resume, download and verify the journal, hostile bodies, and the to
 
 import asyncio
 import json
+from collections import Counter
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -63,15 +64,18 @@ async def test_the_event_stream_follows_the_job_to_its_final_numbers(tmp_path):
         job = await (await client.post("/runs", json=_job(15, depth=2))).json()
         stream = await client.get(f"/runs/{job['id']}/events")
         assert stream.headers["Content-Type"].startswith("text/event-stream")
-        views, event = [], None
+        views, event, kinds = [], None, Counter()
         async for raw in stream.content:
             line = raw.decode().rstrip("\n")
             if line.startswith("event: "):
                 event = line[7:]
+                kinds[event] += 1
             elif line.startswith("data: ") and event == "job":
                 views.append(json.loads(line[6:]))
             elif line.startswith("data: ") and event == "end":
                 break
+        # a watcher gets the newest EVENTS_KEPT discrete events that came before it connected, then each as it comes
+        assert kinds["chain_finished"] == 4 and kinds["chain_started"] >= 1 and kinds["contested_step"] > 0, kinds
         steps = [v["live"]["statistics"].get("steps", 0) for v in views]
         assert len(views) >= 3 and steps == sorted(steps) and 0 < steps[-2]
         final = views[-1]
