@@ -75,7 +75,7 @@ async def test_the_event_stream_follows_the_job_to_its_final_numbers(tmp_path):
             elif line.startswith("data: ") and event == "end":
                 break
         # a watcher gets the newest EVENTS_KEPT discrete events that came before it connected, then each as it comes
-        assert kinds["chain_finished"] == 4 and kinds["chain_started"] >= 1 and kinds["contested_step"] > 0, kinds
+        assert kinds["chain_finished"] == 4 and kinds["contested_step"] > 0, kinds
         steps = [v["live"]["statistics"].get("steps", 0) for v in views]
         assert len(views) >= 3 and steps == sorted(steps) and 0 < steps[-2]
         final = views[-1]
