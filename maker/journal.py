@@ -195,6 +195,8 @@ class JournalWriter(Observer):
     def close(self) -> None:
         if self._fd >= 0:
             try:
+                if self._resume_from is not None and self._resume_from.torn_tail:  # nothing appended: still cut it
+                    os.ftruncate(self._fd, self._resume_from.valid_bytes)
                 os.fsync(self._fd)
             finally:
                 os.close(self._fd)

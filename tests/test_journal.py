@@ -60,6 +60,15 @@ def test_torn_last_line_is_cut_and_redone(tmp_path):
     assert all(json.loads(line) for line in lines) and len(lines) == 64
 
 
+def test_a_torn_tail_is_cut_even_when_the_resume_has_nothing_to_add(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    _run(journal, disks=4)
+    with open(journal, "ab") as f:
+        f.write(b'{"step":15,"cand')
+    assert _run(journal, disks=4).resumed_steps == 15
+    assert not JournalReader(journal).torn_tail and journal.read_bytes().endswith(b"}\n")
+
+
 @pytest.mark.parametrize(
     "content,message",
     [
