@@ -1,7 +1,7 @@
 """The live page in a real browser (headless Chromium from the system's packages): a 20-disk
 simulated job and a 14-disk job with our model, submitted over HTTP and watched. The numbers move,
-the sim job is cancelled and resubmitted (it resumes), and at the end each page shows its job's final
-summary. Screenshots are saved in the test's temporary folder."""
+each job is cancelled and resubmitted (it resumes from its journal), and at the end each page shows
+its job's final summary. Screenshots are saved in the test's temporary folder."""
 
 import asyncio
 import math
@@ -68,6 +68,8 @@ async def test_two_jobs_watched_in_a_real_browser(tmp_path):
             await browser.open(str(client.make_url("/runs/model14/page")))
             await _eventually(lambda: browser.number("steps"))
             await browser.screenshot(tmp_path / "model14-running.png")
+            assert (await (await client.delete("/runs/model14")).json())["state"] == "cancelled"
+            assert (await client.post("/runs", json=MODEL14)).status == 201
 
             async def ended():
                 jobs = (await (await client.get("/runs")).json())
@@ -77,7 +79,7 @@ async def test_two_jobs_watched_in_a_real_browser(tmp_path):
             sim = await _shows_summary(browser, client, "sim20")
             assert sim["resumed_steps"] > 0 and sim["steps"] == 2**20 - 1 and sim["simulated"]
             model = await _shows_summary(browser, client, "model14")
-            assert model["steps"] == 2**14 - 1 and not model["simulated"]
+            assert model["steps"] == 2**14 - 1 and not model["simulated"] and model["resumed_steps"] > 0
             await browser.screenshot(tmp_path / "model14-done.png")
         for job_id in ("sim20", "model14"):
             assert verify_journal(tmp_path / f"data/jobs/{job_id}/journal.jsonl.zst")["valid"]
