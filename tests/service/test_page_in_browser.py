@@ -17,7 +17,7 @@ from tests.service.browser import Browser, find_chromium
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine: scripts/setup --browser installs "
                                                           "it from the system's packages (CI always has one)")
-SIM20 = {"task": "hanoi", "params": {"disks": 20}, "settings": {"k": 3}, "name": "sim20",
+SIM20 = {"task": "hanoi", "params": {"disks": 20}, "settings": {"k": 4}, "name": "sim20",
          "backend": {"kind": "sim", "sim": {"error_rate": 0.01}}}
 MODEL14 = {"task": "hanoi", "params": {"disks": 14}, "depth": 4, "name": "model14", "backend": {"kind": "hf"}}
 
@@ -32,7 +32,9 @@ async def _eventually(probe, timeout=300.0, every=0.25):
 
 async def _shows_summary(browser, client, job_id):
     """The page, reloaded after the job ended, shows the job's final numbers."""
-    summary = (await (await client.get(f"/runs/{job_id}")).json())["summary"]
+    job = await (await client.get(f"/runs/{job_id}")).json()
+    assert job["state"] == "solved", (job["state"], job["error"])
+    summary = job["summary"]
     await browser.open(str(client.make_url(f"/runs/{job_id}/page")))
     await _eventually(lambda: _text_is(browser, "state", "solved"), timeout=30)
     assert await browser.number("steps") == summary["steps"]
