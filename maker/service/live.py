@@ -23,6 +23,7 @@ HARDEST_KEPT = 10  # steps listed by samples drawn
 EVENTS_KEPT = 1000  # recent discrete events (a watcher that falls further behind gets the newest ones)
 FLAG_EXAMPLES = 3  # replies kept per red-flag reason
 EXAMPLE_CHARS = 200
+RATE_WINDOW = 5.0  # seconds of snapshots the steps-per-second figure spans (batched backends decide in bursts)
 
 
 class LiveView(Observer):
@@ -39,7 +40,7 @@ class LiveView(Observer):
         self.events: deque[tuple[int, str, dict[str, Any]]] = deque(maxlen=EVENTS_KEPT)  # (number, kind, data)
         self._numbered = 0
         self._changed = asyncio.Event()
-        self._last: tuple[float, int] | None = None  # (time, steps) of the previous snapshot
+        self._recent: deque[tuple[float, int]] = deque()  # (time, steps) of the snapshots in the last RATE_WINDOW
 
     def expect(self, task: Task, depth: int) -> None:
         """What the run will do: its declared steps, and each chain's."""
@@ -50,9 +51,12 @@ class LiveView(Observer):
     # --- the run's events ------------------------------------------------------------------
     def progress(self, snapshot: RunStatistics) -> None:
         now, steps = time.perf_counter(), snapshot.steps
-        if self._last is not None and now > self._last[0]:
-            self.steps_per_second = (steps - self._last[1]) / (now - self._last[0])
-        self._last = (now, steps)
+        self._recent.append((now, steps))
+        while len(self._recent) > 2 and now - self._recent[1][0] >= RATE_WINDOW:
+            self._recent.popleft()
+        first_time, first_steps = self._recent[0]
+        if now > first_time:
+            self.steps_per_second = (steps - first_steps) / (now - first_time)
         self.statistics = snapshot.to_json()
         self.touch()
 
