@@ -61,7 +61,7 @@ async def test_a_job_runs_to_its_end_and_its_journal_downloads_and_verifies(tmp_
 async def test_the_event_stream_follows_the_job_to_its_final_numbers(tmp_path):
     client = await _client(tmp_path / "data")
     try:
-        job = await (await client.post("/runs", json=_job(15, depth=2))).json()
+        job = await (await client.post("/runs", json=_job(17, depth=2))).json()
         stream = await client.get(f"/runs/{job['id']}/events")
         assert stream.headers["Content-Type"].startswith("text/event-stream")
         views, event, kinds = [], None, Counter()
@@ -79,7 +79,7 @@ async def test_the_event_stream_follows_the_job_to_its_final_numbers(tmp_path):
         steps = [v["live"]["statistics"].get("steps", 0) for v in views]
         assert len(views) >= 3 and steps == sorted(steps) and 0 < steps[-2]
         final = views[-1]
-        assert final["state"] == "solved" and final["summary"]["steps"] == 2**15 - 1 == steps[-1]
+        assert final["state"] == "solved" and final["summary"]["steps"] == 2**17 - 1 == steps[-1]
         assert len(final["live"]["chains"]) == 4 and all(c["done"] for c in final["live"]["chains"].values())
         assert final["live"]["hardest_steps"][0]["samples"] >= 3
     finally:
