@@ -4,8 +4,8 @@
     GET    /runs               every job's record
     GET    /runs/{id}          one job's record and live numbers
     DELETE /runs/{id}          cancel it, as Ctrl-C does; submitting its name again resumes it
-    GET    /runs/{id}/events   server-sent events: ``job`` (the job's view, on every change, at most 4 a
-                               second) and the run's discrete events as they happen: ``chain_started``,
+    GET    /runs/{id}/events   server-sent events: ``job`` (the job's view, on every change, at most once
+                               a second) and the run's discrete events as they happen: ``chain_started``,
                                ``chain_finished``, ``chain_reset``, ``red_flag`` (with the reply),
                                ``contested_step`` (a step that took more than one round)
     GET    /runs/{id}/journal  the journal, as a download
@@ -36,7 +36,7 @@ from maker.service.live import LiveView
 
 log = logging.getLogger("maker")
 MAX_BODY = 64 * 1024
-EVENT_INTERVAL = 0.25  # seconds between two events of one stream, at least
+EVENT_INTERVAL = 1.0  # seconds between two views of one stream, at least: a page redrawn more often costs the run CPU
 HEARTBEAT = 15.0  # seconds of quiet after which a stream sends a comment, so proxies keep it open
 SERVICE_KEY = web.AppKey("service", JobService)
 PAGE = Path(__file__).with_name("page.html")
