@@ -2,10 +2,15 @@
 live page open in a headless Chromium (``--watch``) and OpenTelemetry tracing on (``--trace FILE``).
 
 The two run alternately (A B B A ...), each in its own process on the same machine, so drift in the
-machine's speed falls on both; the record has every wall time, the medians and their ratio. Without
-a Chromium the page is read by a plain event-stream client instead, and the record says so.
+machine's speed falls on both. This machine's speed drifts by 10-20 % over minutes (measured: the same
+plain run took 74 s and 98 s within half an hour), so the headline ratio is the median over adjacent
+pairs (each plain run against the watched one beside it), with the medians' ratio beside it. Each run
+also records the CPU seconds of its own process and of the browser: the work watching adds, which
+drift does not change. Without a Chromium the page is read by a plain event-stream client instead, and
+the record says so; ``--viewer sse`` asks for that client even where a Chromium exists, to separate what
+maker's watching costs (the server, the stream, tracing) from what a browser on the same machine costs.
 
-    .venv/bin/python bench/regression/watch_overhead.py [--disks 16] [--depth 8] [--repeat 2]
+    .venv/bin/python bench/regression/watch_overhead.py [--disks 16] [--depth 8] [--repeat 2] [--viewer chromium|sse]
 Target (issue 27): the watched and traced run within 5 % of the plain one.
 """
 
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import socket
 import statistics
 import subprocess
@@ -53,7 +59,7 @@ def one_run(base: list[str], watched: bool, scratch: Path, chromium: str | None)
     port = free_port()
     if watched:
         command += ["--watch", str(port), "--trace", str(scratch / "spans.jsonl")]
-    began = time.perf_counter()
+    began, cpu_before = time.perf_counter(), _children_cpu()
     run = subprocess.Popen([sys.executable, "-m", "maker", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stop = threading.Event()
     if watched:
@@ -66,16 +72,26 @@ def one_run(base: list[str], watched: bool, scratch: Path, chromium: str | None)
             threading.Thread(target=read_events, args=(port, stop, counts), daemon=True).start()
     out, err = run.communicate()
     wall = time.perf_counter() - began
+    run_cpu = _children_cpu() - cpu_before
     stop.set()
+    viewer_cpu = 0.0
     if viewer is not None:
-        viewer.kill()
+        viewer.terminate()  # Chromium's helper processes exit with it and are counted when it is reaped
         viewer.wait()
+        viewer_cpu = _children_cpu() - cpu_before - run_cpu
     if run.returncode != 0:
         sys.exit(f"run failed ({run.returncode}): {err[-2000:]}")
     summary = json.loads(out)
     spans = sum(1 for _ in open(scratch / "spans.jsonl")) if watched else 0
     return {"watched": watched, "wall_seconds": round(wall, 2), "engine_seconds": summary["seconds"], "steps": summary["steps"],
-            "errors": summary["errors"], "spans": spans, "events_read": counts[0] if watched and not chromium else None}
+            "errors": summary["errors"], "spans": spans,
+            "run_cpu_seconds": round(run_cpu, 2), "viewer_cpu_seconds": round(viewer_cpu, 2), "events_read": counts[0] if watched and not chromium else None}
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's reaped children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -83,9 +99,11 @@ def main() -> None:
     parser.add_argument("--disks", type=int, default=16)
     parser.add_argument("--depth", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=2, help="runs of each kind, in A B B A order")
+    parser.add_argument("--viewer", choices=["chromium", "sse"], default="chromium",
+                        help="what opens the page: a headless Chromium (when one exists), or a plain event-stream client")
     args = parser.parse_args()
     base = ["run", "hanoi", "--disks", str(args.disks), "--depth", str(args.depth), "--max-batch", "512", "--no-progress", "--json"]
-    chromium = find_chromium()
+    chromium = find_chromium() if args.viewer == "chromium" else None
     order = [kind for _ in range((args.repeat + 1) // 2) for kind in (False, True, True, False)][: 2 * args.repeat]
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,11 +112,21 @@ def main() -> None:
             print(json.dumps(runs[-1]), flush=True)
     plain = statistics.median(r["engine_seconds"] for r in runs if not r["watched"])
     watched = statistics.median(r["engine_seconds"] for r in runs if r["watched"])
+    pairs = [runs[i + 1]["engine_seconds"] / runs[i]["engine_seconds"] if runs[i + 1]["watched"]
+             else runs[i]["engine_seconds"] / runs[i + 1]["engine_seconds"] for i in range(len(runs) - 1)
+             if runs[i]["watched"] != runs[i + 1]["watched"]]
+    cpu_plain = statistics.median(r["run_cpu_seconds"] for r in runs if not r["watched"])
+    cpu_watched = statistics.median(r["run_cpu_seconds"] + r["viewer_cpu_seconds"] for r in runs if r["watched"])
     numbers = {"simulated": False, "viewer": chromium or "event-stream client", "runs": runs,
                "median_plain_engine_seconds": plain, "median_watched_engine_seconds": watched,
-               "watched_over_plain": round(watched / plain, 4)}
+               "watched_over_plain": round(watched / plain, 4),
+               "adjacent_pair_ratios": [round(r, 4) for r in pairs],
+               "median_adjacent_pair_ratio": round(statistics.median(pairs), 4),
+               "median_plain_cpu_seconds": cpu_plain, "median_watched_cpu_seconds_with_viewer": cpu_watched,
+               "cpu_watched_over_plain": round(cpu_watched / cpu_plain, 4)}
     settings = {"command": " ".join(["maker", *base]), "watched_adds": "--watch PORT --trace FILE, the page open", **vars(args)}
-    path = write_result(f"watch_overhead_d{args.disks}", settings, numbers)
+    suffix = "" if chromium else "_sse"
+    path = write_result(f"watch_overhead_d{args.disks}{suffix}", settings, numbers)
     print(json.dumps(numbers, indent=2))
     print(f"written to {path}")
 
