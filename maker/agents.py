@@ -25,6 +25,7 @@ from typing import Any
 from maker.config import served_defaults
 from maker.errors import ConfigError
 from maker.mixing import AgentMix
+from maker.pretrained import local_folder, missing_model_hint
 from maker.task import Task
 
 Where = str | PathLike[str]
@@ -95,12 +96,14 @@ class AgentCatalog(Mapping[str | None, str]):
         return served_defaults(self, name)
 
     def folders(self) -> dict[str | None, str]:
-        """The entries as absolute folders, for an in-process backend; a missing folder is a ConfigError."""
-        if missing := [(name, where) for name, where in self._where.items() if not Path(where).is_dir()]:
+        """The entries as absolute folders, for an in-process backend (an installed pretrained model's name,
+        ``smollm2``, stands for its folder: ``maker.pretrained``); a missing folder is a ConfigError."""
+        found = {name: local_folder(where) for name, where in self._where.items()}
+        if missing := [(name, self._where[name]) for name, folder in found.items() if folder is None]:
             name, where = missing[0]
             serves = "every agent" if name is None else f"agent {name!r}"
-            raise ConfigError(f"model folder {where!r} does not exist (it is to serve {serves})")
-        return {name: str(Path(where).resolve()) for name, where in self._where.items()}
+            raise ConfigError(f"model folder {where!r} does not exist (it is to serve {serves}){missing_model_hint(where)}")
+        return {name: str(folder.resolve()) for name, folder in found.items() if folder is not None}
 
 
 def _binding(text: str, where: str) -> tuple[str, str]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from maker.backends.base import Backend
 from maker.errors import BackendCodeError, BackendError, ConfigError, MakerError, StepError, StepFailed
+from maker.pretrained import PRETRAINED, local_folder
 from maker.task import Task
 
 EXIT_UNSOLVED = 1
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     commands = {"run": _cmd_run, "verify": _cmd_verify, "tasks": _cmd_tasks, "plan": _cmd_plan,
                 "estimate": _cmd_estimate, "plot": _cmd_plot, "check-task": _cmd_check_task, "train": _cmd_train,
-                "serve": _cmd_serve}
+                "serve": _cmd_serve, "install": _cmd_install}
     _log_to_stderr(verbose="--verbose" in argv)
     try:
         args, _ = parser.parse_known_args(argv)
@@ -106,6 +107,10 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="environment variable holding the token every request must send (required off loopback)")
     serve.add_argument("--max-jobs", type=int, default=2, help="jobs running at once; the others wait in a queue")
     serve.add_argument("--max-job-steps", type=int, default=1 << 26, help="largest task (in declared steps) a job may be")
+    install = sub.add_parser("install", help="install a pretrained LLM by name (e.g. smollm2) into the model cache, "
+                                             "once; its name then stands for its folder (--model, --base, --agent)")
+    install.add_argument("name", help="the model's name: " + ", ".join(PRETRAINED))
+    install.add_argument("--force", action="store_true", help="download and convert again")
     sub.add_parser("plan", help="show how a task is split into chains (add the task's parameters)",
                    add_help=False).add_argument("task")
     sub.add_parser("estimate", help="measure p on random steps; choose k; project samples, tokens, time, cost",
@@ -138,6 +143,10 @@ _VOTING = [
     ("--checks", _BOOL, None, "red-flag replies that break the task's answer-free rules, counted as 'invalid' "
                               "(default: on for model backends, off for sim, which follows the paper)"),
     ("--seed", int, None, "base of the per-request seeds (default 0)"),
+    ("--few-shot", int, None, "ask through a completion prompt with N solved examples of other states first, for a "
+                              "general LLM (maker.prompting; default: the task's own prompt)"),
+    ("--stop", "append", None, "a string that ends a reply (give it again for more; default: a few-shot prompt's own, "
+                               "else none)"),
     ("--mix-agreement", _BOOL, True, "with --mix: only a reply that every voting agent has given can win "
                                      "(maker.mixing); --no-mix-agreement counts every vote for every reply"),
     ("--max-steps", int, None, "stop after this many steps (depth 0 only)"),
@@ -167,6 +176,8 @@ _ESTIMATE = [
     ("--temperature", float, None, "default: the model's manifest, else 0.1 as the paper"),
     ("--max-tokens", int, None, None),
     ("--checks", _BOOL, None, "default: as a run's (on for model backends, off for sim)"),
+    ("--few-shot", int, None, "ask as `maker run --few-shot N` does: N solved examples of other states first"),
+    ("--stop", "append", None, "a string that ends a reply (as maker run's)"),
     ("--price-per-million-tokens", float, None, "for the projected cost"),
     ("--concurrency", int, 64, None),
     ("--seed", int, 0, None),
@@ -227,7 +238,8 @@ _TRAIN = [
     ("--sae-k", int, 32, "sae-lora: active features per token"),
     ("--sae-features", int, 1024, "sae-lora: the SAE's dictionary size"),
     ("--sae-objective", ["kl", "sft"], "kl", "sae-lora: the base's own adapter-free distribution (kl, Resa) or the labels"),
-    ("--base", Path, None, "the base model folder (default: models/base/model)"),
+    ("--base", None, None, "the base model: a folder, or an installed pretrained model's name such as smollm2 "
+                           "(maker install) (default: models/base/model)"),
     ("--budget-min", float, 10.0, "minutes of training (the learning rate follows this clock)"),
     ("--examples", int, 50_000, "training examples drawn from the task's training states (oracle data)"),
     ("--held-out", int, 500, "states (or journal prompts) kept out of training, to measure the model on"),
@@ -327,7 +339,9 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
     args, task = _parse(task_cls, "run", argv)
     task.spec = resolved_spec(head.task)  # absolute for a task file: `maker verify` works from any folder
     overrides = {key: getattr(args, key) for key in ("k", "rule", "temperature", "first_temperature", "max_tokens",
-                                                     "generation_cap", "max_samples_per_step", "checks", "seed")}
+                                                     "generation_cap", "max_samples_per_step", "checks", "seed",
+                                                     "few_shot")}
+    overrides["stop"] = None if args.stop is None else tuple(map(_unescaped, args.stop))
     # Bad values fail here, before any work.
     make_config(**{key: value for key, value in overrides.items() if value is not None})
     if args.target_success is None and args.p is not None:
@@ -419,6 +433,14 @@ async def _watch(args: argparse.Namespace, task: Task, backend: Backend) -> _Wat
     return watch
 
 
+def _unescaped(text: str) -> str:
+    """A string from the command line with its backslash escapes read (``--stop '\\n'`` is a newline)."""
+    try:
+        return text.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        raise ConfigError(f"--stop {text!r}: not a string with valid backslash escapes") from None
+
+
 def _tracing(where: str, easy_steps: float) -> tuple[Any, Any]:
     try:
         from maker.tracing import tracing_to
@@ -458,7 +480,8 @@ async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, conf
               file=sys.stderr)
         report = await estimate_async(task, backend, samples=args.estimate_samples, temperature=config.temperature,
                                       max_tokens=config.max_tokens, checks=config.checks, target=args.target_success,
-                                      seed=config.seed, agent=agents[0], mix=agents[1], agents=agents[2])
+                                      seed=config.seed, agent=agents[0], mix=agents[1], agents=agents[2],
+                                      few_shot=config.few_shot, stop=config.stop)
         p = report.p_low  # the cautious end of the interval
         print(f"maker: p-hat {report.p:.5f}, using its lower bound {p:.5f}", file=sys.stderr)
     k, why = choose_k(p, steps, args.target_success)
@@ -497,7 +520,7 @@ def _given(args: argparse.Namespace, **names: str) -> dict[str, Any]:
 
 def _make_backend(args: argparse.Namespace, task: Task, catalog: Any, mix: Any) -> Backend:
     if args.backend is None:
-        args.backend = "hf" if any(Path(where).is_dir() for where in catalog.values()) else "sim"
+        args.backend = "hf" if any(local_folder(where) is not None for where in catalog.values()) else "sim"
     if args.ray is not None and args.backend != "hf":
         raise ConfigError(f"--ray runs in-process models on Ray workers: it needs --backend hf, not {args.backend}")
     if ":" in args.backend:
@@ -597,7 +620,8 @@ def _cmd_estimate(head: argparse.Namespace, argv: list[str]) -> int:
                                         temperature=args.temperature, max_tokens=args.max_tokens, checks=args.checks,
                                         target=args.target_success, concurrency=args.concurrency, seed=args.seed,
                                         prices=args.price_per_million_tokens, steps=args.steps, agent=agent, mix=mix,
-                                        agents=catalog)
+                                        agents=catalog, few_shot=args.few_shot,
+                                        stop=None if args.stop is None else list(map(_unescaped, args.stop)))
 
     report = asyncio.run(go())
     print(json.dumps(report.to_json()) if args.json else report.to_table())
@@ -633,6 +657,20 @@ def _cmd_train(head: argparse.Namespace, argv: list[str]) -> int:
                               temperature=args.temperature, eval_states=args.eval_states,
                               progress=not args.no_progress, log=functools.partial(print, file=sys.stderr))
     print(json.dumps(record) if args.json else (args.out / "README.md").read_text())
+    if record["unusable"]:
+        from maker.training.microagent import ADVICE
+
+        print(f"maker train: the microagent in {args.out} is NOT usable: {record['unusable']}.\nmaker train: {ADVICE}",
+              file=sys.stderr)
+        return EXIT_UNSOLVED
+    return 0
+
+
+def _cmd_install(args: argparse.Namespace, argv: list[str]) -> int:
+    from maker.pretrained import install
+
+    folder = install(args.name, force=args.force, log=functools.partial(print, file=sys.stderr))
+    print(folder)
     return 0
 
 
@@ -758,6 +796,9 @@ def _summary_table(summary: dict[str, Any]) -> str:
         ("sampling", "T {first_temperature:g} then {temperature:g}, red-flag limit {max_tokens} tokens, "
                      "checks {on}".format(**summary["config"], on="on" if summary["checks"] else
                                           "off (the task defines no check)" if summary["config"]["checks"] else "off")),
+        *([("prompt", f"{summary['config']['few_shot']}-shot completion (maker.prompting)")]
+          if summary["config"].get("few_shot") else []),
+        *([("stop", ", ".join(map(repr, summary["config"]["stop"])))] if summary["config"].get("stop") else []),
         ("time", f"{summary['seconds']:.1f} s ({summary['steps_per_second']:,.0f} steps/s)"),
     ]
     for agent, counts in summary.get("by_agent", {}).items():  # a mix of agents: what each drew and voted

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from maker.errors import ConfigError
+from maker.pretrained import PRETRAINED, installed_folder, local_folder, missing_model_hint
 from maker.task import Task
 
 
@@ -34,6 +35,11 @@ class RunConfig(BaseModel):
     checks: bool = Field(False, description="apply the task's answer-free validity checks as red flags")
     verify: bool = Field(True, description="count decisions that differ from the oracle (after the fact only)")
     seed: int = Field(0, description="base of the per-request seeds")
+    few_shot: int | None = Field(None, ge=1, le=64, description="ask through a completion prompt with this many solved "
+                                                               "examples of other states first (maker.prompting), for "
+                                                               "general LLMs; None: the task's own prompt")
+    stop: tuple[str, ...] | None = Field(None, description="strings that end a reply (cut before the first); None: "
+                                                           "the prompt's own (a few-shot prompt's, else none)")
 
     @property
     def cap(self) -> int:
@@ -44,6 +50,8 @@ class RunConfig(BaseModel):
     def _cap_allows_k(self) -> RunConfig:
         if self.max_samples_per_step < self.k:
             raise ValueError(f"max_samples_per_step ({self.max_samples_per_step}) must be >= k ({self.k})")
+        if self.stop is not None and not all(self.stop):
+            raise ValueError("a stop string must not be empty")
         return self
 
 
@@ -87,14 +95,16 @@ def served_defaults(catalog: Mapping[str | None, str], agent: str | None) -> dic
     """The run settings asked for by the model folder that serves ``agent`` in ``catalog`` (its own entry,
     else the default entry, None); {} when no folder serves it (a served model's name, the backend's own)."""
     where = catalog.get(agent, catalog.get(None))
-    return manifest_defaults(Path(where)) if where is not None and Path(where).is_dir() else {}
+    folder = None if where is None else local_folder(where)
+    return {} if folder is None else manifest_defaults(folder)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     """A model folder's manifest (``maker.json``), or {} when it has none.
 
     Keys maker reads: ``defaults`` (run settings the model asks for, layered by ``resolve_config``),
-    ``base`` (an adapter folder's base model folder, relative to the adapter folder). Other keys are
+    ``base`` (an adapter folder's base model folder, relative to the adapter folder, or an installed
+    pretrained model's name, ``maker.pretrained``). Other keys are
     for people (``agent``: the agent it was trained for; what trained it, measured numbers).
     """
     manifest = folder / "maker.json"
@@ -128,6 +138,12 @@ def adapter_base(folder: Path) -> Path | None:
             raise ConfigError(f"{str(folder / 'adapter_config.json')!r} is not valid JSON: {exc}") from None
     if not named:
         raise ConfigError(f"adapter folder {str(folder)!r} names no base model: add \"base\" to its maker.json")
+    if named in PRETRAINED:  # an installed pretrained model, by name: wherever this machine keeps it
+        base = installed_folder(named)
+        if base is None:
+            raise ConfigError(f"adapter folder {str(folder)!r} adapts {named!r}, which is not installed here"
+                              f"{missing_model_hint(named)}")
+        return base
     base = (folder / named).resolve()
     if not (base / "config.json").is_file():
         raise ConfigError(f"adapter folder {str(folder)!r} names the base {str(base)!r}, which holds no model "

@@ -23,6 +23,7 @@ from maker.backends.base import Backend, draw
 from maker.config import RunConfig
 from maker.errors import StepError, StepFailed
 from maker.events import AgentVotes, ChainInfo, Emitter, StepDecision
+from maker.prompting import prompter, stop_for
 from maker.redflag import Flagged, RedFlagJudge
 from maker.statistics import RunStatistics
 from maker.task import JOURNAL_HINT, Task, journal_round_trip
@@ -104,12 +105,14 @@ class Engine:
         self.judge = RedFlagJudge(chain.task, max_tokens=config.max_tokens, checks=config.checks)
         self.debug = log.isEnabledFor(logging.DEBUG)
         self.drafts = chain.task.has_draft  # read once: decide runs a million times a run
+        self.prompt = prompter(chain.task, config.few_shot, config.seed)
+        self.stop_strings = config.stop if config.stop is not None else stop_for(self.prompt)
 
     async def decide(self, state: Any, step: int) -> StepDecision:
         """Sample, red-flag and vote until one candidate wins (or the cap is hit)."""
         chain, emit, cap = self.chain, self.emit, self.config.max_samples_per_step
         try:
-            prompt = chain.task.prompt(state)
+            prompt = self.prompt(state)
         except Exception as exc:
             raise StepError(f"task.prompt raised {type(exc).__name__}: {exc}", step=step, state=state) from exc
         for hook in emit.step_started:
@@ -128,7 +131,8 @@ class Engine:
             need = min(race.votes_needed(), cap - drawn)
             if need <= 0:
                 raise self._failed(step, drawn, race, flags)
-            requests = agents.round_requests(self.config, prompt, seed, need, drawn=drawn, rounds=rounds, draft=guess)
+            requests = agents.round_requests(self.config, prompt, seed, need, drawn=drawn, rounds=rounds, draft=guess,
+                                             stop=self.stop_strings)
             samples = await draw(self.backend, requests, step=step)
             rounds += 1
             drawn += len(samples)

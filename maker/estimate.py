@@ -32,6 +32,7 @@ from maker.errors import ConfigError, TaskError
 from maker.estimate_agents import AgentsReport, across_agents
 from maker.events import ChainInfo
 from maker.mixing import AgentMix
+from maker.prompting import prompter, stop_for
 from maker.redflag import Flagged, RedFlagJudge
 from maker.scaling import _count, collision_test, estimate_p, expected_collisions, expected_samples, k_min, p_full
 from maker.task import OracleWalk, Task, WalkError, oracle_disagrees
@@ -95,6 +96,8 @@ class EstimateReport:
     checks: bool
     warnings: tuple[str, ...]
     agents: AgentsReport | None = None  # with a mix: per agent, across agents, the recommended mix
+    few_shot: int | None = None  # the prompt: the task's own (None) or with this many solved examples (maker.prompting)
+    stop: tuple[str, ...] = ()  # the strings that ended replies
 
     @property
     def warning(self) -> str | None:
@@ -115,6 +118,8 @@ class EstimateReport:
         temps = f"temperature {self.temperature:g}" + (
             "" if self.first_temperature is None else f" (first sample {self.first_temperature:g})")
         lines.append(f"  {temps}, red-flag limit {self.max_tokens} tokens, checks {'on' if self.checks else 'off'}")
+        asked = "the task's own" if not self.few_shot else f"{self.few_shot}-shot completion (maker.prompting)"
+        lines.append(f"  prompt {asked}" + (f", replies end at {', '.join(map(repr, self.stop))}" if self.stop else ""))
         if self.p is None:
             lines.append("  p-hat                    n/a (no sample passed the red flags)")
         else:
@@ -220,6 +225,7 @@ async def estimate_async(
     target: float = 0.95, concurrency: int = 64, seed: int = 0, prices: float | tuple[float, float] | None = None,
     states: Sequence[Any] | None = None, steps: int | None = None, agent: str | None = None,
     mix: AgentMix | str | None = None, agents: AgentCatalog | Mapping[str | None, str] | Sequence[str] | str | None = None,
+    few_shot: int | None = None, stop: Sequence[str] | None = None,
 ) -> EstimateReport:
     """Measure p on ``samples`` random steps, ``per_state`` samples each, and plan a run.
 
@@ -232,6 +238,7 @@ async def estimate_async(
     ``agent`` or ``mix`` (``"A,B"``) replace the task's own agents (``maker.agents.chain_agents``); with a
     mix, each state's samples come from the mix's agents as in a mixed run's first
     round (``maker.mixing``), and the report compares the agents (``maker.estimate_agents``).
+    ``few_shot`` and ``stop`` ask as a run with those settings would (``maker.prompting``).
     """
     samples = _count(samples, "samples (the number of random steps)")
     per_state = _count(per_state, "per_state (at least two samples a state, to see collisions)", low=2)
@@ -240,7 +247,8 @@ async def estimate_async(
     chain = ChainInfo(None, "estimate", task, chain_agents(task, agent=agent, mix=mix))
     catalog = task_catalog(task, agents)
     config = resolve_config(task, agent=chain.agent, catalog=catalog, simulated=backend.simulated,
-                            temperature=temperature, max_tokens=max_tokens, checks=checks)
+                            temperature=temperature, max_tokens=max_tokens, checks=checks, few_shot=few_shot,
+                            stop=None if stop is None else tuple(stop))
     # Without first_temperature every sample is drawn at the run's temperature: no greedy first vote.
     config = config.model_copy(update={"first_temperature": config.temperature if first_temperature is None
                                        else first_temperature})
@@ -255,6 +263,8 @@ async def estimate_async(
         raise ConfigError(f"task {task.name!r} does not know how many steps it has: give the run's length with --steps")
     s = _count(s, "steps")
 
+    ask = prompter(task, config.few_shot, config.seed)
+    stops = config.stop if config.stop is not None else stop_for(ask)
     rng = random.Random(seed)
 
     def pick(n: int) -> list[int]:  # distinct where there are enough, otherwise some are drawn twice
@@ -277,12 +287,13 @@ async def estimate_async(
 
     async def one(index: int, state: Any, n: int) -> list[tuple[str | None, Any]]:
         """This state's samples in order: who drew each, and its verdict ((correct?, candidate) or a RedFlagReason)."""
-        prompt = task.prompt(state)
+        prompt = ask(state)
         if watcher is not None:
             watcher.step_started(chain, index, state, prompt)
         # The engine's own requests, as for a step's first round (+ n: a state drawn twice differs).
         first_seed, hook = step_seed(seed, index) + n, draft_hook(task, state)
-        requests = chain.agents.round_requests(config, prompt, first_seed, per_state, drawn=0, rounds=0, draft=hook)
+        requests = chain.agents.round_requests(config, prompt, first_seed, per_state, drawn=0, rounds=0, draft=hook,
+                                               stop=stops)
         async with semaphore:
             samples = await draw(backend, requests, step=index)
         drawers = [r.agent for r in requests for _ in range(r.n)]
@@ -303,6 +314,7 @@ async def estimate_async(
     results = [[verdict for _, verdict in state] for state in tagged]
     report = _report(task, backend, results, distinct, s, target, per_state, seconds, tally, price_pair,
                      concurrency, temperature, first_temperature, max_tokens, judge.checks)
+    report = replace(report, few_shot=config.few_shot, stop=stops)
     if not chain.agents.mixed:
         return report
     return replace(report, agents=across_agents(tagged, chain.agents, s, target))  # type: ignore[arg-type]

@@ -106,27 +106,28 @@ class AgentMix(BaseModel):
         return AgreeingRace(k, rule) if self.agreement and self.mixed else VoteRace(k, rule)
 
     def round_requests(self, config: RunConfig, prompt: str, seed: int, need: int, *, drawn: int, rounds: int,
-                       draft: Callable[[str], str | None] | None = None) -> list[SampleRequest]:
+                       draft: Callable[[str], str | None] | None = None, stop: tuple[str, ...] = ()) -> list[SampleRequest]:
         """The requests of one round: samples ``drawn`` .. ``drawn + need - 1`` of the step, one
         request per agent (and the greedy first vote as a request of its own), agents in cycle order.
-        Each request has a seed of its own: the round's and the agent's place among ``agents``."""
+        Each request has a seed of its own: the round's and the agent's place among ``agents``.
+        ``stop``: the strings that end a reply (``maker.prompting``)."""
         if not self.mixed:  # the common case, kept short: every step of a one-agent run comes here
             agent, later = self.cycle[0], seed + 1 + rounds
             if drawn or config.first_temperature == config.temperature:
                 temperature = config.temperature if drawn else config.first_temperature
-                return [SampleRequest(prompt, need, temperature, config.cap, later, agent, draft)]
-            greedy = SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, agent, draft)
+                return [SampleRequest(prompt, need, temperature, config.cap, later, agent, draft, stop)]
+            greedy = SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, agent, draft, stop)
             if need == 1:
                 return [greedy]
-            return [greedy, SampleRequest(prompt, need - 1, config.temperature, config.cap, later, agent, draft)]
+            return [greedy, SampleRequest(prompt, need - 1, config.temperature, config.cap, later, agent, draft, stop)]
         requests: list[SampleRequest] = []
         start, end = drawn, drawn + need
         if drawn == 0 and config.first_temperature != config.temperature:
-            requests.append(SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, self.cycle[0], draft))
+            requests.append(SampleRequest(prompt, 1, config.first_temperature, config.cap, seed, self.cycle[0], draft, stop))
             start += 1
         counts = Counter(self.agent_for(sample) for sample in range(start, end))  # agents in the order they first draw
         place = {agent: i for i, agent in enumerate(self.agents)}
         for agent, n in counts.items():
             agent_seed = seed + 1 + rounds * len(place) + place[agent]
-            requests.append(SampleRequest(prompt, n, config.temperature, config.cap, agent_seed, agent, draft))
+            requests.append(SampleRequest(prompt, n, config.temperature, config.cap, agent_seed, agent, draft, stop))
         return requests

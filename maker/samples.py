@@ -26,16 +26,18 @@ class SampleRequest(NamedTuple):
     #: The task's guess at a reply's continuation (reply so far -> the text it expects next, or None):
     #: backends that draft (``hf``) check it against the model's own tokens; it never changes a reply.
     draft: Callable[[str], str | None] | None = None
+    #: Strings that end a reply: the backend cuts the text before the first one it writes.
+    stop: tuple[str, ...] = ()
 
     # The draft hook is no part of what a request is: two requests that differ only in it are equal.
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SampleRequest) and self[:6] == other[:6]
+        return isinstance(other, SampleRequest) and self[:6] == other[:6] and self.stop == other.stop
 
     def __ne__(self, other: object) -> bool:
         return not self == other
 
     def __hash__(self) -> int:
-        return hash(self[:6])
+        return hash((self[:6], self.stop))
 
 
 class Sample(NamedTuple):

@@ -2,7 +2,7 @@
 
 A task is a handful of plain (non-async) methods: ``initial_state``, ``prompt``, ``parse``, ``apply`` and
 ``is_done`` are required; ``check``, ``oracle``, ``total_steps``, ``format_reply``, ``plausible_mistake``, ``training_states``,
-``candidate_to_json`` / ``candidate_from_json``, ``answer``, ``agent`` and ``run_defaults`` are optional. The candidate
+``candidate_to_json`` / ``candidate_from_json``, ``answer``, ``kind``, ``agent`` and ``run_defaults`` are optional. The candidate
 ``parse`` returns is the vote key, so it must be hashable and canonical: two replies that mean the same
 thing must parse to equal candidates. The oracle (ground truth) is only for the simulated backend,
 estimation and after-the-fact verification, never voting.
@@ -125,6 +125,11 @@ class Task:
     @property
     def has_plan(self) -> bool:
         return type(self).plan is not Task.plan
+
+    def kind(self, state: Any) -> str | None:
+        """The kind of step ``state`` asks for, when a task has several (multiplication: ``"product"`` or
+        ``"sum"``): a few-shot prompt shows examples of the same kind (``maker.prompting``). None: one kind."""
+        return None
 
     def run_defaults(self) -> dict[str, Any]:
         """Run settings this task's replies call for, e.g. ``{"max_tokens": 120}`` for a

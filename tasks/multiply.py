@@ -189,6 +189,9 @@ class ProductStep(Task):
         x = state.a[len(state.a) - 1 - len(state.out)]
         return f"Compute {x} x {state.d} + {state.carry}. {_REPLY_FORMAT}"
 
+    def kind(self, state: ProductState) -> str:
+        return "product"
+
     def run_defaults(self) -> dict[str, object]:
         return dict(DIGIT_STEP_DEFAULTS)
 
@@ -226,6 +229,9 @@ class SumStep(Task):
     def prompt(self, state: SumState) -> str:
         i = len(state.x) - 1 - len(state.out)
         return f"Compute {state.x[i]} + {state.y[i]} + {state.carry}. {_REPLY_FORMAT}"
+
+    def kind(self, state: SumState) -> str:
+        return "sum"
 
     def run_defaults(self) -> dict[str, object]:
         return dict(DIGIT_STEP_DEFAULTS)
@@ -351,6 +357,10 @@ class MultiplyTask(Task):
     def prompt(self, state: Any) -> str:
         task, inner = self._inner(state)
         return task.prompt(inner)
+
+    def kind(self, state: Any) -> str:
+        task, inner = self._inner(state)
+        return task.kind(inner)
 
     def parse(self, state: Any, reply: str) -> Candidate:
         return parse_reply(reply)

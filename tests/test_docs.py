@@ -71,8 +71,9 @@ def test_the_training_tutorial_task_checks_runs_and_trains_as_written(tmp_path):
     trained = subprocess.run([*cli, "train", "sort.py:BubbleSort", "--out", "sorter", "--budget-min", "0.02",
                               "--examples", "500", "--held-out", "40", "--eval-states", "10", "--no-progress", "--json"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert trained.returncode == 0, trained.stderr
     record = json.loads(trained.stdout)
+    # a second of training rarely makes a usable model; the command says which it made
+    assert trained.returncode == (1 if record["unusable"] else 0), trained.stderr
     assert record["data"]["held_out_unseen"] and record["evaluation"]["states"] == 10
     assert record["data"]["training_states"] == "the task's own"
     assert {"adapter_config.json", "maker.json", "training.json", "README.md"} <= {p.name for p in (tmp_path / "sorter").iterdir()}

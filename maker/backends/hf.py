@@ -117,9 +117,6 @@ class HFBackend(Backend):
             self.agents[agent] = loaded[resolved]
         first = next(iter(self.agents.values()))
         self.path, self.tokenizer, self.model, self.decoder = first.path, first.tokenizer, first.model, first.decoder
-        # A stop string of c characters spans at most c tokens that print something; the slack
-        # covers tokens that print nothing (special tokens, partial UTF-8 bytes).
-        self._stop_window = 2 * max(map(len, self.stop), default=0) + 2
         self._generator = torch.Generator(self.device)
         self._generator.seed()  # unseeded requests draw from one nondeterministic stream
         # batches, requests, sequences, prefills (distinct prompts per batch, whatever their n),
@@ -306,10 +303,11 @@ class HFBackend(Backend):
                     prompt_texts.append(r.prompt)
                 seed = r.seed if r.temperature > 0 else None
                 gen = None if seed is None else torch.Generator(self.device).manual_seed(seed)
-                groups.append((i, Group(k, r.n, r.temperature, room, gen, r.draft)))
+                stop = self.stop + tuple(s for s in r.stop if s not in self.stop)  # the backend's and the request's
+                groups.append((i, Group(k, r.n, r.temperature, room, gen, r.draft, stop)))
         if not groups:
             return results
-        hit_stop = None if not self.stop else lambda ids: self._hit_stop(codec, ids)
+        hit_stop = None if not any(g.stop for _, g in groups) else lambda ids, stops: _hit_stop(codec, ids, stops)
         drafter = None
         if self.draft:
             # The memory is per microagent: another model's replies would be poor drafts.
@@ -327,17 +325,24 @@ class HFBackend(Backend):
         texts = [decoded[tuple(ids)] for ids in out]
         row = 0
         for i, g in groups:
-            results[i] = [Sample(self._cut(texts[j]), len(out[j]), finish[j]) for j in range(row, row + g.n)]  # type: ignore[arg-type]
+            results[i] = [Sample(_cut(texts[j], g.stop), len(out[j]), finish[j]) for j in range(row, row + g.n)]  # type: ignore[arg-type]
             row += g.n
         return results
 
-    def _hit_stop(self, codec: Codec, ids: list[int]) -> bool:
-        tail = codec.decode(ids[-self._stop_window :])
-        return any(s in tail for s in self.stop)
 
-    def _cut(self, text: str) -> str:
-        cuts = [i for i in (text.find(s) for s in self.stop) if i >= 0]
-        return text[: min(cuts)] if cuts else text
+
+def _hit_stop(codec: Codec, ids: list[int], stops: tuple[str, ...]) -> bool:
+    """Whether the reply's last tokens hold one of ``stops``. A stop string of c characters spans at most
+    c tokens that print something; the slack covers tokens that print nothing (special tokens, partial
+    UTF-8 bytes)."""
+    tail = codec.decode(ids[-(2 * max(map(len, stops)) + 2):])
+    return any(s in tail for s in stops)
+
+
+def _cut(text: str, stops: tuple[str, ...]) -> str:
+    """The reply up to its first stop string."""
+    cuts = [i for i in (text.find(s) for s in stops) if i >= 0]
+    return text[: min(cuts)] if cuts else text
 
 
 @contextlib.contextmanager

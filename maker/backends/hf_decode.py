@@ -200,7 +200,7 @@ def make_decoder(model: Any, fast: bool = True) -> KVDecoder | HFDecoder:
 
 def decode(
     decoder: KVDecoder | HFDecoder, prompts: Sequence[Sequence[int]], groups: Sequence[Group], *,
-    eos: frozenset[int], generator: torch.Generator, hit_stop: Callable[[list[int]], bool] | None = None,
+    eos: frozenset[int], generator: torch.Generator, hit_stop: Callable[[list[int], tuple[str, ...]], bool] | None = None,
     aborted: Callable[[], bool] = lambda: False, drafter: Drafter | None = None,
 ) -> tuple[list[list[int]], list[str], int]:
     """Generate every row of ``groups`` (rows in group order; every prompt must have a group).
@@ -209,6 +209,7 @@ def decode(
     and a draft, and keeps the drafted tokens the model draws itself: the replies are the same as
     without one, in fewer passes. Returns each row's new token ids (EOS excluded), its finish reason
     ("stop" or "length"), and the number of forward passes run. A row's tokens never exceed its cap.
+    ``hit_stop(tokens, stops)`` says whether a row's tokens so far contain one of its group's stop strings.
     """
     # Rows are laid out prompt by prompt, so that the samples of a prompt are neighbours.
     order = sorted(range(len(groups)), key=lambda i: groups[i].prompt)
@@ -232,7 +233,7 @@ def decode(
                 finish[r] = "stop"
             else:
                 out[r].append(t)
-                if hit_stop is not None and hit_stop(out[r]):
+                if hit_stop is not None and row_group[r].stop and hit_stop(out[r], row_group[r].stop):
                     finish[r] = "stop"
                 elif len(out[r]) >= caps[r]:
                     finish[r] = "length"

@@ -151,6 +151,9 @@ class OpenAIBackend(Backend):
         else:
             payload["prompt"] = request.prompt
         payload.update(n=n, temperature=request.temperature, max_tokens=request.max_tokens)
+        if request.stop:  # with any the server's extra settings name
+            extra = payload.get("stop") or []
+            payload["stop"] = [*([extra] if isinstance(extra, str) else extra), *request.stop]
         if seed is not None:
             payload["seed"] = seed
         return payload

@@ -29,6 +29,7 @@ class Group:
     max_tokens: int  # already clipped to the model's positions
     generator: torch.Generator | None = None  # None: the batch's shared stream (or greedy)
     draft: DraftHook | None = None  # the task's guess at the rest of a reply (maker.backends.drafting)
+    stop: tuple[str, ...] = ()  # strings that end a reply
 
 
 class Sampler:

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from maker.errors import ConfigError
+from maker.pretrained import PRETRAINED, installed_folder, local_folder, missing_model_hint
 from maker.task import Task, trajectory_sample
 from maker.training.examples import Example, journal_examples, oracle_examples
 from maker.training.trainer import Trainer, TrainSettings, pool_source, write_json
 
-__all__ = ["DEFAULT_BASE", "train_microagent"]
+__all__ = ["DEFAULT_BASE", "train_microagent", "unusable_because"]
 
 DEFAULT_BASE = Path(__file__).resolve().parent.parent.parent / "models" / "base" / "model"
 
@@ -73,6 +74,17 @@ def _journal_data(task_spec: str | None, journals: Sequence[str | os.PathLike[st
     return [e for e in examples if e.prompt not in kept_out], [e for e in examples if e.prompt in kept_out], len(decided)
 
 
+def _base_name(base: Path, out: Path) -> str:
+    """How the manifest names the base: an installed pretrained model by its name (its folder differs from
+    machine to machine), any other folder by its path relative to ``out``."""
+    manifest = base / "maker.json"
+    named = json.loads(manifest.read_text()).get("pretrained") if manifest.is_file() else None
+    folder = None if named not in PRETRAINED else installed_folder(named)
+    if folder is not None and folder.resolve() == base.resolve():
+        return named
+    return os.path.relpath(base.resolve(), out.resolve())
+
+
 def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: TrainSettings | None = None,
                      base: str | os.PathLike[str] | None = None, journals: Sequence[str | os.PathLike[str]] = (),
                      task_spec: str | None = None, examples: int = 50_000, held_out: int = 500,
@@ -80,6 +92,7 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
                      log: Any = print) -> dict[str, Any]:
     """Train a microagent for ``task`` into ``out`` and measure it; returns what ``training.json`` holds.
 
+    ``base`` is a model folder or an installed pretrained model's name (``smollm2``; default: the shared base).
     Data: ``examples`` examples from the task's ``training_states`` and oracle, or, with ``journals``,
     every step of those (verified) journals and no oracle. ``held_out`` states (or journal prompts)
     are kept out of training to measure it. ``temperature`` is the run temperature written to the
@@ -87,7 +100,9 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
     """
     settings = settings or TrainSettings()
     out = Path(out)
-    base_folder = Path(base) if base is not None else DEFAULT_BASE
+    base_folder = DEFAULT_BASE if base is None else local_folder(base)
+    if base_folder is None:
+        raise ConfigError(f"base {str(base)!r}: no such model folder{missing_model_hint(str(base))}")
     if not (base_folder / "tokenizer.json").is_file() and not (base_folder / "tokenizer_config.json").is_file():
         raise ConfigError(f"base folder {str(base_folder)!r} holds no tokenizer: give --base DIR (a model folder)")
     if settings.method != "scratch" and not (base_folder / "config.json").is_file():
@@ -112,7 +127,7 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
         f"{len(held):,} held out{'' if unseen else ' (NOT unseen: the task has too few states to hold any out)'}")
     record: dict[str, Any] = {"task": task.name, "spec": task_spec or getattr(task, "spec", None) or task.name,
                               "params": task.describe()["params"], "agent": task.agent,
-                              "method": settings.method, "base": os.path.relpath(base_folder.resolve(), out.resolve()), "data": source,
+                              "method": settings.method, "base": _base_name(base_folder, out), "data": source,
                               "settings": settings.model_dump(mode="json"), "temperature": temperature}
     manifest: dict[str, Any] = {"agent": task.agent, "task": task.name, "method": settings.method,
                                 "defaults": {"temperature": temperature}}
@@ -131,9 +146,36 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
         record["evaluation"] = {**evaluate(task, out, states, temperature), "states_from": "this instance's trajectory",
                                 "unseen": eval_unseen}
     record["total_minutes"] = round((time.perf_counter() - began) / 60, 2)
+    record["unusable"] = unusable_because(record)
     write_json(out / "training.json", record)
     write_card(out, record)
     return record
+
+
+USABLE_P = 0.5  # voting converges on the right reply only when one valid sample is right more often than not
+USABLE_VALID = 0.5  # below this share of valid samples, the replies are mostly garbage
+ADVICE = ("what to try: smaller steps, each a few tokens a model can get right (docs/tasks.md, 'Train a microagent for "
+          "your task'); another base (--base smollm2, a pretrained LLM); a longer --budget-min")
+
+
+def unusable_because(record: dict[str, Any]) -> str | None:
+    """Why the trained microagent cannot serve a run, or None: measured after training through the real
+    backend, one valid sample is right at most half the time (voting then cannot converge on the right
+    reply) or most samples are red-flagged; without that measurement, most held-out examples are wrong."""
+    ev = record.get("evaluation")
+    if ev is not None:
+        if ev.get("v") is not None and ev["v"] < USABLE_VALID:
+            return (f"only {ev['v']:.1%} of its samples passed the red flags (malformed or too long): its replies are "
+                    "mostly garbage")
+        if ev.get("p") is None or ev["p"] <= USABLE_P:
+            p = "no valid sample" if ev.get("p") is None else f"p = {ev['p']:.3f}"
+            return f"{p} on {ev['states']} states of a run: one valid sample must be right more than half the time for votes to converge"
+        return None
+    training = record["training"]
+    if training["held_out_errors"] * 2 >= training["held_out"]:
+        return (f"{training['held_out_errors']} of {training['held_out']} held-out examples are wrong (greedy): a run "
+                "needs most of them right")
+    return None
 
 
 def evaluate(task: Task, folder: Path, states: Sequence[Any], temperature: float, per_state: int = 2) -> dict[str, Any]:
@@ -203,7 +245,12 @@ def write_card(out: Path, record: dict[str, Any]) -> None:
                   f"- p (share of valid samples that are right): {p}; valid share v: {ev.get('v')}.",
                   f"- Wrong samples: {ev['wrong_samples']}; red flags {ev['red_flags']}; red-flag catch rate {catch}.",
                   f"- Collisions (both samples of a state valid and wrong alike): {ev.get('collisions')}.", ""]
-    lines += ["## Use", "", "```bash", f"maker run {record.get('spec', record['task'])} --backend hf --model {out}", "```", "",
-              f"Run defaults (maker.json): temperature {record['temperature']}. Total time of `maker train`: "
+    if record.get("unusable"):
+        lines += ["## Not usable", "", f"This microagent cannot serve a run: {record['unusable']}.", "",
+                  ADVICE[0].upper() + ADVICE[1:] + ".", ""]
+    else:
+        lines += ["## Use", "", "```bash", f"maker run {record.get('spec', record['task'])} --backend hf --model {out}",
+                  "```", ""]
+    lines += [f"Run defaults (maker.json): temperature {record['temperature']}. Total time of `maker train`: "
               f"{record.get('total_minutes')} minutes.", ""]
     (out / "README.md").write_text("\n".join(lines))

@@ -64,8 +64,8 @@ def test_the_command_trains_from_journals_without_the_oracle(tiny_base, tmp_path
     monkeypatch.setattr("maker.verify.oracle_disagrees", lambda task, state, candidate: original(task, state) != candidate)
     code = main(["train", "tests/toy.py:Countdown", "--start", "40", "--out", str(out), "--base", str(tiny_base),
                  "--from-journal", str(journal), "--budget-min", "0.03", "--eval-states", "0", "--no-progress", "--json"])
-    assert code == 0
     record = json.loads(capsys.readouterr().out)
+    assert code == (1 if record["unusable"] else 0)  # a few seconds of training: usable or not, it says which
     assert record["data"]["from"] == "journals" and record["data"]["oracle_used"] is False
     assert record["data"]["examples"] + record["data"]["held_out"] == 40 and record["evaluation"] is None
     assert (out / "adapter_config.json").is_file()
@@ -82,3 +82,16 @@ def test_clear_errors(tiny_base, tmp_path, capsys):
         train_microagent(Blind(), tmp_path, base=tiny_base, progress=False)
     with pytest.raises(ConfigError, match="holds no tokenizer"):
         train_microagent(Countdown(), tmp_path, base=tmp_path, progress=False)
+
+
+def test_an_adapter_that_cannot_serve_a_run_fails_the_command_with_advice(tiny_base, tmp_path, capsys):
+    out = tmp_path / "hopeless"
+    code = main(["train", "tests/toy.py:Countdown", "--start", "400", "--out", str(out), "--base", str(tiny_base),
+                 "--budget-min", "0.02", "--examples", "200", "--held-out", "20", "--eval-states", "6", "--no-progress"])
+    captured = capsys.readouterr()
+    record = json.loads((out / "training.json").read_text())
+    assert record["evaluation"]["p"] is None or record["evaluation"]["p"] <= 0.5 or record["evaluation"]["v"] < 0.5
+    assert code == 1 and record["unusable"]
+    assert "NOT usable" in captured.err and "smaller steps" in captured.err and "--base smollm2" in captured.err
+    card = (out / "README.md").read_text()
+    assert "## Not usable" in card and "## Use" not in card and "maker run" not in card
