@@ -71,6 +71,13 @@ def test_install_refuses_an_unknown_name():
         install("gpt-17")
 
 
+def test_the_install_command_names_what_it_can_install(capsys):
+    from maker.cli import main
+
+    assert main(["install", "gpt-17"]) == 2
+    assert "unknown pretrained model 'gpt-17'; maker installs: smollm2" in capsys.readouterr().err
+
+
 # --- the real model ---------------------------------------------------------------------------
 real = pytest.mark.skipif(installed_folder("smollm2") is None,
                           reason="SmolLM2 is not installed: run `maker install smollm2` (scripts/setup does)")

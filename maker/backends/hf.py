@@ -330,7 +330,6 @@ class HFBackend(Backend):
         return results
 
 
-
 def _hit_stop(codec: Codec, ids: list[int], stops: tuple[str, ...]) -> bool:
     """Whether the reply's last tokens hold one of ``stops``. A stop string of c characters spans at most
     c tokens that print something; the slack covers tokens that print nothing (special tokens, partial

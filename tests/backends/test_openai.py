@@ -199,6 +199,14 @@ async def test_fewer_choices_than_asked_are_requested_again() -> None:
     assert seeds[0] == 5 and len(set(seeds)) == 3  # refills must not repeat the first sample
 
 
+async def test_stop_strings_go_to_the_server_with_its_own() -> None:
+    async with fault_server() as server, OpenAIBackend(server.base_url, "m", extra={"stop": "END"}) as backend:
+        await backend.sample(SampleRequest("p", stop=("\n",)))
+        await backend.sample(SampleRequest("p"))
+    bodies = [seen.body for seen in server.requests_seen]
+    assert bodies[0]["stop"] == ["END", "\n"] and bodies[1]["stop"] == "END"
+
+
 async def test_max_n_splits_a_request_up_front() -> None:
     async with fault_server() as server, OpenAIBackend(server.base_url, "m", max_n=2) as backend:
         samples = await backend.sample(SampleRequest("p", temperature=0.7, n=5, seed=1))
