@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from maker.errors import ConfigError
 from maker.task import Task
@@ -89,9 +90,22 @@ def _block(prompt: str, reply: str) -> str:
     return f"{prompt}{joiner}{reply.strip(chr(10))}{SHOT_SEPARATOR}"
 
 
+# Each task's few-shot prompts, made once: every chain of a plan asks through its task's, and drawing the
+# examples may walk the task's whole trajectory.
+_MADE: WeakKeyDictionary[Task, dict[tuple[int, int], FewShotPrompt]] = WeakKeyDictionary()
+
+
 def prompter(task: Task, few_shot: int | None, seed: int = 0) -> Callable[[Any], str]:
     """How a run asks ``task``: its own ``prompt``, or a ``FewShotPrompt`` with ``few_shot`` examples."""
-    return task.prompt if not few_shot else FewShotPrompt(task, few_shot, seed)
+    if not few_shot:
+        return task.prompt
+    try:
+        made = _MADE.setdefault(task, {})
+    except TypeError:  # a task that cannot be weakly referenced or hashed: made for each chain
+        return FewShotPrompt(task, few_shot, seed)
+    if (few_shot, seed) not in made:
+        made[few_shot, seed] = FewShotPrompt(task, few_shot, seed)
+    return made[few_shot, seed]
 
 
 def stop_for(prompt: Callable[[Any], str]) -> tuple[str, ...]:

@@ -33,6 +33,12 @@ def test_the_asked_states_answer_is_never_shown():
         assert all(not block.startswith(f"What is {state} minus one?") for block in shown)
 
 
+def test_a_tasks_few_shot_prompt_is_made_once():
+    task = Countdown(start=50)
+    assert prompter(task, 3) is prompter(task, 3) and prompter(task, 3) is not prompter(task, 2)
+    assert prompter(task, None) == task.prompt
+
+
 def test_one_line_replies_stop_at_the_line_end():
     prompt = prompter(Countdown(start=50), 2)
     assert stop_for(prompt) == ("\n",)
