@@ -25,13 +25,12 @@ import argparse
 import asyncio
 import json
 import random
-import re
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import RESULTS, write_result  # noqa: E402
+from llm_voting import tutorial_file  # noqa: E402  (the tutorial, saved under runs/llm_voting)
 from maker_tasks.hanoi import HanoiTask, training_state  # noqa: E402
 from maker_tasks.multiply import MultiplyTask  # noqa: E402
 
@@ -49,18 +48,15 @@ KEPT = ("p", "p_low", "p_high", "v", "valid", "correct", "samples", "red_flags",
         "temperature", "first_temperature", "checks")
 
 
-def tutorial_task(folder: Path):
-    """The BubbleSort task of docs/tasks.md, as a user saves it."""
-    text = (ROOT / "docs" / "tasks.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "class BubbleSort" in b)
-    (folder / "sort.py").write_text(block)
-    return load_task_class(f"{folder / 'sort.py'}:BubbleSort")(items=200, shuffle=1)
+def tutorial_task():
+    """The BubbleSort task of docs/tasks.md, as a user saves it (``llm_voting.tutorial_file``)."""
+    return load_task_class(f"{tutorial_file()}:BubbleSort")(items=200, shuffle=1)
 
 
-def step_types(folder: Path, args: argparse.Namespace) -> dict[str, tuple]:
+def step_types(args: argparse.Namespace) -> dict[str, tuple]:
     """name -> (task, states, few_shot, max_tokens or None)."""
     rng = random.Random(STATE_SEED)
-    sort = tutorial_task(folder)
+    sort = tutorial_task()
     multiply = MultiplyTask(a="".join(rng.choice("123456789") for _ in range(40)),
                             b="".join(rng.choice("123456789") for _ in range(12)))
     walked = trajectory_sample(multiply, random.Random(STATE_SEED), 4 * args.states)
@@ -79,21 +75,20 @@ async def measure(args: argparse.Namespace) -> dict:
     if folder is None:
         sys.exit(f"model {args.model!r} not found: run `maker install {args.model}`")
     found = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        types = step_types(Path(tmp), args)
-        async with HFBackend(str(folder), max_batch=args.max_batch) as backend:
-            for name, (task, states, shots, max_tokens) in types.items():
-                if args.only and name not in args.only:
-                    continue
-                report = await estimate_async(
-                    task, backend, samples=len(states), states=states,
-                    per_state=2 if not shots else args.hanoi_per_state if name.startswith("hanoi") else args.per_state,
-                    temperature=args.temperature, first_temperature=0.0, checks=True, few_shot=shots,
-                    max_tokens=max_tokens, steps=1_048_575, seed=args.seed)
-                data = report.to_json()
-                found[name] = {"states": report.states, **{key: data.get(key) for key in KEPT}}
-                print(f"{name}: p {report.p}, v {report.v:.3f}, all wrong on {report.all_wrong_states} of "
-                      f"{report.states} states, red flags {report.red_flags}", flush=True)
+    types = step_types(args)
+    async with HFBackend(str(folder), max_batch=args.max_batch) as backend:
+        for name, (task, states, shots, max_tokens) in types.items():
+            if args.only and name not in args.only:
+                continue
+            report = await estimate_async(
+                task, backend, samples=len(states), states=states,
+                per_state=2 if not shots else args.hanoi_per_state if name.startswith("hanoi") else args.per_state,
+                temperature=args.temperature, first_temperature=0.0, checks=True, few_shot=shots,
+                max_tokens=max_tokens, steps=1_048_575, seed=args.seed)
+            data = report.to_json()
+            found[name] = {"states": report.states, **{key: data.get(key) for key in KEPT}}
+            print(f"{name}: p {report.p}, v {report.v:.3f}, all wrong on {report.all_wrong_states} of "
+                  f"{report.states} states, red flags {report.red_flags}", flush=True)
     return found
 
 
