@@ -106,7 +106,7 @@ class Engine:
         self.debug = log.isEnabledFor(logging.DEBUG)
         self.drafts = chain.task.has_draft  # read once: decide runs a million times a run
         self.prompt = prompter(chain.task, config.few_shot, config.seed)
-        self.stop_strings = config.stop if config.stop is not None else stop_for(self.prompt)
+        self.stop_strings = stop_for(self.prompt, config.stop)
 
     async def decide(self, state: Any, step: int) -> StepDecision:
         """Sample, red-flag and vote until one candidate wins (or the cap is hit)."""

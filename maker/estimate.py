@@ -264,7 +264,7 @@ async def estimate_async(
     s = _count(s, "steps")
 
     ask = prompter(task, config.few_shot, config.seed)
-    stops = config.stop if config.stop is not None else stop_for(ask)
+    stops = stop_for(ask, config.stop)
     rng = random.Random(seed)
 
     def pick(n: int) -> list[int]:  # distinct where there are enough, otherwise some are drawn twice

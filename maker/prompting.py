@@ -108,6 +108,9 @@ def prompter(task: Task, few_shot: int | None, seed: int = 0) -> Callable[[Any],
     return made[few_shot, seed]
 
 
-def stop_for(prompt: Callable[[Any], str]) -> tuple[str, ...]:
-    """The stop sequences that suit ``prompt`` (a ``prompter``): a few-shot prompt's, else none."""
+def stop_for(prompt: Callable[[Any], str], configured: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The strings that end replies to ``prompt`` (a ``prompter``): the run's own (``RunConfig.stop``,
+    ``configured``) when it sets them, even to none; else a few-shot prompt's; else none."""
+    if configured is not None:
+        return configured
     return prompt.stop() if isinstance(prompt, FewShotPrompt) else ()

@@ -55,13 +55,21 @@ def build_base(folder: Path, tokenizer_source: Path, seed: int = 0) -> Path:
     return folder
 
 
-def build_adapter(folder: Path, base: Path, seed: int, rank: int = 8) -> Path:
+def build_adapter(folder: Path, base: Path, seed: int, rank: int = 8, b_std: float | None = None) -> Path:
     """A peft LoRA adapter of rank ``rank`` on every linear layer of ``base``, with random (nonzero)
-    A and B, saved to ``folder``; returns the folder."""
+    A and B, saved to ``folder``; returns the folder. ``b_std`` draws B from N(0, b_std) instead of
+    torch's default init: a real model then keeps most of its replies and changes some, as a trained
+    adapter does, rather than turning to noise whose near-tied logits any rounding can flip."""
     torch.manual_seed(seed)
     config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=TARGET_MODULES, init_lora_weights=False)
     with _quiet_peft():
-        get_peft_model(LlamaForCausalLM.from_pretrained(base), config).save_pretrained(folder)
+        model = get_peft_model(LlamaForCausalLM.from_pretrained(base), config)
+        if b_std is not None:
+            with torch.no_grad():
+                for name, weight in model.named_parameters():
+                    if "lora_B" in name:
+                        weight.normal_(0.0, b_std)
+        model.save_pretrained(folder)
     return folder
 
 

@@ -2,6 +2,7 @@
 repository (through `maker run` and `maker.run`) and the README's Python API example."""
 
 import json
+import random
 import re
 import subprocess
 import sys
@@ -108,3 +109,21 @@ def test_every_docstring_example_in_the_package_runs():
         if result.failed:
             failed[info.name] = result.failed
     assert not failed
+
+
+def test_the_ledger_example_checks_and_its_plan_posts_what_one_chain_posts():
+    """docs/examples/ledger.py (our own task family for `maker train --base smollm2`): check-task passes,
+    and its ledgers run as concurrent chains close with the balances one chain of them all reaches."""
+    spec = f"{ROOT / 'docs' / 'examples' / 'ledger.py'}:Ledger"
+    checked = subprocess.run([sys.executable, "-m", "maker.cli", "check-task", spec, "--ledgers", "3", "--postings", "40"],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0 and "0 failed" in checked.stdout, checked.stdout + checked.stderr
+    task = maker.load_task(spec, ledgers=6, postings=30, books=2)
+    answers = []
+    for depth in (0, 1):
+        result = maker.run(task, maker.SimulatedBackend(task, error_rate=0.1), k=3, depth=depth)
+        assert result.solved and result.errors == 0 and result.steps == 180
+        answers.append(result.answer)
+    assert answers[0] == answers[1] and len(answers[0]["closing"]) == 6
+    # training states are never a run's: their ledger numbers are negative, so their postings differ
+    assert all(state.ledger < 0 for state in task.training_states(random.Random(0), 50))

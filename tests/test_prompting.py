@@ -45,6 +45,12 @@ def test_one_line_replies_stop_at_the_line_end():
     assert stop_for(prompter(Countdown(start=50), None)) == ()
 
 
+def test_a_runs_own_stop_strings_win_even_when_empty():
+    prompt = prompter(Countdown(start=50), 2)
+    assert stop_for(prompt, ("###",)) == ("###",)
+    assert stop_for(prompt, ()) == ()
+
+
 def test_a_task_without_an_oracle_is_refused_by_name():
     class NoOracle(Countdown):
         name = "no-oracle"

@@ -7,6 +7,8 @@
   ``--max-loras`` has a spare slot; a vote would take those wrong replies for agreement.
 - Trained microagents (models/base/model with models/adapters/hanoi and multiply) run two tasks
   through one server; skipped until those folders exist.
+- A real pretrained LLM, SmolLM2-135M (``maker install smollm2``), served with one LoRA adapter: each
+  greedy reply, base and adapter, is the in-process backend's. Skipped when it is not installed.
 
 Needs the vLLM environment (`scripts/setup --server` or `scripts/vllm_setup`, about 3.5 minutes
 and 3.5 GB); each part is skipped without its models. A server takes 25-100 s to start here.
@@ -15,6 +17,7 @@ Deselect locally with -m "not server".
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -34,7 +37,8 @@ import pytest
 from maker_tasks.multiply import product_of
 
 import maker
-from maker import OpenAIBackend, RetryingBackend, load_task
+from maker import OpenAIBackend, RetryingBackend, SampleRequest, load_task
+from maker.pretrained import installed_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / os.environ.get("MAKER_VLLM_VENV", ".venv-vllm")
@@ -303,3 +307,58 @@ def test_two_tasks_run_through_their_adapters_on_one_server(microagent_server):
     result = maker.run(load_task("multiply", a="4821", b="77"), backend, k=2, depth=1)
     assert result.solved and result.errors == 0
     assert product_of(result.final_state) == 4821 * 77
+
+
+# --- a real pretrained LLM: SmolLM2-135M and a LoRA adapter on it, against the in-process backend --
+SMOLLM2_PROMPTS = (
+    "rent 430, food 16, fuel 940\nwithdraw 7 from fuel. New fuel balance?\n",  # docs/examples/ledger.py's
+    "Which is larger, 637 or 81? Reply with exactly: larger = <the number>\n",  # the training tutorial's
+    "Q: What is the capital of France?\nA:",
+    "The three primary colours are",
+)
+SMOLLM2_TOKENS = 16
+
+
+@dataclass
+class ServedLLM:
+    base: Path
+    adapter: Path
+    server: Server
+
+
+@pytest.fixture(scope="module")
+def smollm2_lora(tmp_path_factory) -> Iterator[ServedLLM]:
+    base = installed_folder("smollm2")
+    if base is None:
+        pytest.skip("SmolLM2 is not installed here: `maker install smollm2` (scripts/setup runs it)")
+    pytest.importorskip("peft")
+    from tests import lora_models
+
+    root = tmp_path_factory.mktemp("smollm2")
+    # A random adapter, gentle enough that SmolLM2 still writes text (near-tied logits would make the
+    # comparison a test of rounding), strong enough to change its replies.
+    adapter = lora_models.build_adapter(root / "adapter", base, seed=1, rank=8, b_std=0.04)
+    with serve(base, root / "server.log", [adapter]) as server:
+        yield ServedLLM(base, adapter, server)
+
+
+def test_smollm2_and_an_adapter_served_reply_as_in_process(smollm2_lora):
+    from maker.backends.hf import HFBackend
+
+    agents = {"smollm2": smollm2_lora.base, "adapted": smollm2_lora.adapter}
+    requests = [SampleRequest(prompt, max_tokens=SMOLLM2_TOKENS, agent=agent)
+                for prompt in SMOLLM2_PROMPTS for agent in agents]
+
+    async def replies(backend: maker.Backend) -> list[str]:
+        async with backend:
+            return [samples[0].text for samples in await backend.sample_many(requests)]
+
+    local = asyncio.run(replies(HFBackend(agents)))
+    served = asyncio.run(replies(OpenAIBackend(smollm2_lora.server.url, str(smollm2_lora.base), api="completions",
+                                               timeout=120, agents={name: str(path) for name, path in agents.items()})))
+    mismatches = [f"{request.agent} on {request.prompt!r}: in process {mine!r}, vLLM {theirs!r}"
+                  for request, mine, theirs in zip(requests, local, served, strict=True) if mine != theirs]
+    assert not mismatches, f"{len(mismatches)} of {len(requests)} replies differ:\n" + "\n".join(mismatches)
+    # The adapter is applied, on both sides: otherwise a request routed to the base would pass.
+    changed = sum(mine != base for base, mine in zip(local[0::2], local[1::2], strict=True))
+    assert changed >= len(SMOLLM2_PROMPTS) // 2, f"the adapter changed {changed} of {len(SMOLLM2_PROMPTS)} replies: {local}"

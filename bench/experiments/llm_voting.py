@@ -12,7 +12,8 @@ comparison a step, wrong in many steps alone and without an error once its sampl
 4. The list (``--items`` numbers: n(n-1)/2 voted steps) is sorted three ways through the in-process
    backend, each with a journal that ``maker verify`` replays: the model alone, greedy (k = 1, every
    sample at T = 0); the model alone at the run temperature (k = 1, T = ``--temperature``); and voting
-   (k from step 3, first sample greedy, then T). Errors are counted by the oracle after the fact.
+   (k from step 3, first sample at ``--first-temperature``, greedy by default as in the paper, then T).
+   Errors are counted by the oracle after the fact.
 Results: bench/results/llm_voting_smollm2.json (model, prompt and temperature named in it).
 """
 
@@ -41,6 +42,30 @@ def tutorial_file() -> Path:
     return path
 
 
+RUN_SETTINGS = ("alone_greedy", "alone_sampled", "voting")
+
+
+def compare_runs(task: list[str], adapter: Path, k: int, temperature: float, names: list[str], work: Path, tag: str,
+                 options: tuple[str, ...] = (), first_temperature: float = 0.0) -> dict[str, dict]:
+    """The model alone greedy (k = 1, T = 0), alone at ``temperature`` (k = 1) and voting (``k``, first
+    sample at ``first_temperature``, then ``temperature``): each run of ``task`` (a spec and its
+    parameters) through the in-process backend with a journal in ``work`` that ``maker verify`` replays."""
+    settings = {"alone_greedy": ["--k", "1", "--temperature", "0", "--first-temperature", "0"],
+                "alone_sampled": ["--k", "1", "--temperature", str(temperature), "--first-temperature", str(temperature)],
+                "voting": ["--k", str(k), "--temperature", str(temperature), "--first-temperature", str(first_temperature)]}
+    runs = {}
+    for name in (name for name in RUN_SETTINGS if name in names):
+        journal = work / f"{name}{'-' + tag if tag else ''}.jsonl"
+        journal.unlink(missing_ok=True)
+        summary = run_cli(["run", *task, "--backend", "hf", "--model", str(adapter), *settings[name], *options,
+                           "--no-progress"], journal=journal)
+        runs[name] = {key: summary.get(key) for key in ("solved", "steps", "errors", "samples", "samples_per_step",
+                                                        "red_flags", "seconds", "wall_seconds", "k", "config")}
+        runs[name]["verified"] = {key: (summary["verified"] or {}).get(key) for key in ("valid", "steps", "errors")}
+        print(name, json.dumps(runs[name]), flush=True)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=50)
@@ -50,11 +75,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--k", type=int, default=0, help="0: k_min from the estimate")
+    parser.add_argument("--first-temperature", type=float, default=0.0,
+                        help="the voted run's first sample of each step (0: greedy, as the paper)")
     parser.add_argument("--estimate-samples", type=int, default=300)
     parser.add_argument("--adapter-tag", default="", help="names the adapter folder, e.g. 'short' for an adapter "
                                                          "trained a shorter budget")
     parser.add_argument("--tag", default="", help="names the journals and the results file")
-    parser.add_argument("--runs", type=lambda text: text.split(","), default=["alone_greedy", "alone_sampled", "voting"],
+    parser.add_argument("--runs", type=lambda text: text.split(","), default=list(RUN_SETTINGS),
                         help="which of the three runs to make")
     args = parser.parse_args()
     spec = f"{tutorial_file()}:BubbleSort"
@@ -74,21 +101,8 @@ def main() -> None:
          str(args.estimate_samples), "--per-state", "4", "--temperature", str(args.temperature), "--json"],
         stdout=subprocess.PIPE, text=True, check=True).stdout)
     k = args.k or estimate["k_min_cautious"] or estimate["k_min"]
-    runs = {}
-    for name, settings in (("alone_greedy", ["--k", "1", "--temperature", "0", "--first-temperature", "0"]),
-                           ("alone_sampled", ["--k", "1", "--temperature", str(args.temperature), "--first-temperature",
-                                              str(args.temperature)]),
-                           ("voting", ["--k", str(k), "--temperature", str(args.temperature)])):
-        if name not in args.runs:
-            continue
-        journal = WORK / f"{name}{'-' + args.tag if args.tag else ''}.jsonl"
-        journal.unlink(missing_ok=True)
-        summary = run_cli(["run", spec, *instance, "--backend", "hf", "--model", str(adapter), *settings,
-                           "--no-progress"], journal=journal)
-        runs[name] = {key: summary.get(key) for key in ("solved", "steps", "errors", "samples", "samples_per_step",
-                                                        "red_flags", "seconds", "wall_seconds", "k", "config")}
-        runs[name]["verified"] = {key: (summary["verified"] or {}).get(key) for key in ("valid", "steps", "errors")}
-        print(name, json.dumps(runs[name]), flush=True)
+    runs = compare_runs([spec, *instance], adapter, k, args.temperature, args.runs, WORK, args.tag,
+                        first_temperature=args.first_temperature)
     numbers = {"model": "SmolLM2-135M-Instruct (maker install smollm2) + LoRA adapter trained by maker train",
                "prompt": "the tutorial's compact prompt ('Which is larger, a or b? Reply with exactly: larger = <the number>')",
                "training": {key: training.get(key) for key in ("method", "base", "settings", "training", "evaluation",

@@ -85,3 +85,21 @@ def test_fresh_weights_come_from_the_seed_not_from_what_ran_before(tiny_base, tm
                           log=lambda _: None)
         made.append([p.detach().clone() for p in trainer.trainable])
     assert all(torch.equal(a, b) for a, b in zip(*made, strict=True))
+
+
+def test_held_out_scoring_is_spaced_to_a_sixth_of_the_clock(tiny_base, tmp_path, monkeypatch):
+    # Scoring that takes 0.1 s, asked for after every step: it may run at most once per 5 x 0.1 s of
+    # training, so that a large base (SmolLM2: 40 s a scoring) does not spend its budget measuring.
+    import time
+
+    trainer = Trainer(tiny_base, tmp_path, pool_source(POOL), POOL,
+                      _settings(budget_min=0.05, max_steps=None, eval_every_s=1e-3), log=lambda _: None)
+    score = trainer.score
+
+    def slow_score(examples, batch=256):
+        time.sleep(0.1)
+        return score(examples, batch)
+
+    monkeypatch.setattr(trainer, "score", slow_score)
+    trainer.train(progress=False)
+    assert 2 <= len(trainer.history) <= 3 / 0.5 + 2  # 3 s of clock, one scoring per >= 0.5 s, and the final one
