@@ -663,6 +663,8 @@ def _cmd_train(head: argparse.Namespace, argv: list[str]) -> int:
         print(f"maker train: the microagent in {args.out} is NOT usable: {record['unusable']}.\nmaker train: {ADVICE}",
               file=sys.stderr)
         return EXIT_UNSOLVED
+    if record.get("locked_in"):
+        print(f"maker train: warning: {record['locked_in']}.", file=sys.stderr)
     return 0
 
 

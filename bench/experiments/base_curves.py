@@ -28,6 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
 
+from maker.training.microagent import locked_in_because  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 WORK = ROOT / "runs" / "llm_ledger"  # git-ignored: the task files and the trained folders
 BASES = {"smollm2": "smollm2", "tiny": str(ROOT / "models" / "base" / "model")}
@@ -79,7 +81,8 @@ def summary(record: dict) -> dict:
         "evaluation": {key: evaluation.get(key) for key in ("states", "samples", "p", "p_low", "p_high", "v",
                                                             "collisions", "expected_collisions", "all_wrong_states",
                                                             "temperature", "first_temperature", "unseen")},
-        "unusable": record.get("unusable"), "total_minutes": record.get("total_minutes"),
+        "unusable": record.get("unusable"), "locked_in": locked_in_because(record),
+        "total_minutes": record.get("total_minutes"),
     }
 
 

@@ -28,7 +28,7 @@ from maker.task import Task, trajectory_sample
 from maker.training.examples import Example, journal_examples, oracle_examples
 from maker.training.trainer import Trainer, TrainSettings, pool_source, write_json
 
-__all__ = ["DEFAULT_BASE", "train_microagent", "unusable_because"]
+__all__ = ["DEFAULT_BASE", "locked_in_because", "train_microagent", "unusable_because"]
 
 DEFAULT_BASE = Path(__file__).resolve().parent.parent.parent / "models" / "base" / "model"
 
@@ -147,6 +147,7 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
                                 "unseen": eval_unseen}
     record["total_minutes"] = round((time.perf_counter() - began) / 60, 2)
     record["unusable"] = unusable_because(record)
+    record["locked_in"] = None if record["unusable"] else locked_in_because(record)
     write_json(out / "training.json", record)
     write_card(out, record)
     return record
@@ -176,6 +177,25 @@ def unusable_because(record: dict[str, Any]) -> str | None:
         return (f"{training['held_out_errors']} of {training['held_out']} held-out examples are wrong (greedy): a run "
                 "needs most of them right")
     return None
+
+
+LOCKED_IN_P_VALUE = 0.01  # collisions this unlikely under independent errors: the errors sit on the states
+
+
+def locked_in_because(record: dict[str, Any]) -> str | None:
+    """Why votes will not make a usable microagent error-free, or None: after training, its two samples of
+    some states were wrong alike far more often than independent errors would be (LEAD's hard steps).
+    Each such state stays wrong whatever k a run votes with; the share of those states is about the share
+    of a run's steps that stay wrong unless another agent (a mix) or a better adapter answers them."""
+    ev = record.get("evaluation")
+    if not ev or not ev.get("collisions") or ev.get("collision_p_value") is None:
+        return None
+    if ev["collision_p_value"] >= LOCKED_IN_P_VALUE:
+        return None
+    return (f"errors are locked in on some states: {ev['collisions']} of {ev['states']} states got two valid samples "
+            f"wrong alike, against {ev['expected_collisions']:.1f} expected if errors were independent (p-value "
+            f"{ev['collision_p_value']:.1g}); about {ev['collisions'] / ev['states']:.1%} of a run's steps may stay "
+            "wrong whatever k, unless another agent answers them (--mix) or the adapter trains longer")
 
 
 def evaluate(task: Task, folder: Path, states: Sequence[Any], temperature: float, per_state: int = 2) -> dict[str, Any]:
@@ -245,6 +265,8 @@ def write_card(out: Path, record: dict[str, Any]) -> None:
                   f"- p (share of valid samples that are right): {p}; valid share v: {ev.get('v')}.",
                   f"- Wrong samples: {ev['wrong_samples']}; red flags {ev['red_flags']}; red-flag catch rate {catch}.",
                   f"- Collisions (both samples of a state valid and wrong alike): {ev.get('collisions')}.", ""]
+    if record.get("locked_in"):
+        lines += ["## Caveat: votes will not fix every step", "", f"Measured after training: {record['locked_in']}.", ""]
     if record.get("unusable"):
         lines += ["## Not usable", "", f"This microagent cannot serve a run: {record['unusable']}.", "",
                   ADVICE[0].upper() + ADVICE[1:] + ".", ""]

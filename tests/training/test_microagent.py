@@ -11,7 +11,7 @@ from maker.agents import AgentCatalog
 from maker.backends.hf import HFBackend
 from maker.cli import main
 from maker.errors import ConfigError
-from maker.training.microagent import train_microagent
+from maker.training.microagent import locked_in_because, train_microagent
 from maker.training.trainer import TrainSettings
 from tests.toy import Countdown
 
@@ -95,3 +95,13 @@ def test_an_adapter_that_cannot_serve_a_run_fails_the_command_with_advice(tiny_b
     assert "NOT usable" in captured.err and "smaller steps" in captured.err and "--base smollm2" in captured.err
     card = (out / "README.md").read_text()
     assert "## Not usable" in card and "## Use" not in card and "maker run" not in card
+
+
+def test_errors_locked_in_on_states_are_called_out():
+    # SmolLM2's 20-minute ledger adapter: 9 of 300 states wrong alike, 1.6 expected of independent errors
+    measured = {"states": 300, "collisions": 9, "expected_collisions": 1.61, "collision_p_value": 4.5e-05}
+    said = locked_in_because({"evaluation": measured})
+    assert said and "9 of 300 states" in said and "1.6 expected" in said and "3.0%" in said and "--mix" in said
+    assert locked_in_because({"evaluation": {**measured, "collisions": 2, "collision_p_value": 0.48}}) is None
+    assert locked_in_because({"evaluation": {**measured, "collisions": 0, "collision_p_value": None}}) is None
+    assert locked_in_because({"training": {}}) is None  # nothing measured through the backend
