@@ -41,11 +41,13 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=0, help="0: k_min from the estimate")
     parser.add_argument("--estimate-samples", type=int, default=400)
     parser.add_argument("--base", default="smollm2", help="which base_curves.py adapter: smollm2 or tiny")
+    parser.add_argument("--adapter", type=Path, default=None, help="another adapter folder on that base, trained "
+                                                                    "by maker train on this task (not base_curves.py's)")
     parser.add_argument("--tag", default="", help="names the journals and the results file")
     parser.add_argument("--runs", type=lambda text: text.split(","), default=list(RUN_SETTINGS))
     args = parser.parse_args()
-    record = train("ledger", args.base)
-    adapter = trained_folder("ledger", args.base)
+    adapter = args.adapter or trained_folder("ledger", args.base)
+    record = json.loads((adapter / "training.json").read_text()) if args.adapter else train("ledger", args.base)
     spec = TASKS["ledger"]["spec"]
     instance = ["--books", str(args.books), "--ledgers", str(args.ledgers), "--postings", str(args.postings)]
     cli = [sys.executable, "-m", "maker.cli"]
@@ -59,7 +61,8 @@ def main() -> None:
     tag = f"{args.base}{'-' + args.tag if args.tag else ''}"
     runs = compare_runs([spec, *instance], adapter, k, args.temperature, args.runs, WORK, f"ledger-{tag}",
                         options=("--depth", "1"), first_temperature=first)
-    numbers = {"model": f"{record['base']} + LoRA adapter trained by maker train (base_curves.py: ledger / {args.base})",
+    made_by = f"{args.adapter}" if args.adapter else f"base_curves.py: ledger / {args.base}"
+    numbers = {"model": f"{record['base']} + LoRA adapter trained by maker train ({made_by})",
                "prompt": "docs/examples/ledger.py's prompt ('rent 430, food 16, fuel 940\\nwithdraw 7 from fuel. New fuel "
                          "balance?\\n'), no few-shot",
                "training": summary(record),
