@@ -54,7 +54,8 @@ def main() -> None:
     first = args.temperature if args.first_temperature is None else args.first_temperature
     estimate = json.loads(subprocess.run(
         [*cli, "estimate", spec, *instance, "--backend", "hf", "--model", str(adapter), "--samples",
-         str(args.estimate_samples), "--per-state", "4", "--temperature", str(args.temperature), "--json"], stdout=subprocess.PIPE, text=True, check=True).stdout)
+         str(args.estimate_samples), "--per-state", "4", "--temperature", str(args.temperature), "--json"],
+        stdout=subprocess.PIPE, text=True, check=True).stdout)
     print("estimate", json.dumps({key: estimate.get(key) for key in ("p", "p_low", "v", "k_min", "k_min_cautious")}),
           flush=True)
     k = args.k or estimate["k_min_cautious"] or estimate["k_min"]
