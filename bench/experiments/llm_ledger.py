@@ -41,12 +41,12 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=0, help="0: k_min from the estimate")
     parser.add_argument("--estimate-samples", type=int, default=400)
     parser.add_argument("--base", default="smollm2", help="which base_curves.py adapter: smollm2 or tiny")
-    parser.add_argument("--adapter", type=Path, default=None, help="another adapter folder on that base, trained "
+    parser.add_argument("--adapter", type=str, default=None, help="another adapter folder on that base, trained "
                                                                     "by maker train on this task (not base_curves.py's)")
     parser.add_argument("--tag", default="", help="names the journals and the results file")
     parser.add_argument("--runs", type=lambda text: text.split(","), default=list(RUN_SETTINGS))
     args = parser.parse_args()
-    adapter = args.adapter or trained_folder("ledger", args.base)
+    adapter = Path(args.adapter) if args.adapter else trained_folder("ledger", args.base)
     record = json.loads((adapter / "training.json").read_text()) if args.adapter else train("ledger", args.base)
     spec = TASKS["ledger"]["spec"]
     instance = ["--books", str(args.books), "--ledgers", str(args.ledgers), "--postings", str(args.postings)]
