@@ -19,7 +19,8 @@ come back in later batches (hard-example replay). The learning rate follows the 
 (linear warm-up, then cosine), so the schedule ends when the time does. Every ``eval_every_s`` the
 model is scored on a held-out set (greedy errors and loss); it is saved each time its held-out loss
 drops. The scoring counts against the budget, so it is spaced out to cost at most about a sixth of it:
-on a large base (SmolLM2-135M on 2 cores, 40 s to score 500 examples) every minute would take 40 %.
+on a large base, scoring every minute slowed training (SmolLM2-135M on the ledger example, 2 cores:
+23 steps in its first 3.6 minutes scored each minute, 50 in 5.5 minutes spaced; training.json histories).
 A checkpoint
 (every ``checkpoint_every_s``, and on Ctrl-C) holds the weights being trained, the optimiser, the
 elapsed time, the replay buffer and the random states: running again with the same ``out`` resumes.
