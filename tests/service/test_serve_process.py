@@ -59,7 +59,9 @@ def test_kill_9_mid_job_then_a_restart_finishes_it_with_each_step_once(tmp_path)
     journal = data / "jobs/killed/journal.jsonl.zst"
     service = _serve(data, port)
     try:
-        job = {"task": "hanoi", "params": {"disks": 16}, "settings": {"k": 3}, "name": "killed",
+        # k = 4: the resumed half draws new random samples, and at k = 3 a wrong move wins somewhere in a few
+        # runs in a hundred by estimate (see test_http._job)
+        job = {"task": "hanoi", "params": {"disks": 16}, "settings": {"k": 4}, "name": "killed",
                "backend": {"kind": "sim", "sim": {"error_rate": 0.02}}}
         assert _call(port, "POST", "/runs", job)["id"] == "killed"
         deadline = time.monotonic() + 60
@@ -78,7 +80,7 @@ def test_kill_9_mid_job_then_a_restart_finishes_it_with_each_step_once(tmp_path)
     finally:
         log = _stop(service, signal.SIGINT)
     assert "resuming job killed" in log
-    assert view["state"] == "solved" and view["summary"]["resumed_steps"] >= kept
+    assert view["state"] == "solved" and view["summary"]["resumed_steps"] >= kept, view
     assert [r["step"] for r in JournalReader(journal).records()] == list(range(2**16 - 1))
     assert verify_journal(journal)["valid"]
 
