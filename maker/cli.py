@@ -132,7 +132,15 @@ _VOTING = [
      "choose k as the paper's k_min for this chance that the whole task is right (needs --p or an estimate)"),
     ("--p", float, None, "per-step success of one valid sample, for --target-success"),
     ("--estimate-samples", int, 1000, "with --target-success and no --p: random steps sampled to estimate p first"),
+    ("--k-by-kind", None, None, "k for steps of these kinds (the task's Task.kind), as KIND=K,KIND=K, or an estimate's "
+                                "JSON file (maker estimate --by-kind --json); other kinds use --k"),
     ("--rule", ["ahead-by-k", "first-to-k"], None, "the vote's rule (default ahead-by-k)"),
+    ("--escalate", None, None, "the ladder a step climbs while it stays undecided, rungs in order from paraphrase, "
+                               "agent, k, e.g. paraphrase,agent,k (maker.escalation; default: no ladder)"),
+    ("--escalate-after", int, None, "with --escalate: samples a rung may draw undecided before the next (default 8)"),
+    ("--escalate-agent", None, None, "with --escalate ...agent...: the catalog's agent the agent rung calls on"),
+    ("--hard-kinds", None, None, "with --escalate ...agent...: kinds of step (Task.kind) that start on the agent rung, "
+                                 "e.g. disks9-12,disks13+"),
     ("--temperature", float, None,
      "temperature of samples after the first (default: the model's manifest, else 0.1 as the paper)"),
     ("--first-temperature", float, None, "temperature of each step's first sample (default 0)"),
@@ -178,6 +186,11 @@ _ESTIMATE = [
     ("--checks", _BOOL, None, "default: as a run's (on for model backends, off for sim)"),
     ("--few-shot", int, None, "ask as `maker run --few-shot N` does: N solved examples of other states first"),
     ("--stop", "append", None, "a string that ends a reply (as maker run's)"),
+    ("--by-kind", "store_true", False, "measure each kind of step (Task.kind) and plan a k per kind: the bound on "
+                                       "P(task right) that one k gives, for fewer samples"),
+    ("--min-per-kind", int, 200, "with --by-kind: states of each kind at least (rare kinds are topped up)"),
+    ("--k", int, None, "with --by-kind: the one k to compare with (default: the run's, 3)"),
+    ("--kind-target", float, None, "with --by-kind: the bound on P(task right) the plan must reach (default: the one k's)"),
     ("--price-per-million-tokens", float, None, "for the projected cost"),
     ("--concurrency", int, 64, None),
     ("--seed", int, 0, None),
@@ -342,6 +355,8 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
                                                      "generation_cap", "max_samples_per_step", "checks", "seed",
                                                      "few_shot")}
     overrides["stop"] = None if args.stop is None else tuple(map(_unescaped, args.stop))
+    overrides["k_by_kind"] = None if args.k_by_kind is None else _k_by_kind(args.k_by_kind)
+    overrides["escalation"] = _escalation(args)
     # Bad values fail here, before any work.
     make_config(**{key: value for key, value in overrides.items() if value is not None})
     if args.target_success is None and args.p is not None:
@@ -465,6 +480,38 @@ def _stdout_for_results_only() -> Any:
     results = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     return results
+
+
+def _escalation(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--escalate`` and its options as ``RunConfig.escalation``'s value (validated with the other settings)."""
+    given = {"--escalate-after": args.escalate_after, "--escalate-agent": args.escalate_agent,
+             "--hard-kinds": args.hard_kinds}
+    if args.escalate is None:
+        if named := [flag for flag, value in given.items() if value is not None]:
+            raise ConfigError(f"{named[0]} is used only with --escalate (the ladder's rungs)")
+        return None
+    ladder = {"ladder": [rung.strip() for rung in args.escalate.split(",")], "agent": args.escalate_agent,
+              "hard_kinds": [] if args.hard_kinds is None else [kind.strip() for kind in args.hard_kinds.split(",")]}
+    return ladder if args.escalate_after is None else {**ladder, "after": args.escalate_after}
+
+
+def _k_by_kind(value: str) -> dict[str, int]:
+    """``--k-by-kind``: KIND=K pairs, or the JSON file of ``maker estimate --by-kind --json``."""
+    from maker.kinds import parse_k_by_kind
+
+    if "=" in value:
+        return parse_k_by_kind(value)
+    path = Path(value)
+    try:
+        plan = json.loads(path.read_text())["kinds"]["k_by_kind"]
+    except FileNotFoundError:
+        raise ConfigError(f"--k-by-kind {value}: no such file, and not KIND=K pairs") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--k-by-kind {value}: not the JSON of `maker estimate --by-kind --json` "
+                          f"({type(exc).__name__}: {exc})") from None
+    if not isinstance(plan, dict) or not plan:
+        raise ConfigError(f"--k-by-kind {value}: its estimate made no k per kind (see its 'problem')")
+    return plan
 
 
 async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, config: Any, agents: Any) -> int:
@@ -621,7 +668,9 @@ def _cmd_estimate(head: argparse.Namespace, argv: list[str]) -> int:
                                         target=args.target_success, concurrency=args.concurrency, seed=args.seed,
                                         prices=args.price_per_million_tokens, steps=args.steps, agent=agent, mix=mix,
                                         agents=catalog, few_shot=args.few_shot,
-                                        stop=None if args.stop is None else list(map(_unescaped, args.stop)))
+                                        stop=None if args.stop is None else list(map(_unescaped, args.stop)),
+                                        by_kind=args.by_kind, min_per_kind=args.min_per_kind, k=args.k,
+                                        kind_target=args.kind_target)
 
     report = asyncio.run(go())
     print(json.dumps(report.to_json()) if args.json else report.to_table())
@@ -791,7 +840,11 @@ def _summary_table(summary: dict[str, Any]) -> str:
         ("valid votes", f"{summary['valid_votes']:,}"),
         ("red flags", f"{summary['red_flags']:,} {summary['red_flags_by_reason']}"),
         ("most votes", f"{summary['max_votes_in_one_step']} (step {summary['max_votes_step']})"),
-        ("k", f"{summary['k']} ({summary['rule']})"),
+        ("k", f"{summary['k']} ({summary['rule']})" + (
+            f"; by kind {summary['config']['k_by_kind']}" if summary["config"].get("k_by_kind") else "")),
+        *([("ladder", "{ladder} after {after} undecided samples a rung".format(
+            ladder=" > ".join(summary["config"]["escalation"]["ladder"]), after=summary["config"]["escalation"]["after"]))]
+          if summary["config"].get("escalation") else []),
         *[(label, f"{summary[key]:,}") for label, key in (("violations", "rule_violations"), ("redone steps", "redone_steps"),
                                                           ("caught", "caught_errors"), ("oracle faults", "oracle_faults"))
           if summary.get(key)],
@@ -807,6 +860,14 @@ def _summary_table(summary: dict[str, Any]) -> str:
         wrong = f", {counts['wrong_votes']:,} wrong" if "wrong_votes" in counts else ""
         rows.append(("agent", f"{agent}: {counts.get('samples', 0):,} samples, {counts.get('red_flags', 0):,} red flags, "
                               f"{counts.get('valid_votes', 0):,} votes ({counts.get('winning_votes', 0):,} for the winner{wrong})"))
+    for kind, counts in summary.get("by_kind", {}).items():  # a task with kinds of step: each kind's share
+        steps = counts.get("steps", 0)
+        per_step = f" ({counts.get('samples', 0) / steps:.3f} per step)" if steps else ""
+        wrong = f", {counts['errors']:,} errors" if "errors" in counts else ""
+        rows.append(("kind", f"{kind}: {steps:,} steps, {counts.get('samples', 0):,} samples{per_step}, "
+                             f"{counts.get('red_flags', 0):,} red flags, {counts.get('contested', 0):,} contested{wrong}"))
+    for rung, counts in summary.get("escalations", {}).items():  # the escalation ladder: what each rung took
+        rows.append(("escalated", f"{rung}: {counts.get('steps', 0):,} steps, {counts.get('samples', 0):,} samples drawn on it"))
     # "why unsolved" includes the stop reason; a solved run never stopped early
     rows += [(key, summary[name]) for key, name in (("why unsolved", "unsolved_reason"), ("journal", "journal"))
              if summary.get(name)]

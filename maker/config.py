@@ -3,14 +3,16 @@ resolved in one place (``resolve_config``) from the defaults, the microagent, th
 
 from __future__ import annotations
 
+import difflib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from maker.errors import ConfigError
+from maker.escalation import Escalation
 from maker.pretrained import PRETRAINED, installed_folder, local_folder, missing_model_hint
 from maker.task import Task
 
@@ -26,6 +28,9 @@ class RunConfig(BaseModel):
 
     k: int = Field(3, ge=1, description="margin (ahead-by-k) or vote count (first-to-k) that decides a step")
     rule: Literal["ahead-by-k", "first-to-k"] = "ahead-by-k"
+    escalation: Escalation | None = Field(None, description="the ladder a hard step climbs (maker.escalation); None: off")
+    k_by_kind: dict[str, Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="k for steps of these kinds (Task.kind), e.g. from maker estimate --by-kind; other kinds use k")
     first_temperature: float = Field(0.0, ge=0.0, description="temperature of each step's first sample (the paper: 0)")
     temperature: float = Field(0.1, ge=0.0, description="temperature of every later sample (the paper: 0.1)")
     max_tokens: int = Field(750, ge=1, description="red-flag limit: a longer reply is discarded (the paper: 750)")
@@ -42,14 +47,24 @@ class RunConfig(BaseModel):
                                                            "the prompt's own (a few-shot prompt's, else none)")
 
     @property
+    def largest_k(self) -> int:
+        """The largest k any step of the run may use."""
+        return max([self.k, *(self.k_by_kind or {}).values()])
+
+    def scaled_k(self, factor: int) -> RunConfig:
+        """This config with k, and each kind's k, multiplied by ``factor`` (a redone chain's votes)."""
+        by_kind = None if self.k_by_kind is None else {kind: k * factor for kind, k in self.k_by_kind.items()}
+        return self.model_copy(update={"k": self.k * factor, "k_by_kind": by_kind})
+
+    @property
     def cap(self) -> int:
         """The generation cap sent with every request."""
         return self.max_tokens + 1 if self.generation_cap is None else self.generation_cap
 
     @model_validator(mode="after")
     def _cap_allows_k(self) -> RunConfig:
-        if self.max_samples_per_step < self.k:
-            raise ValueError(f"max_samples_per_step ({self.max_samples_per_step}) must be >= k ({self.k})")
+        if self.max_samples_per_step < self.largest_k:
+            raise ValueError(f"max_samples_per_step ({self.max_samples_per_step}) must be >= k ({self.largest_k})")
         if self.stop is not None and not all(self.stop):
             raise ValueError("a stop string must not be empty")
         return self
@@ -88,7 +103,27 @@ def resolve_config(task: Task, *, agent: str | None = None, catalog: Mapping[str
     settings.update(served_defaults(catalog or {}, agent))
     settings.update(task.run_defaults())
     settings.update({key: value for key, value in overrides.items() if value is not None})
-    return make_config(**settings)
+    config = make_config(**settings)
+    if config.k_by_kind:
+        check_kinds(task, config.k_by_kind)
+    if config.escalation is not None and config.escalation.hard_kinds:
+        check_kinds(task, config.escalation.hard_kinds)
+    return config
+
+
+def check_kinds(task: Task, names: Iterable[str]) -> None:
+    """Refuse kinds of step ``task`` cannot have: any, when it has one kind; else those outside ``Task.kind_names``."""
+    names = list(names)
+    if not task.has_kinds:
+        raise ConfigError(f"task {task.name!r} has one kind of step (no Task.kind): k_by_kind ({', '.join(names)}) "
+                          "applies only to tasks with several")
+    known = task.kind_names
+    for name in names:
+        if known is not None and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"k_by_kind names kind {name!r}, which task {task.name!r} does not have (its kinds: "
+                              f"{', '.join(known)}){hint}")
 
 
 def served_defaults(catalog: Mapping[str | None, str], agent: str | None) -> dict[str, Any]:

@@ -1,10 +1,10 @@
 """The engine: carries out one chain of a task step by step, each step decided by a vote.
 
 For one step: render the prompt, draw the first k samples at once (the first greedy, the rest at
-the run's temperature), discard red-flagged replies (``maker.redflag.RedFlagJudge``), vote, and
-keep drawing in rounds until the race is decided or the per-step cap is hit (``StepFailed``, never
-a silent "take the leader"). Each round draws exactly the votes that could still decide the race,
-so no sample drawn is ever surplus. The engine counts nothing itself: it emits events
+the run's temperature; k is the step kind's own when ``RunConfig.k_by_kind`` names it), discard
+red-flagged replies (``maker.redflag.RedFlagJudge``), vote, and keep drawing in rounds until the
+race is decided or the per-step cap is hit (``StepFailed``, never a silent "take the leader"). Each
+round draws exactly the votes that could still decide the race, so no sample drawn is ever surplus. The engine counts nothing itself: it emits events
 (``maker.events``) to the run's observers, and never reads the oracle.
 """
 
@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -22,7 +22,9 @@ from typing import Any
 from maker.backends.base import Backend, draw
 from maker.config import RunConfig
 from maker.errors import StepError, StepFailed
+from maker.escalation import Escalation
 from maker.events import AgentVotes, ChainInfo, Emitter, StepDecision
+from maker.mixing import AgentMix
 from maker.prompting import prompter, stop_for
 from maker.redflag import Flagged, RedFlagJudge
 from maker.statistics import RunStatistics
@@ -107,9 +109,22 @@ class Engine:
         self.drafts = chain.task.has_draft  # read once: decide runs a million times a run
         self.prompt = prompter(chain.task, config.few_shot, config.seed)
         self.stop_strings = stop_for(self.prompt, config.stop)
+        self.kinds = chain.task.has_kinds
+        self.k_by_kind = config.k_by_kind or {}
+        self.escalation = config.escalation
+
+    def kind(self, state: Any, step: int) -> str | None:
+        """The step's kind (``Task.kind``), or None when the task has one kind."""
+        if not self.kinds:
+            return None
+        try:
+            return self.chain.task.kind(state)
+        except Exception as exc:
+            raise StepError(f"task.kind raised {type(exc).__name__}: {exc}", step=step, state=state) from exc
 
     async def decide(self, state: Any, step: int) -> StepDecision:
-        """Sample, red-flag and vote until one candidate wins (or the cap is hit)."""
+        """Sample, red-flag and vote until one candidate wins (or the cap is hit); a step that stays
+        undecided climbs the escalation ladder when the run has one (``maker.escalation``)."""
         chain, emit, cap = self.chain, self.emit, self.config.max_samples_per_step
         try:
             prompt = self.prompt(state)
@@ -118,7 +133,9 @@ class Engine:
         for hook in emit.step_started:
             hook(chain, step, state, prompt)
         agents = chain.agents
-        race = agents.race(self.config.k, self.config.rule)
+        kind = self.kind(state, step)
+        race = agents.race(self.k_by_kind.get(kind, self.config.k) if kind is not None else self.config.k, self.config.rule)
+        ladder = None if self.escalation is None else _Climb(self, state, step, kind, prompt)
         guess = draft_hook(chain.task, state) if self.drafts else None
         judge = self.judge.judge
         memo: dict[str, Any] = {}  # reply text -> verdict: the samples of a step often agree word for word
@@ -128,9 +145,12 @@ class Engine:
         # With several agents, what each drew and voted (the decision carries it; only the engine knows who drew what).
         by_agent = {a: AgentVotes() for a in agents.agents} if agents.mixed else None
         while True:
+            if ladder is not None:
+                agents, race, by_agent = ladder.climb(drawn, agents, race, by_agent)
+                prompt = ladder.prompt
             need = min(race.votes_needed(), cap - drawn)
             if need <= 0:
-                raise self._failed(step, drawn, race, flags)
+                raise self._failed(step, drawn, race, flags, () if ladder is None else ladder.climbed)
             requests = agents.round_requests(self.config, prompt, seed, need, drawn=drawn, rounds=rounds, draft=guess,
                                              stop=self.stop_strings)
             samples = await draw(self.backend, requests, step=step)
@@ -140,6 +160,8 @@ class Engine:
                 hook(chain, step, samples)
             # Who drew each sample (requests' samples come back in request order), with several agents.
             voters = None if by_agent is None else [r.agent for r in requests for _ in range(r.n)]
+            if ladder is not None:
+                ladder.drew(len(samples))
             for i, sample in enumerate(samples):
                 verdict = judge(state, sample, memo, step=step)
                 part = None if voters is None else by_agent[voters[i]]  # type: ignore[index]
@@ -156,12 +178,16 @@ class Engine:
                     continue
                 if part is not None:
                     part.votes.append(verdict)
-                winner = race.add(verdict) if voters is None else race.add(verdict, voters[i])  # verdicts are hashable
+                voter = None if voters is None else voters[i]
+                if ladder is not None:
+                    ladder.votes.append((verdict, voter if voter is not None else agents.first))
+                winner = race.add(verdict) if voter is None else race.add(verdict, voter)  # verdicts are hashable
                 if winner is not None:  # a round draws what can decide, at most: its last vote, or one that brings agreement
-                    return StepDecision(winner, _votes(race.counts, winner), drawn, rounds, by_agent=by_agent)
+                    return StepDecision(winner, _votes(race.counts, winner), drawn, rounds, by_agent=by_agent, kind=kind,
+                                        escalated=None if ladder is None else ladder.samples or None)
 
     @staticmethod
-    def _failed(step: int, drawn: int, race: VoteRace, flags: list[Flagged]) -> StepFailed:
+    def _failed(step: int, drawn: int, race: VoteRace, flags: list[Flagged], climbed: Sequence[str] = ()) -> StepFailed:
         by_reason: dict[Any, Flagged] = {}
         by_detail: dict[Any, Flagged] = {}
         for flag in flags:
@@ -170,7 +196,7 @@ class Engine:
         # One reply per reason first, then one per distinct complaint, then any; no reply twice.
         examples = list(dict.fromkeys([*by_reason.values(), *by_detail.values(), *flags]))[:FLAG_EXAMPLES]
         return StepFailed(step=step, samples=drawn, counts=race.counts, red_flags=len(flags),
-                          flag_reasons=Counter(flag.reason.value for flag in flags), examples=examples)
+                          flag_reasons=Counter(flag.reason.value for flag in flags), examples=examples, escalated=climbed)
 
     async def run_chain(self, state: Any, *, first_step: int = 0, max_steps: int | None = None) -> tuple[Any, int]:
         """Decide and commit steps from ``state`` until the task is done or ``max_steps`` steps
@@ -198,3 +224,84 @@ class Engine:
             state = after
             step += 1
         return state, step - first_step
+
+
+class _Climb:
+    """One step's place on the escalation ladder (``maker.escalation``): the rung it is on, the prompt it asks
+    with, the samples drawn on each rung, and every vote with its agent (a race rebuilt for two agents replays them)."""
+
+    def __init__(self, engine: Engine, state: Any, step: int, kind: str | None, prompt: str) -> None:
+        self.engine, self.state, self.step, self.prompt = engine, state, step, prompt
+        self.ladder: Escalation = engine.escalation  # type: ignore[assignment]
+        self.rung, self.since = -1, 0  # the rung's index in the ladder (-1: not on it yet), samples drawn before it
+        self.start = self.ladder.first_rung(kind)  # a hard kind goes straight to the agent rung
+        self.samples: dict[str, int] = {}  # rung -> samples drawn on it
+        self.climbed: list[str] = []
+        self.votes: list[tuple[Any, str | None]] = []
+        self.variant = 0  # the paraphrase asked last
+
+    def climb(self, drawn: int, agents: AgentMix, race: VoteRace,
+              by_agent: dict[str | None, AgentVotes] | None) -> tuple[AgentMix, VoteRace, dict[str | None, AgentVotes] | None]:
+        """Climb as many rungs as the rule says before this round; then pick this round's prompt."""
+        rungs, skip = self.ladder.ladder, False
+        while True:
+            if self.rung < self.start:  # a hard kind: straight to its rung
+                self.rung = self.start
+            elif self.rung + 1 < len(rungs) and (skip or self.ladder.climbs(drawn - self.since)):
+                self.rung += 1
+            else:
+                break
+            self.since, name = drawn, rungs[self.rung]
+            skip = name == "paraphrase" and not self.engine.chain.task.has_paraphrase
+            if skip:  # nothing to reword with: on to the next rung at once
+                continue
+            self.climbed.append(name)
+            self.samples.setdefault(name, 0)
+            if name == "agent":
+                agents, race, by_agent = self._second_agent(agents, race, by_agent, drawn)
+            elif name == "k":
+                race.k *= self.ladder.k_factor
+            for hook in self.engine.emit.step_escalated:
+                hook(self.engine.chain, self.step, self.state, name, self.prompt)
+        if "paraphrase" in self.climbed:
+            self._next_wording()
+        return agents, race, by_agent
+
+    def drew(self, n: int) -> None:
+        if self.climbed:
+            self.samples[self.climbed[-1]] += n
+
+    def _next_wording(self) -> None:
+        """Each round after the paraphrase rung asks through the task's next rewording (cycling)."""
+        task, engine = self.engine.chain.task, self.engine
+        self.variant += 1
+        try:
+            worded = task.paraphrase(self.state, self.variant)
+            if worded is None and self.variant > 1:
+                self.variant = 1
+                worded = task.paraphrase(self.state, 1)
+        except Exception as exc:
+            raise StepError(f"task.paraphrase raised {type(exc).__name__}: {exc}", step=self.step, state=self.state) from exc
+        if worded is None:
+            raise StepError("task.paraphrase gave no rewording (variant 1 must exist when the task defines it)",
+                            step=self.step, state=self.state)
+        if worded != self.prompt:
+            self.prompt = worded
+            for hook in engine.emit.step_escalated:  # a backend that learns prompts (sim) learns this one
+                hook(engine.chain, self.step, self.state, "paraphrase", worded)
+
+    def _second_agent(self, agents: AgentMix, race: VoteRace, by_agent: dict[str | None, AgentVotes] | None,
+                      drawn: int) -> tuple[AgentMix, VoteRace, dict[str | None, AgentVotes] | None]:
+        helper = self.ladder.agent
+        if helper in agents.cycle:
+            return agents, race, by_agent
+        mixed = AgentMix(cycle=(*agents.cycle, helper), agreement=True)
+        agreeing = mixed.race(race.k, race.rule)
+        for vote, voter in self.votes:  # the votes so far, each with its agent
+            agreeing.add(vote, voter)
+        if by_agent is None:  # the first agent's part so far: every sample, its votes, the rest red-flagged
+            first = AgentVotes(samples=drawn, votes=[vote for vote, _ in self.votes])
+            first.red_flags = drawn - len(first.votes)
+            by_agent = {agents.first: first}
+        by_agent.setdefault(helper, AgentVotes())
+        return mixed, agreeing, by_agent

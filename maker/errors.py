@@ -62,11 +62,13 @@ class StepFailed(MakerError):
     shows the vote counts and, when replies were discarded, the red flags by reason with examples."""
 
     def __init__(self, *, step: int, samples: int, counts: Mapping[Any, int], red_flags: int,
-                 flag_reasons: Mapping[str, int] | None = None, examples: Sequence[Any] = ()) -> None:
+                 flag_reasons: Mapping[str, int] | None = None, examples: Sequence[Any] = (),
+                 escalated: Sequence[str] = ()) -> None:
         shown = ", ".join(f"{short_repr(c)}: {n}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1])[:5])
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted((flag_reasons or {}).items(), key=lambda kv: -kv[1]))
         lines = [f"step {step}: no decision after {samples} samples (the per-step cap); {red_flags} red-flagged"
-                 + (f" ({reasons})" if reasons else "") + f"; vote counts: {{{shown or 'none'}}}"]
+                 + (f" ({reasons})" if reasons else "") + f"; vote counts: {{{shown or 'none'}}}"
+                 + (f"; it climbed the escalation ladder: {', '.join(escalated)}" if escalated else "")]
         lines += [f"  {flag.reason.value}: {flag.detail or '(no detail)'}; reply: {short_repr(flag.text, 120)}" for flag in examples]
         super().__init__("\n".join(lines))
         self.step = step
@@ -75,6 +77,7 @@ class StepFailed(MakerError):
         self.red_flags = red_flags
         self.flag_reasons = dict(flag_reasons or {})
         self.examples = list(examples)  # maker.redflag.Flagged: a few discarded replies, distinct reasons first
+        self.escalated = list(escalated)  # the escalation rungs it climbed (maker.escalation)
 
 
 class BackendError(MakerError):

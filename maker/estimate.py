@@ -30,6 +30,7 @@ from maker.config import resolve_config
 from maker.engine import draft_hook, step_seed
 from maker.errors import ConfigError, TaskError
 from maker.estimate_agents import AgentsReport, across_agents
+from maker.estimate_kinds import KindsReport, across_kinds, kinded_states
 from maker.events import ChainInfo
 from maker.mixing import AgentMix
 from maker.prompting import prompter, stop_for
@@ -98,6 +99,7 @@ class EstimateReport:
     agents: AgentsReport | None = None  # with a mix: per agent, across agents, the recommended mix
     few_shot: int | None = None  # the prompt: the task's own (None) or with this many solved examples (maker.prompting)
     stop: tuple[str, ...] = ()  # the strings that ended replies
+    kinds: KindsReport | None = None  # by kind of step: each kind's p-hat, one k against a k per kind
 
     @property
     def warning(self) -> str | None:
@@ -106,7 +108,8 @@ class EstimateReport:
 
     def to_json(self) -> dict[str, Any]:
         prices = None if self.prices is None else list(self.prices)
-        return {**asdict(self), "warnings": list(self.warnings), "prices": prices, "warning": self.warning}
+        kinds = None if self.kinds is None else self.kinds.to_json()
+        return {**asdict(self), "warnings": list(self.warnings), "prices": prices, "warning": self.warning, "kinds": kinds}
 
     def to_table(self) -> str:
         """A readable report; says SIMULATED first when the backend made its replies up."""
@@ -155,6 +158,8 @@ class EstimateReport:
                              f"{self.prices[1]:g} output per million tokens")
         if self.agents is not None:
             lines.extend(self.agents.lines())
+        if self.kinds is not None:
+            lines.extend(self.kinds.lines())
         lines.extend(f"WARNING: {w}" for w in self.warnings)
         return "\n".join(lines)
 
@@ -225,7 +230,8 @@ async def estimate_async(
     target: float = 0.95, concurrency: int = 64, seed: int = 0, prices: float | tuple[float, float] | None = None,
     states: Sequence[Any] | None = None, steps: int | None = None, agent: str | None = None,
     mix: AgentMix | str | None = None, agents: AgentCatalog | Mapping[str | None, str] | Sequence[str] | str | None = None,
-    few_shot: int | None = None, stop: Sequence[str] | None = None,
+    few_shot: int | None = None, stop: Sequence[str] | None = None, by_kind: bool = False, min_per_kind: int = 200,
+    kind_target: float | None = None, k: int | None = None,
 ) -> EstimateReport:
     """Measure p on ``samples`` random steps, ``per_state`` samples each, and plan a run.
 
@@ -239,6 +245,9 @@ async def estimate_async(
     mix, each state's samples come from the mix's agents as in a mixed run's first
     round (``maker.mixing``), and the report compares the agents (``maker.estimate_agents``).
     ``few_shot`` and ``stop`` ask as a run with those settings would (``maker.prompting``).
+    ``by_kind`` (a task with ``Task.kind``) measures each kind of step, with at least ``min_per_kind`` states of
+    each, and compares one k for every step (``k``, default the run's) with a k per kind that reaches the same
+    bound on P(task right), or ``kind_target`` when given (``maker.estimate_kinds``, ``maker.kinds``).
     """
     samples = _count(samples, "samples (the number of random steps)")
     per_state = _count(per_state, "per_state (at least two samples a state, to see collisions)", low=2)
@@ -270,7 +279,14 @@ async def estimate_async(
     def pick(n: int) -> list[int]:  # distinct where there are enough, otherwise some are drawn twice
         return rng.sample(range(n), samples) if samples <= n else [rng.randrange(n) for _ in range(samples)]
 
-    if states is not None:
+    counts: dict[str, int] = {}
+    if by_kind:
+        if not task.has_kinds:
+            raise ConfigError(f"task {task.name!r} has one kind of step (no Task.kind): --by-kind needs several")
+        if states is not None:
+            raise ConfigError("by_kind draws its own states from the trajectory: give states or by_kind, not both")
+        chosen, counts = kinded_states(task, s, samples, _count(min_per_kind, "min_per_kind", low=0), rng)
+    elif states is not None:
         pool = list(states)
         if not pool:
             raise ConfigError("states is empty")
@@ -315,6 +331,9 @@ async def estimate_async(
     report = _report(task, backend, results, distinct, s, target, per_state, seconds, tally, price_pair,
                      concurrency, temperature, first_temperature, max_tokens, judge.checks)
     report = replace(report, few_shot=config.few_shot, stop=stops)
+    if by_kind:
+        kinds = across_kinds([task.kind(state) for _, state in chosen], results, counts, k or config.k, kind_target)
+        report = replace(report, kinds=kinds)
     if not chain.agents.mixed:
         return report
     return replace(report, agents=across_agents(tagged, chain.agents, s, target))  # type: ignore[arg-type]

@@ -56,6 +56,8 @@ class StepDecision(NamedTuple):
     rounds: int
     replayed: bool = False  # rebuilt from a journal: nothing was drawn for it in this session
     by_agent: dict[str, AgentVotes] | None = None  # with a mix: what each agent drew and voted
+    kind: str | None = None  # the kind of step (Task.kind), when the task has kinds
+    escalated: dict[str, int] | None = None  # the escalation rungs the step climbed, with the samples drawn on each
 
 
 @dataclass(slots=True)
@@ -75,6 +77,7 @@ class Observer:
     def run_finished(self, result: Any, error: BaseException | None) -> None: ...
     def chain_started(self, chain: ChainInfo, state: Any) -> None: ...
     def step_started(self, chain: ChainInfo, step: int, state: Any, prompt: str) -> None: ...
+    def step_escalated(self, chain: ChainInfo, step: int, state: Any, rung: str, prompt: str) -> None: ...
     def sampled(self, chain: ChainInfo, step: int, samples: Sequence[Sample]) -> None: ...
     def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None: ...
     def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None: ...
@@ -101,6 +104,7 @@ class Emitter(NamedTuple):
     run_finished: Hooks
     chain_started: Hooks
     step_started: Hooks
+    step_escalated: Hooks
     sampled: Hooks
     red_flag: Hooks
     step_decided: Hooks

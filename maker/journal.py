@@ -7,9 +7,10 @@ with the journal's length.
 
 Line 1 is a header (task, parameters, run settings, backend); every later line is one decided
 step: ``{"step": i, "candidate": ..., "votes": [winner, others...], "samples": n, "rounds": r}``
-(plus ``"chain"`` in multi-chain plans). Each step is handed to the operating system with one
-``write`` before the next step starts, so a killed process loses nothing it decided. A torn last
-line (the process died mid-write) is detected on reading and cut off when the run resumes.
+(plus ``"chain"`` in multi-chain plans, ``"kind"``, the step's ``Task.kind``, for a task with kinds,
+and ``"escalated"``, rung -> samples, for a step that climbed the escalation ladder). Each step is handed to the operating system with one ``write`` before the next step starts,
+so a killed process loses nothing it decided. A torn last line (the process died mid-write) is
+detected on reading and cut off when the run resumes.
 
 One run writes a journal at a time: the writer holds an exclusive OS lock on it (``flock``, released
 when the process ends, however it ends), and a second run on the same journal stops at once with a
@@ -143,6 +144,7 @@ class JournalWriter(Observer):
         self.path = Path(path)
         self.fsync_every = fsync_every
         self._last_sync = time.monotonic()
+        self._kinds: dict[str, str] = {}  # kind -> its JSON part of a record, made once
         self._fd = locked(self.path) if fd is None else fd  # open_journal locks before it reads
         self._resume_from = resume_from  # cut its torn tail at the first write: a resume that fails changes nothing
         if resume_from is None:
@@ -176,17 +178,23 @@ class JournalWriter(Observer):
     def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
         if not decision.replayed:
             self.append(step, chain.task.encode_candidate(decision.candidate), decision.votes, decision.samples,
-                        decision.rounds, chain.index)
+                        decision.rounds, chain.index, decision.kind, decision.escalated)
 
     def chain_reset(self, chain: ChainInfo, reason: str) -> None:
         self.reset(chain.index, reason)
 
-    def append(self, step: int, candidate_text: str, votes: list[int], samples: int, rounds: int, chain: int | None = None) -> None:
-        """Commit one decided step. ``candidate_text`` is the candidate's JSON (Task.encode_candidate)."""
+    def append(self, step: int, candidate_text: str, votes: list[int], samples: int, rounds: int, chain: int | None = None,
+               kind: str | None = None, escalated: dict[str, int] | None = None) -> None:
+        """Commit one decided step. ``candidate_text`` is the candidate's JSON (Task.encode_candidate); ``kind``
+        the step's kind (Task.kind), when the task has kinds; ``escalated`` the escalation rungs it climbed, with
+        the samples drawn on each (``maker.escalation``)."""
         chain_part = "" if chain is None else f'"chain":{chain},'
+        kind_part = "" if kind is None else self._kinds.get(kind) or self._kinds.setdefault(kind, f',"kind":{json.dumps(kind)}')
+        if escalated:
+            kind_part += f',"escalated":{json.dumps(escalated)}'
         # str() of a list of ints is valid JSON and much cheaper than json.dumps.
         self._write((f'{{{chain_part}"step":{step},"candidate":{candidate_text},"votes":{votes},'
-                     f'"samples":{samples},"rounds":{rounds}}}\n').encode())
+                     f'"samples":{samples},"rounds":{rounds}{kind_part}}}\n').encode())
 
     def reset(self, chain: int | None, reason: str) -> None:
         """Mark a chain's records void: it is being redone from its start."""

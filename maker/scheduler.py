@@ -106,7 +106,8 @@ class _PlanRun:
         def replayed(sub: Subtask, task: Task, record: dict[str, Any], state: Any, candidate: Any) -> None:
             chain = self.chain_info(sub.name, int(record.get("chain") in self.resets))
             self.start_chain(chain, state)
-            decision = StepDecision(candidate, list(record.get("votes", ())), record.get("samples", 0), record.get("rounds", 1), replayed=True)
+            decision = StepDecision(candidate, list(record.get("votes", ())), record.get("samples", 0), record.get("rounds", 1),
+                                    replayed=True, kind=record.get("kind"), escalated=record.get("escalated"))
             for hook in self.emit.step_decided:
                 hook(chain, record["step"], state, decision)
 
@@ -137,7 +138,7 @@ class _PlanRun:
         attempt = int(chain.index in self.resets)
         while True:
             chain = self.chain_info(sub.name, attempt)
-            settings = config.model_copy(update={"k": config.k * RERUN_K_FACTOR}) if attempt else config
+            settings = config.scaled_k(RERUN_K_FACTOR) if attempt else config
             self.start_chain(chain, start)
             bounded = self.max_steps is not None
             limit = self.max_steps if bounded else sub.steps if sub.steps is not None else DEFAULT_STEP_CAP
@@ -188,6 +189,9 @@ async def run_async(task: Task, backend: Backend | None = None, *, journal: str 
             raise ConfigError(f"give agent {agent!r} or mix {str(mix)!r}, not both: a mix names every agent")
     first = chain_agents(task, agent=agent, mix=mix).first
     config = config or resolve_config(task, agent=first, catalog=catalog, simulated=backend.simulated, **settings)
+    if config.escalation is not None and config.escalation.agent is not None and first is None:
+        raise ConfigError(f"the escalation's agent rung adds {config.escalation.agent!r} beside the chain's own agent, "
+                          "which must then have a name: give the run's agent (agent=..., --agent NAME)")
     if max_concurrency < 1:
         raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
     plan = plan or plan_for(task, depth)

@@ -62,6 +62,13 @@ class RunStatistics:
     # disagrees with, counted after the fact, an oracle fault included). Steps decided in this
     # session only: a step replayed from a journal or one that failed has no per-agent record.
     by_agent: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: _EMPTY)
+    # For a task with kinds of step (Task.kind): kind -> steps, samples, valid_votes, red_flags, contested
+    # (steps where some valid vote went to another candidate) and, when verified, errors (after the fact).
+    # A redone chain's steps leave steps and errors and count as redone_steps; their samples stay spent.
+    by_kind: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: _EMPTY)
+    # The escalation ladder (maker.escalation): rung -> steps that climbed to it and samples drawn on it, decided
+    # steps only (a step that fails says what it climbed in its error).
+    escalations: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: _EMPTY)
 
     @property
     def red_flag_total(self) -> int:
@@ -95,6 +102,8 @@ class RunStatistics:
             "redone_steps": self.redone_steps, "caught_errors": self.caught_errors, "oracle_faults": self.oracle_faults,
             "backend_statistics": dict(self.backend),
             "by_agent": {agent: dict(counts) for agent, counts in self.by_agent.items()},
+            "by_kind": {kind: dict(counts) for kind, counts in sorted(self.by_kind.items())},
+            "escalations": {rung: dict(counts) for rung, counts in self.escalations.items()},
         }
 
 
@@ -109,6 +118,8 @@ class _Tally:
         self.votes_per_step: Counter[int] = Counter()
         self.rounds_per_step: Counter[int] = Counter()
         self.by_agent: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.by_kind: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.escalations: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.voided = False
 
     def freeze(self, oracle: bool, check: bool) -> RunStatistics:
@@ -119,14 +130,20 @@ class _Tally:
             max_votes_step=self.max_votes_step, tokens=self.tokens, errors=self.errors if oracle else None,
             rule_violations=self.violations if check else None, caught_errors=0 if oracle else None,
             oracle_faults=self.oracle_faults if oracle else None,
-            by_agent=MappingProxyType({agent: MappingProxyType(dict(c)) for agent, c in self.by_agent.items()}))
+            by_agent=MappingProxyType({agent: MappingProxyType(dict(c)) for agent, c in self.by_agent.items()}),
+            by_kind=MappingProxyType({kind: MappingProxyType({**c, "errors": c["errors"]} if oracle else dict(c))
+                                      for kind, c in self.by_kind.items()}),
+            escalations=MappingProxyType({rung: MappingProxyType(dict(c)) for rung, c in self.escalations.items()}))
         if not self.voided:
             return record
+        redone_kinds = MappingProxyType({kind: MappingProxyType({**c, "steps": 0, "errors": 0, "redone_steps": c["steps"]})
+                                         for kind, c in record.by_kind.items()})
         # A voided attempt's decisions are not the solution's: they count as redone, and its
         # wrong ones as caught. Its samples, votes and red flags were spent and stay counted.
         return replace(record, steps=0, redone_steps=self.steps, votes_per_step=_EMPTY, rounds_per_step=_EMPTY,
                        max_votes=0, max_votes_step=None, errors=0 if oracle else None,
-                       rule_violations=0 if check else None, caught_errors=self.errors if oracle else None)
+                       rule_violations=0 if check else None, caught_errors=self.errors if oracle else None,
+                       by_kind=redone_kinds)
 
 
 class StatisticsRecorder(Observer):
@@ -163,10 +180,25 @@ class StatisticsRecorder(Observer):
         task = chain.task
         if decision.by_agent is not None:
             self._count_agents(tally, task, state, decision)
+        if decision.escalated:
+            for rung, drawn in decision.escalated.items():
+                counts = tally.escalations[rung]
+                counts["steps"] += 1
+                counts["samples"] += drawn
+        by_kind = None
+        if decision.kind is not None:
+            by_kind = tally.by_kind[decision.kind]
+            by_kind["steps"] += 1
+            by_kind["samples"] += decision.samples
+            by_kind["valid_votes"] += votes
+            by_kind["red_flags"] += decision.samples - votes  # each sample either voted or was red-flagged
+            by_kind["contested"] += len(decision.votes) > 1
         if self.oracle and task.has_oracle and oracle_disagrees(task, state, decision.candidate):
             fault = oracle_fault(task, state)
             if fault is None:
                 tally.errors += 1
+                if by_kind is not None:
+                    by_kind["errors"] += 1
             else:  # the oracle is what is wrong here, not the decision
                 tally.oracle_faults += 1
                 if not self._warned:

@@ -128,8 +128,31 @@ class Task:
 
     def kind(self, state: Any) -> str | None:
         """The kind of step ``state`` asks for, when a task has several (multiplication: ``"product"`` or
-        ``"sum"``): a few-shot prompt shows examples of the same kind (``maker.prompting``). None: one kind."""
+        ``"sum"``; Hanoi: which disk moves). From the state and the task's rules only, never the oracle:
+        a run may vote each kind with its own k (``RunConfig.k_by_kind``). Statistics and estimates are
+        reported per kind, the journal records it, and a few-shot prompt shows examples of the same kind
+        (``maker.prompting``). A short name without spaces or ``=`` or ``,`` (it is written on command lines).
+        None: one kind."""
         return None
+
+    @property
+    def has_kinds(self) -> bool:
+        return type(self).kind is not Task.kind
+
+    def paraphrase(self, state: Any, variant: int) -> str | None:
+        """``state``'s prompt reworded, variant ``variant`` (1, 2, ...): the same question, with the same reply
+        format and the same answer, in other words. None: no such variant (variant 1 must exist when the task
+        defines this). The escalation ladder's first rung asks a hard step through them (``maker.escalation``):
+        a model's errors tied to one wording need not follow another."""
+        return None
+
+    @property
+    def has_paraphrase(self) -> bool:
+        return type(self).paraphrase is not Task.paraphrase
+
+    #: every kind ``kind`` can return, when the task knows them: a run's ``k_by_kind`` naming another is
+    #: refused. None: not declared (any name is accepted).
+    kind_names: ClassVar[tuple[str, ...] | None] = None
 
     def run_defaults(self) -> dict[str, Any]:
         """Run settings this task's replies call for, e.g. ``{"max_tokens": 120}`` for a

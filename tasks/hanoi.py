@@ -59,6 +59,28 @@ def disk1_cycle(disks: int, source: int, target: int) -> int:
     return direct if disks % 2 == 1 else 3 - direct
 
 
+# Kinds of step (Task.kind): the disk that moves, with the rarer big disks grouped so that each kind
+# holds enough steps to measure (at 20 disks: 524,288 moves of disk 1, 255 of disks 13 and up).
+KIND_GROUPS: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (3, 3), (4, 4), (5, 8), (9, 12), (13, 64))
+
+
+def kind_name(low: int, high: int) -> str:
+    return f"disk{low}" if low == high else f"disks{low}+" if high == 64 else f"disks{low}-{high}"
+
+
+_KIND_OF_DISK = {disk: kind_name(low, high) for low, high in KIND_GROUPS for disk in range(low, high + 1)}
+
+
+def disk_to_move(state: HanoiState) -> int:
+    """The disk this step moves, by the rules the prompt states: disk 1 unless it moved last, else the
+    one other legal move's disk (the smaller top of the two pegs disk 1 is not on). 0 if the pegs leave
+    no such move."""
+    if state.previous is None or state.previous[0] != 1:
+        return 1
+    tops = [peg[-1] for peg in state.pegs if peg and peg[-1] != 1]
+    return min(tops) if tops else 0
+
+
 def apply_move(pegs: Pegs, move: Move) -> Pegs:
     """Pegs after ``move``; raises ValueError if the move is illegal."""
     disk, src, dst = move
@@ -244,6 +266,7 @@ class HanoiTask(Task):
     #: our own microagent, trained on the compact prompt (models/hanoi/); the default backend
     default_model = Path(__file__).resolve().parent.parent / "models" / "hanoi" / "model"
     agent = "hanoi"
+    kind_names = tuple(kind_name(low, high) for low, high in KIND_GROUPS)
     params: HanoiParams
 
     def run_defaults(self) -> dict[str, object]:
@@ -278,6 +301,22 @@ class HanoiTask(Task):
     def parse(self, state: HanoiState, reply: str) -> Candidate:
         return parse_reply(reply, self.disks)
 
+    def paraphrase(self, state: HanoiState, variant: int) -> str | None:
+        """The prompt with its lists written otherwise (the same numbers): 1, without spaces; 2, with a space
+        inside each bracket. None past 2."""
+        if variant not in (1, 2):
+            return None
+
+        def written(value: object) -> str:
+            text = str(value)
+            return text.replace(", ", ",") if variant == 1 else text.replace("[", "[ ").replace("]", " ]").replace("[  ]", "[]")
+
+        previous = "none" if state.previous is None else written(list(state.previous))
+        pegs = written([list(p) for p in state.pegs])
+        if self._compact:
+            return f"{'cw' if state.cycle == 1 else 'ccw'} prev = {previous} state = {pegs}\n"
+        return f"{self._paper_heads[state.cycle]}Previous move: {previous}\nCurrent state: {pegs}\n\n{_PAPER_TAIL}"
+
     def apply(self, state: HanoiState, candidate: Candidate) -> HanoiState:
         move, pegs = candidate
         return HanoiState(pegs, move, state.cycle)
@@ -299,6 +338,10 @@ class HanoiTask(Task):
             raise RedFlag(f"illegal move {list(move)}: {exc}", RedFlagReason.INVALID) from None
         if expected != pegs:
             raise RedFlag(f"next_state is not move {list(move)} applied", RedFlagReason.INVALID)
+
+    def kind(self, state: HanoiState) -> str:
+        """Which disk moves (grouped: ``KIND_GROUPS``), from the rules, not the oracle: ``disk_to_move``."""
+        return _KIND_OF_DISK.get(disk_to_move(state), "none")
 
     def oracle(self, state: HanoiState) -> Candidate:
         move = strategy_move(state)

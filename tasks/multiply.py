@@ -189,6 +189,8 @@ class ProductStep(Task):
         x = state.a[len(state.a) - 1 - len(state.out)]
         return f"Compute {x} x {state.d} + {state.carry}. {_REPLY_FORMAT}"
 
+    kind_names = ("product",)
+
     def kind(self, state: ProductState) -> str:
         return "product"
 
@@ -229,6 +231,8 @@ class SumStep(Task):
     def prompt(self, state: SumState) -> str:
         i = len(state.x) - 1 - len(state.out)
         return f"Compute {state.x[i]} + {state.y[i]} + {state.carry}. {_REPLY_FORMAT}"
+
+    kind_names = ("sum",)
 
     def kind(self, state: SumState) -> str:
         return "sum"
@@ -357,6 +361,8 @@ class MultiplyTask(Task):
     def prompt(self, state: Any) -> str:
         task, inner = self._inner(state)
         return task.prompt(inner)
+
+    kind_names = ("product", "sum")
 
     def kind(self, state: Any) -> str:
         task, inner = self._inner(state)

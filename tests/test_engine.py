@@ -2,6 +2,7 @@
 and rounds follow the paper, and misbehaving task code is reported with its step."""
 
 import itertools
+import json
 
 import pytest
 
@@ -310,3 +311,44 @@ def test_requests_carry_the_task_draft_hook_bound_to_the_step_state_and_none_wit
     assert first.draft("") == "11" and first.draft("1") == "1" and first.draft("2") is None
     # The hook is no part of what a request is: two requests that differ only in it are equal.
     assert first == maker.SampleRequest(first.prompt, first.n, first.temperature, first.max_tokens, first.seed, first.agent)
+
+
+def test_each_kind_of_step_is_voted_at_its_own_k_and_recorded_by_kind(tmp_path):
+    """Hanoi's kinds are the disk moved (Task.kind, from the rules): with no errors a step draws exactly its
+    kind's k; the journal records each step's kind, and a resumed run counts the same by kind."""
+    task = maker.load_task("hanoi", disks=9)
+    journal = tmp_path / "run.jsonl"
+    ks = {"disk1": 1, "disk2": 2, "disks5-8": 5}
+    first = maker.run(task, maker.SimulatedBackend(task, error_rate=0.0), k=3, k_by_kind=ks, journal=journal,
+                      max_steps=300)
+    result = maker.run(task, maker.SimulatedBackend(task, error_rate=0.0), k=3, k_by_kind=ks, journal=journal)
+    assert first.steps == 300 and result.solved and result.resumed_steps == 300
+    by_kind = result.statistics.by_kind
+    assert {kind: c["steps"] for kind, c in by_kind.items()} == {"disk1": 256, "disk2": 128, "disk3": 64, "disk4": 32,
+                                                                "disks5-8": 30, "disks9-12": 1}
+    for kind, counts in by_kind.items():
+        assert counts["samples"] == counts["steps"] * ks.get(kind, 3) and counts["errors"] == 0, kind
+    records = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
+    assert [r["kind"] for r in records[:4]] == ["disk1", "disk2", "disk1", "disk3"]
+    assert all(r["samples"] == ks.get(r["kind"], 3) for r in records)
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"k_by_kind": {"disk 1": 2}}, "does not have .*did you mean 'disk1'"),
+    ({"k_by_kind": {"disk1": 0}}, "k_by_kind.disk1"),
+    ({"k_by_kind": {"disk1": 200}}, r"max_samples_per_step \(100\) must be >= k \(200\)"),
+])
+def test_bad_k_by_kind_is_refused_by_name(settings, message):
+    task = maker.load_task("hanoi", disks=3)
+    with pytest.raises(maker.ConfigError, match=message):
+        maker.run(task, maker.SimulatedBackend(task), **settings)
+
+
+def test_k_by_kind_needs_a_task_with_kinds():
+    with pytest.raises(maker.ConfigError, match="one kind of step"):
+        maker.run(Countdown(start=3), maker.SimulatedBackend(Countdown(start=3)), k_by_kind={"a": 2})
+
+
+def test_a_redone_chain_doubles_every_kind_s_k():
+    config = maker.RunConfig(k=3, k_by_kind={"disk1": 2})
+    assert config.scaled_k(2).k == 6 and config.scaled_k(2).k_by_kind == {"disk1": 4}

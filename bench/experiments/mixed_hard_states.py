@@ -70,6 +70,13 @@ async def measure(task: maker.Task, states: list, mix: str, args: argparse.Names
     }
 
 
+def big_disk_states(task: maker.Task, min_disk: int, limit: int | None) -> tuple[list[int], list]:
+    """The steps of the optimal trajectory that move a disk >= ``min_disk`` (the first ``limit``), and their states."""
+    period = 2 ** (min_disk - 1)
+    indices = [t for t in range(task.total_steps()) if (t + 1) % period == 0][:limit]
+    return indices, states_at(task, indices)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--disks", type=int, default=20)
@@ -82,9 +89,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     task = maker.load_task("hanoi", disks=args.disks)
-    period = 2 ** (args.min_disk - 1)
-    indices = [t for t in range(task.total_steps()) if (t + 1) % period == 0][: args.limit]
-    states = states_at(task, indices)
+    _, states = big_disk_states(task, args.min_disk, args.limit)
     runs = {mix: asyncio.run(measure(task, states, mix, args)) for mix in (SPECIALIST, ADAPTER, f"{SPECIALIST},{ADAPTER}")}
     for name, r in runs.items():
         print(f"{name:>20}: {r['samples']:,} samples, p {r['p']:.5f}, v {r['v']:.4f}, all-wrong states "

@@ -92,6 +92,9 @@ class SimulatedBackend(Backend, Observer):
         if len(states) > _REMEMBERED:
             states.popitem(last=False)  # the oldest: its step was decided long ago
 
+    def step_escalated(self, chain: ChainInfo, step: int, state: Any, rung: str, prompt: str) -> None:
+        self.step_started(chain, step, state, prompt)  # a reworded prompt asks about the same state
+
     async def sample(self, request: SampleRequest) -> list[Sample]:
         return self._sample(request)
 

@@ -1,0 +1,64 @@
+"""The escalation ladder: what a step that stays hard gets, rung by rung, and the one place that says when it climbs.
+
+Voting fixes errors a model makes independently. A step on which it is wrong again and again, or whose
+replies are red-flagged again and again, or on which agents disagree, draws sample after sample
+without a decision. Such a step climbs a ladder (``Escalation.ladder``, in the order given):
+
+- ``paraphrase``: later samples are asked through the task's rewordings of the prompt
+  (``Task.paraphrase``), which decorrelate a model's errors from one wording; skipped for a task
+  without them;
+- ``agent``: another agent of the catalog (``Escalation.agent``) draws every other sample, and only a
+  reply both agents give can win (``maker.voting.AgreeingRace``);
+- ``k``: the margin that decides the step is multiplied by ``k_factor``;
+- then the step draws on until the per-step cap, and fails naming its step and the rungs it climbed.
+
+**When it climbs**, stated once here: a step climbs one rung each time it has drawn ``after`` samples on
+its current rung without a decision (red-flagged samples count: a step red-flagged again and again
+climbs too). Steps of a ``hard_kinds`` kind (``Task.kind``) start on the ``agent`` rung: a kind known
+to be wrong *consistently* (all of a state's votes alike) is never contested, so only a second agent
+from its first round can catch it. Every rung reached is counted (``RunStatistics.escalations``) and
+journalled with the samples drawn on it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Rung = Literal["paraphrase", "agent", "k"]
+RUNGS: tuple[str, ...] = ("paraphrase", "agent", "k")
+
+
+class Escalation(BaseModel):
+    """How hard steps escalate (see the module's rule). Part of ``RunConfig`` (``escalation``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ladder: tuple[Rung, ...] = Field(("paraphrase", "k"), min_length=1,
+                                     description="the rungs, in the order a step climbs them (add 'agent' with its agent)")
+    after: int = Field(8, ge=1, description="samples a rung may draw without a decision before the step climbs")
+    agent: str | None = Field(None, description="the agent the 'agent' rung calls on (a name in the agent catalog)")
+    k_factor: int = Field(2, ge=2, description="the 'k' rung multiplies k by this")
+    hard_kinds: tuple[str, ...] = Field((), description="kinds of step (Task.kind) that start on the 'agent' rung")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Escalation:
+        if len(set(self.ladder)) != len(self.ladder):
+            raise ValueError(f"a rung appears twice in the ladder {list(self.ladder)}")
+        if "agent" in self.ladder and not self.agent:
+            raise ValueError("the 'agent' rung needs the agent it calls on (escalation agent, --escalate-agent)")
+        if self.agent and "agent" not in self.ladder:
+            raise ValueError(f"an escalation agent ({self.agent!r}) is called only on an 'agent' rung, and the ladder "
+                             f"{list(self.ladder)} has none")
+        if self.hard_kinds and "agent" not in self.ladder:
+            raise ValueError("hard_kinds start on the 'agent' rung, and the ladder has none")
+        return self
+
+    def climbs(self, drawn_on_rung: int) -> bool:
+        """Whether a step that has drawn this many samples on its rung, undecided, climbs to the next."""
+        return drawn_on_rung >= self.after
+
+    def first_rung(self, kind: str | None) -> int:
+        """The rung a step of ``kind`` starts on: -1 (none yet), or the agent rung for a hard kind."""
+        return self.ladder.index("agent") if kind is not None and kind in self.hard_kinds else -1
