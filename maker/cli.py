@@ -243,6 +243,9 @@ _TRAIN = [
     ("--out", Path, None, "folder to write the microagent to (required; running again resumes it)"),
     ("--from-journal", {"nargs": "+", "action": "extend", "type": Path, "metavar": "JOURNAL"}, None,
      "train on the decided steps of these verified journals, without the oracle"),
+    ("--hard-repeat", int, 4, "with --from-journal: copies of each step the runs found hard (votes split, more than one "
+                              "round, or escalated); 1 counts it once"),
+    ("--balance-kinds", _BOOL, True, "with --from-journal: repeat rare kinds of step (Task.kind) towards the common ones"),
     ("--method", ["lora", "full", "scratch", "sae-lora"], "lora",
      "LoRA adapter on the base (default), every weight of the base, a new model with the base's tokenizer, or "
      "LoRA trained through a sparse autoencoder fit to --sae-source (Resa's SAE-tuning)"),
@@ -704,7 +707,8 @@ def _cmd_train(head: argparse.Namespace, argv: list[str]) -> int:
     record = train_microagent(task, args.out, settings=settings, base=args.base, journals=args.from_journal or (),
                               task_spec=resolved_spec(head.task), examples=args.examples, held_out=args.held_out,
                               temperature=args.temperature, eval_states=args.eval_states,
-                              progress=not args.no_progress, log=functools.partial(print, file=sys.stderr))
+                              progress=not args.no_progress, log=functools.partial(print, file=sys.stderr),
+                              hard_repeat=args.hard_repeat, balance_kinds=args.balance_kinds)
     print(json.dumps(record) if args.json else (args.out / "README.md").read_text())
     if record["unusable"]:
         from maker.training.microagent import ADVICE

@@ -9,6 +9,8 @@ resumes from it when run again (the record then says how many steps were resumed
     .venv/bin/python bench/regression/model_million.py [--disks 20] [--depth 8] [--k 3] [--journal runs/model_d20.jsonl]
     .venv/bin/python bench/regression/model_million.py --draft 0             # one token per forward pass, as before drafting
     .venv/bin/python bench/regression/model_million.py --mix specialist,adapter --no-checks --journal runs/mix_d20.jsonl
+    .venv/bin/python bench/regression/model_million.py --k-by-kind bench/results/estimate_by_kind_d20.json --name model_million_d20_k_by_kind --journal runs/kinds_d20.jsonl
+    .venv/bin/python bench/regression/model_million.py --no-checks --escalate paraphrase,agent,k --escalate-agent adapter --hard-kinds disks9-12,disks13+ --name model_million_d20_ladder_nochecks --journal runs/ladder_d20.jsonl
 
 ``--mix`` names the agents that draw each step's samples in turn (``maker run --mix``; the words
 specialist and adapter stand for models/hanoi/model and models/adapters/hanoi). ``--no-checks``
@@ -50,6 +52,12 @@ def main() -> None:
     parser.add_argument("--mix", default=None, help="agents drawing samples in turn, e.g. specialist,adapter")
     parser.add_argument("--checks", action=argparse.BooleanOptionalAction, default=True,
                         help="the answer-free rule checks (--no-checks: only format red flags and the vote)")
+    parser.add_argument("--k-by-kind", default=None,
+                        help="k per kind of step: KIND=K pairs or an estimate's JSON (maker estimate --by-kind --json)")
+    parser.add_argument("--escalate", default=None, help="the escalation ladder, e.g. paraphrase,agent,k")
+    parser.add_argument("--escalate-agent", default=None, help="the agent rung's agent: specialist, adapter or a folder")
+    parser.add_argument("--escalate-after", type=int, default=None)
+    parser.add_argument("--hard-kinds", default=None, help="kinds that start on the agent rung")
     parser.add_argument("--name", default=None,
                         help="result file name (default: model_million_d<disks>, with _mix and _nochecks when set)")
     args = parser.parse_args()
@@ -65,6 +73,17 @@ def main() -> None:
         cli_args += ["--mix", ",".join(str(SHORT_NAMES.get(a, a)) for a in args.mix.split(","))]
     if not args.checks:
         cli_args += ["--no-checks"]
+    if args.k_by_kind:
+        cli_args += ["--k-by-kind", args.k_by_kind]
+    if args.escalate:
+        cli_args += ["--escalate", args.escalate]
+        if args.escalate_agent:  # bound in the catalog by name, so the agent rung can call on it
+            helper = SHORT_NAMES.get(args.escalate_agent, args.escalate_agent)
+            cli_args += ["--agent", f"helper={helper}", "--escalate-agent", "helper"]
+        if args.escalate_after is not None:
+            cli_args += ["--escalate-after", str(args.escalate_after)]
+        if args.hard_kinds:
+            cli_args += ["--hard-kinds", args.hard_kinds]
     summary = run_cli(cli_args, journal=journal, stderr=None)  # the progress bar passes through
     wall, verified = summary["wall_seconds"], summary["verified"]
 
@@ -92,6 +111,9 @@ def main() -> None:
         "backend": summary.get("backend"),
         "backend_statistics": summary.get("backend_statistics"),
         "by_agent": summary.get("by_agent"),
+        "by_kind": summary.get("by_kind"),
+        "escalations": summary.get("escalations"),
+        "k_by_kind": summary["config"].get("k_by_kind"),
         "journal_errors": verified.get("errors"),
         "first_wrong_steps": verified.get("wrong_steps"),
     }

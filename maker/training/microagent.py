@@ -18,14 +18,16 @@ import json
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from maker.errors import ConfigError
 from maker.pretrained import PRETRAINED, installed_folder, local_folder, missing_model_hint
 from maker.task import Task, trajectory_sample
-from maker.training.examples import Example, journal_examples, oracle_examples
+from maker.training.examples import Example, journal_examples, mined, oracle_examples
 from maker.training.trainer import Trainer, TrainSettings, pool_source, write_json
 
 __all__ = ["DEFAULT_BASE", "locked_in_because", "train_microagent", "unusable_because"]
@@ -67,7 +69,9 @@ def _journal_data(task_spec: str | None, journals: Sequence[str | os.PathLike[st
     sorted pair in every later sweep of a sort) is one example, not one per visit: repeats teach
     nothing new and crowd out the rare states."""
     decided = journal_examples(task_spec, journals)
-    examples = list({(e.prompt, e.reply): e for e in decided}.values())
+    # One example per distinct step; hard if any visit to it was (what the runs found hard, mined below).
+    hard = {(e.prompt, e.reply) for e in decided if e.hard}
+    examples = [replace(e, hard=(e.prompt, e.reply) in hard) for e in {(e.prompt, e.reply): e for e in decided}.values()]
     prompts = sorted({e.prompt for e in examples})
     random.Random(seed).shuffle(prompts)
     kept_out = set(prompts[:min(held_out, len(prompts) // 10)])
@@ -89,12 +93,14 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
                      base: str | os.PathLike[str] | None = None, journals: Sequence[str | os.PathLike[str]] = (),
                      task_spec: str | None = None, examples: int = 50_000, held_out: int = 500,
                      temperature: float = 1.0, eval_states: int = 300, progress: bool = True,
-                     log: Any = print) -> dict[str, Any]:
+                     log: Any = print, hard_repeat: int = 4, balance_kinds: bool = True) -> dict[str, Any]:
     """Train a microagent for ``task`` into ``out`` and measure it; returns what ``training.json`` holds.
 
     ``base`` is a model folder or an installed pretrained model's name (``smollm2``; default: the shared base).
     Data: ``examples`` examples from the task's ``training_states`` and oracle, or, with ``journals``,
-    every step of those (verified) journals and no oracle. ``held_out`` states (or journal prompts)
+    every step of those (verified) journals and no oracle, mined for what the runs found hard (``hard_repeat``
+    copies of each contested or escalated step; rare kinds of step repeated with ``balance_kinds``:
+    ``maker.training.examples.mined``). ``held_out`` states (or journal prompts)
     are kept out of training to measure it. ``temperature`` is the run temperature written to the
     manifest and used by the evaluation (``eval_states`` states, two samples each, at least one at it).
     """
@@ -109,9 +115,15 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
         raise ConfigError(f"base folder {str(base_folder)!r} holds no model (config.json) to start {settings.method} from")
     began = time.perf_counter()
     if journals:
+        if hard_repeat < 1:
+            raise ConfigError(f"hard_repeat must be >= 1 (1: hard steps count once), got {hard_repeat}")
         train, held, decided = _journal_data(task_spec, journals, held_out, settings.seed)
+        distinct = len(train)
         source = {"from": "journals", "journals": [str(Path(j).resolve()) for j in journals], "oracle_used": False,
-                  "decided_steps": decided}
+                  "decided_steps": decided, "distinct_steps": distinct, "hard_steps": sum(e.hard for e in train),
+                  "hard_repeat": hard_repeat, "balance_kinds": balance_kinds,
+                  "kinds": dict(Counter(e.kind for e in train if e.kind is not None))}
+        train = mined(train, hard_repeat, balance_kinds)
         unseen = True
     else:
         if not task.has_oracle:

@@ -9,7 +9,7 @@ import pytest
 import maker
 from maker.errors import ConfigError
 from maker.task import trajectory_sample
-from maker.training.examples import Example, journal_examples, oracle_examples
+from maker.training.examples import Example, journal_examples, mined, oracle_examples
 from tests.toy import Countdown
 
 
@@ -65,3 +65,24 @@ def test_a_journal_that_does_not_verify_is_refused(tmp_path):
     journal.write_text("\n".join([*lines[:2], json.dumps(record), *lines[3:]]) + "\n")
     with pytest.raises(ConfigError, match="does not verify"):
         journal_examples("tests.toy:Countdown", [journal])
+
+
+def test_journal_examples_keep_each_step_s_kind_and_whether_the_run_found_it_hard(tmp_path):
+    journal = tmp_path / "run.jsonl"
+    task = maker.load_task("hanoi", disks=8)
+    assert maker.run(task, maker.SimulatedBackend(task, error_rate=0.1, seed=2), k=3, journal=journal).solved
+    records = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
+    examples = journal_examples("hanoi", [journal])
+    assert [e.kind for e in examples] == [r["kind"] for r in records]
+    hard = [len(r["votes"]) > 1 or r["rounds"] > 1 for r in records]
+    assert [e.hard for e in examples] == hard and 0 < sum(hard) < len(hard)
+
+
+def test_mining_repeats_hard_steps_and_rare_kinds():
+    common = [Example(f"c{i}", "1", "common") for i in range(100)]
+    rare = [Example("r0", "1", "rare"), Example("r1", "1", "rare", hard=True)]
+    out = mined(common + rare, hard_repeat=3)
+    counts = {p: sum(e.prompt == p for e in out) for p in ("c0", "r0", "r1")}
+    assert counts == {"c0": 1, "r0": 7, "r1": 21}  # sqrt(100 / 2) ~ 7 for the rare kind, times 3 when hard
+    assert len(mined(common + rare, hard_repeat=1, balance_kinds=False)) == 102
+    assert sum(e.prompt == "r0" for e in mined([*common, *common, *common, *common, rare[0]])) == 8  # capped
