@@ -231,7 +231,7 @@ class _Climb:
     with, the samples drawn on each rung, and every vote with its agent (a race rebuilt for two agents replays them)."""
 
     def __init__(self, engine: Engine, state: Any, step: int, kind: str | None, prompt: str) -> None:
-        self.engine, self.state, self.step, self.prompt = engine, state, step, prompt
+        self.engine, self.state, self.step, self.prompt, self.original = engine, state, step, prompt, prompt
         self.ladder: Escalation = engine.escalation  # type: ignore[assignment]
         self.rung, self.since = -1, 0  # the rung's index in the ladder (-1: not on it yet), samples drawn before it
         self.start = self.ladder.first_rung(kind)  # a hard kind goes straight to the agent rung
@@ -263,8 +263,10 @@ class _Climb:
                 race.k *= self.ladder.k_factor
             for hook in self.engine.emit.step_escalated:
                 hook(self.engine.chain, self.step, self.state, name, self.prompt)
-        if "paraphrase" in self.climbed:
+        if self.climbed and self.climbed[-1] == "paraphrase":  # rewordings while on their rung; later rungs ask as before
             self._next_wording()
+        elif self.prompt is not self.original:
+            self.prompt = self.original
         return agents, race, by_agent
 
     def drew(self, n: int) -> None:

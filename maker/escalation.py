@@ -4,12 +4,13 @@ Voting fixes errors a model makes independently. A step on which it is wrong aga
 replies are red-flagged again and again, or on which agents disagree, draws sample after sample
 without a decision. Such a step climbs a ladder (``Escalation.ladder``, in the order given):
 
-- ``paraphrase``: later samples are asked through the task's rewordings of the prompt
-  (``Task.paraphrase``), which decorrelate a model's errors from one wording; skipped for a task
-  without them;
-- ``agent``: another agent of the catalog (``Escalation.agent``) draws every other sample, and only a
-  reply both agents give can win (``maker.voting.AgreeingRace``);
-- ``k``: the margin that decides the step is multiplied by ``k_factor``;
+- ``paraphrase``: while on this rung, samples are asked through the task's rewordings of the prompt
+  (``Task.paraphrase``, one a round, cycling), which decorrelate a model's errors from one wording;
+  later rungs ask with the task's own prompt again (a model that reads only its own wording burns
+  samples on rewordings); skipped for a task without them;
+- ``agent``: another agent of the catalog (``Escalation.agent``) draws every other sample from here on,
+  and only a reply both agents give can win (``maker.voting.AgreeingRace``);
+- ``k``: the margin that decides the step is multiplied by ``k_factor`` (the agent stays);
 - then the step draws on until the per-step cap, and fails naming its step and the rungs it climbed.
 
 **When it climbs**, stated once here: a step climbs one rung each time it has drawn ``after`` samples on

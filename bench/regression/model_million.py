@@ -10,7 +10,7 @@ resumes from it when run again (the record then says how many steps were resumed
     .venv/bin/python bench/regression/model_million.py --draft 0             # one token per forward pass, as before drafting
     .venv/bin/python bench/regression/model_million.py --mix specialist,adapter --no-checks --journal runs/mix_d20.jsonl
     .venv/bin/python bench/regression/model_million.py --k-by-kind bench/results/estimate_by_kind_d20.json --name model_million_d20_k_by_kind --journal runs/kinds_d20.jsonl
-    .venv/bin/python bench/regression/model_million.py --no-checks --escalate paraphrase,agent,k --escalate-agent adapter --hard-kinds disks9-12,disks13+ --name model_million_d20_ladder_nochecks --journal runs/ladder_d20.jsonl
+    .venv/bin/python bench/regression/model_million.py --no-checks --escalate agent,k --escalate-agent adapter --hard-kinds disks5-8,disks9-12,disks13+ --name model_million_d20_ladder_nochecks --journal runs/ladder_d20.jsonl
 
 ``--mix`` names the agents that draw each step's samples in turn (``maker run --mix``; the words
 specialist and adapter stand for models/hanoi/model and models/adapters/hanoi). ``--no-checks``
