@@ -4,7 +4,9 @@ For one step: render the prompt, draw the first k samples at once (the first gre
 the run's temperature; k is the step kind's own when ``RunConfig.k_by_kind`` names it), discard
 red-flagged replies (``maker.redflag.RedFlagJudge``), vote, and keep drawing in rounds until the
 race is decided or the per-step cap is hit (``StepFailed``, never a silent "take the leader"). Each
-round draws exactly the votes that could still decide the race, so no sample drawn is ever surplus. The engine counts nothing itself: it emits events
+round draws exactly the votes that could still decide the race, so no sample drawn is ever surplus.
+A step that stays undecided climbs the run's escalation ladder, if it has one (``_Climb``;
+``maker.escalation`` holds the rule). The engine counts nothing itself: it emits events
 (``maker.events``) to the run's observers, and never reads the oracle.
 """
 
@@ -274,7 +276,7 @@ class _Climb:
             self.samples[self.climbed[-1]] += n
 
     def _next_wording(self) -> None:
-        """Each round after the paraphrase rung asks through the task's next rewording (cycling)."""
+        """Each round on the paraphrase rung asks through the task's next rewording (cycling)."""
         task, engine = self.engine.chain.task, self.engine
         self.variant += 1
         try:
