@@ -130,3 +130,15 @@ def test_the_climbing_rule():
     assert [ladder.climbs(n) for n in (0, 4, 5, 9)] == [False, False, True, True]
     assert Escalation(ladder=("paraphrase", "agent", "k"), agent="b", hard_kinds=("x",)).first_rung("x") == 1
     assert Escalation().ladder == ("paraphrase", "k")  # the agent rung needs its agent named
+
+
+def test_the_command_line_ladder_and_its_summary(capsys):
+    from tests.test_cli import run_cli
+
+    code, out, _ = run_cli(capsys, "run", "hanoi", "--disks", "8", "--backend", "sim", "--error-rate", "0.1",
+                           "--escalate", "paraphrase,k", "--escalate-after", "3", "--no-progress")
+    assert code == 0 and "ladder: paraphrase > k after 3 undecided samples a rung" in out
+    assert "escalated: paraphrase:" in out
+    code, _, err = run_cli(capsys, "run", "hanoi", "--disks", "8", "--backend", "sim", "--hard-kinds", "disk1",
+                           "--no-progress")
+    assert code == 2 and "--hard-kinds is used only with --escalate" in err
