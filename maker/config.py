@@ -105,24 +105,25 @@ def resolve_config(task: Task, *, agent: str | None = None, catalog: Mapping[str
     settings.update({key: value for key, value in overrides.items() if value is not None})
     config = make_config(**settings)
     if config.k_by_kind:
-        check_kinds(task, config.k_by_kind)
+        check_kinds(task, config.k_by_kind, "k_by_kind")
     if config.escalation is not None and config.escalation.hard_kinds:
-        check_kinds(task, config.escalation.hard_kinds)
+        check_kinds(task, config.escalation.hard_kinds, "escalation.hard_kinds")
     return config
 
 
-def check_kinds(task: Task, names: Iterable[str]) -> None:
-    """Refuse kinds of step ``task`` cannot have: any, when it has one kind; else those outside ``Task.kind_names``."""
+def check_kinds(task: Task, names: Iterable[str], setting: str) -> None:
+    """Refuse kinds of step ``task`` cannot have (named in ``setting``): any, when it has one kind; else those
+    outside ``Task.kind_names``."""
     names = list(names)
     if not task.has_kinds:
-        raise ConfigError(f"task {task.name!r} has one kind of step (no Task.kind): k_by_kind ({', '.join(names)}) "
+        raise ConfigError(f"task {task.name!r} has one kind of step (no Task.kind): {setting} ({', '.join(names)}) "
                           "applies only to tasks with several")
     known = task.kind_names
     for name in names:
         if known is not None and name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"k_by_kind names kind {name!r}, which task {task.name!r} does not have (its kinds: "
+            raise ConfigError(f"{setting} names kind {name!r}, which task {task.name!r} does not have (its kinds: "
                               f"{', '.join(known)}){hint}")
 
 

@@ -181,7 +181,7 @@ class Engine:
                 if part is not None:
                     part.votes.append(verdict)
                 voter = None if voters is None else voters[i]
-                if ladder is not None:
+                if ladder is not None and ladder.keeps_votes:
                     ladder.votes.append((verdict, voter if voter is not None else agents.first))
                 winner = race.add(verdict) if voter is None else race.add(verdict, voter)  # verdicts are hashable
                 if winner is not None:  # a round draws what can decide, at most: its last vote, or one that brings agreement
@@ -239,7 +239,8 @@ class _Climb:
         self.start = self.ladder.first_rung(kind)  # a hard kind goes straight to the agent rung
         self.samples: dict[str, int] = {}  # rung -> samples drawn on it
         self.climbed: list[str] = []
-        self.votes: list[tuple[Any, str | None]] = []
+        self.votes: list[tuple[Any, str | None]] = []  # kept only while an agent rung may still need them
+        self.keeps_votes = "agent" in self.ladder.ladder
         self.variant = 0  # the paraphrase asked last
 
     def climb(self, drawn: int, agents: AgentMix, race: VoteRace,
@@ -303,6 +304,7 @@ class _Climb:
         agreeing = mixed.race(race.k, race.rule)
         for vote, voter in self.votes:  # the votes so far, each with its agent
             agreeing.add(vote, voter)
+        self.keeps_votes = False  # the race itself knows each vote's agent from here on
         if by_agent is None:  # the first agent's part so far: every sample, its votes, the rest red-flagged
             first = AgentVotes(samples=drawn, votes=[vote for vote, _ in self.votes])
             first.red_flags = drawn - len(first.votes)

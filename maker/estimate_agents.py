@@ -101,7 +101,7 @@ class AgentsReport:
 def across_agents(results: list[list[tuple[str, Verdict]]], mix: AgentMix, steps: int, target: float) -> AgentsReport:
     """The report for per-state verdicts tagged with their agents (``(agent, verdict)``, in draw order)."""
     agents = mix.agents
-    per_agent = {a: _agent(a, [[v for who, v in state if who == a] for state in results]) for a in agents}
+    per_agent = {a: group_estimate(a, [[v for who, v in state if who == a] for state in results]) for a in agents}
     crosses = [_cross(a, b, results, per_agent[a].p, per_agent[b].p) for a, b in combinations(agents, 2)]
     # By the two agents that draw a pair of valid votes: the share of such pairs wrong in the same way.
     same_rate = {(a, a): e.collisions_same / e.pairs if e.pairs else None for a, e in per_agent.items()}
@@ -130,7 +130,9 @@ def across_agents(results: list[list[tuple[str, Verdict]]], mix: AgentMix, steps
                         expected_samples(p, k, v), rates, why)  # type: ignore[arg-type]
 
 
-def _agent(agent: str, states: list[list[Verdict]]) -> AgentEstimate:
+def group_estimate(agent: str, states: list[list[Verdict]], confidence: float = 0.95) -> AgentEstimate:
+    """p-hat (a Wilson interval at ``confidence``), v and first-pair collisions of one group of samples (an agent's,
+    a kind of step's): ``states`` holds each state's verdicts, in draw order."""
     samples = sum(map(len, states))
     good = [[v for v in s if isinstance(v, tuple)] for s in states]
     valid = sum(map(len, good))
@@ -140,7 +142,7 @@ def _agent(agent: str, states: list[list[Verdict]]) -> AgentEstimate:
     same = sum(x[1] == y[1] for x, y in both)
     p = low = high = expected = p_value = None
     if valid:
-        est = estimate_p(correct, valid)
+        est = estimate_p(correct, valid, confidence)
         p, low, high = est.p, est.low, est.high
         if pairs:
             expected = expected_collisions(len(pairs), p)

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from maker.errors import ConfigError, TaskError
+from maker.estimate_agents import group_estimate
 from maker.kinds import ASSUMPTIONS, KindMeasure, KindPlan, allocate, p_full_by_kind, samples_per_step
-from maker.scaling import collision_test, estimate_p, expected_collisions
 from maker.task import OracleWalk, Task, WalkError
 
 __all__ = ["KindRow", "KindsReport", "across_kinds", "kinded_states"]
@@ -128,26 +128,15 @@ def across_kinds(kinds: Sequence[str], results: Sequence[Sequence[Any]], counts:
         grouped[kind].append(verdicts)
     rows, measures = [], {}
     for kind, states in grouped.items():
-        flags: Counter[str] = Counter()
-        drawn = valid = correct = pairs = collisions = all_wrong = 0
-        for verdicts in states:
-            good = [v for v in verdicts if isinstance(v, tuple)]
-            flags.update(v.value for v in verdicts if not isinstance(v, tuple))
-            drawn, valid, correct = drawn + len(verdicts), valid + len(good), correct + sum(ok for ok, _ in good)
-            if len(verdicts) >= 2 and isinstance(verdicts[0], tuple) and isinstance(verdicts[1], tuple):
-                pairs += 1
-                collisions += not verdicts[0][0] and not verdicts[1][0]
-            all_wrong += len(good) >= 2 and not any(ok for ok, _ in good)
-        p = low = high = expected = p_value = None
-        if valid:
-            est = estimate_p(correct, valid, per_kind)
-            p, low, high = est.p, est.low, est.high
-            measures[kind] = KindMeasure(counts[kind], p, low, valid / drawn)
-            if pairs:
-                expected = expected_collisions(pairs, p)
-                p_value = collision_test(collisions, pairs, p).p_value
-        rows.append(KindRow(kind, counts[kind], len(states), drawn, valid, correct, p, low, high, dict(flags), pairs,
-                            collisions, expected, p_value, all_wrong))
+        est = group_estimate(kind, [list(verdicts) for verdicts in states], per_kind)
+        flags = Counter(v.value for verdicts in states for v in verdicts if not isinstance(v, tuple))
+        all_wrong = sum(len(good) >= 2 and not any(ok for ok, _ in good)
+                        for good in ([v for v in verdicts if isinstance(v, tuple)] for verdicts in states))
+        if est.p is not None:
+            measures[kind] = KindMeasure(counts[kind], est.p, est.p_low, est.v)  # type: ignore[arg-type]
+        rows.append(KindRow(kind, counts[kind], len(states), est.samples, est.valid, est.correct, est.p, est.p_low,
+                            est.p_high, dict(flags), est.pairs, est.collisions, est.expected_collisions,
+                            est.collision_p_value, all_wrong))
     unmeasured = [row.kind for row in rows if row.p is None]
     uniform = plan = None
     problem = None

@@ -8,9 +8,10 @@ with the journal's length.
 Line 1 is a header (task, parameters, run settings, backend); every later line is one decided
 step: ``{"step": i, "candidate": ..., "votes": [winner, others...], "samples": n, "rounds": r}``
 (plus ``"chain"`` in multi-chain plans, ``"kind"``, the step's ``Task.kind``, for a task with kinds,
-and ``"escalated"``, rung -> samples, for a step that climbed the escalation ladder). Each step is handed to the operating system with one ``write`` before the next step starts,
-so a killed process loses nothing it decided. A torn last line (the process died mid-write) is
-detected on reading and cut off when the run resumes.
+and ``"escalated"``, rung -> samples, for a step that climbed the escalation ladder). Each step is
+handed to the operating system with one ``write`` before the next step starts, so a killed process
+loses nothing it decided. A torn last line (the process died mid-write) is detected on reading and
+cut off when the run resumes.
 
 One run writes a journal at a time: the writer holds an exclusive OS lock on it (``flock``, released
 when the process ends, however it ends), and a second run on the same journal stops at once with a
@@ -189,12 +190,12 @@ class JournalWriter(Observer):
         the step's kind (Task.kind), when the task has kinds; ``escalated`` the escalation rungs it climbed, with
         the samples drawn on each (``maker.escalation``)."""
         chain_part = "" if chain is None else f'"chain":{chain},'
-        kind_part = "" if kind is None else self._kinds.get(kind) or self._kinds.setdefault(kind, f',"kind":{json.dumps(kind)}')
-        if escalated:
-            kind_part += f',"escalated":{json.dumps(escalated)}'
+        tail = "" if kind is None else self._kinds.get(kind) or self._kinds.setdefault(kind, f',"kind":{json.dumps(kind)}')
+        if escalated:  # rare: a hard step
+            tail += f',"escalated":{json.dumps(escalated)}'
         # str() of a list of ints is valid JSON and much cheaper than json.dumps.
         self._write((f'{{{chain_part}"step":{step},"candidate":{candidate_text},"votes":{votes},'
-                     f'"samples":{samples},"rounds":{rounds}{kind_part}}}\n').encode())
+                     f'"samples":{samples},"rounds":{rounds}{tail}}}\n').encode())
 
     def reset(self, chain: int | None, reason: str) -> None:
         """Mark a chain's records void: it is being redone from its start."""

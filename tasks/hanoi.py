@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -292,10 +292,14 @@ class HanoiTask(Task):
         return HanoiState((pegs[0], pegs[1], pegs[2]), None, disk1_cycle(p.disks, p.source, p.target))
 
     def prompt(self, state: HanoiState) -> str:
+        return self._rendered(state, str)
+
+    def _rendered(self, state: HanoiState, written: Callable[[object], str]) -> str:
+        """The prompt in this task's style, each list written by ``written`` (``str``: the task's own wording)."""
         if self._compact:
-            return compact_prompt(state)
-        previous = "none" if state.previous is None else str(list(state.previous))
-        pegs = str([list(p) for p in state.pegs])
+            return compact_prompt(state, written)
+        previous = "none" if state.previous is None else written(list(state.previous))
+        pegs = written([list(p) for p in state.pegs])
         return f"{self._paper_heads[state.cycle]}Previous move: {previous}\nCurrent state: {pegs}\n\n{_PAPER_TAIL}"
 
     def parse(self, state: HanoiState, reply: str) -> Candidate:
@@ -311,11 +315,7 @@ class HanoiTask(Task):
             text = str(value)
             return text.replace(", ", ",") if variant == 1 else text.replace("[", "[ ").replace("]", " ]").replace("[  ]", "[]")
 
-        previous = "none" if state.previous is None else written(list(state.previous))
-        pegs = written([list(p) for p in state.pegs])
-        if self._compact:
-            return f"{'cw' if state.cycle == 1 else 'ccw'} prev = {previous} state = {pegs}\n"
-        return f"{self._paper_heads[state.cycle]}Previous move: {previous}\nCurrent state: {pegs}\n\n{_PAPER_TAIL}"
+        return self._rendered(state, written)
 
     def apply(self, state: HanoiState, candidate: Candidate) -> HanoiState:
         move, pegs = candidate
@@ -501,10 +501,11 @@ def training_state(rng: random.Random, disks: int) -> HanoiState:
     return build_state(disks, m, t, src, dst, big, previous)
 
 
-def compact_prompt(state: HanoiState) -> str:
-    """The minimal context our small model reads: disk 1's direction, previous move, state."""
-    previous = "none" if state.previous is None else str(list(state.previous))
-    return f"{'cw' if state.cycle == 1 else 'ccw'} prev = {previous} state = {[list(p) for p in state.pegs]}\n"
+def compact_prompt(state: HanoiState, written: Callable[[object], str] = str) -> str:
+    """The minimal context our small model reads: disk 1's direction, previous move, state (each list
+    written by ``written``; ``HanoiTask.paraphrase`` writes them otherwise)."""
+    previous = "none" if state.previous is None else written(list(state.previous))
+    return f"{'cw' if state.cycle == 1 else 'ccw'} prev = {previous} state = {written([list(p) for p in state.pegs])}\n"
 
 
 def _segments(n: int, src: int, dst: int, depth: int) -> list[tuple[Move | None, int, int, int]]:

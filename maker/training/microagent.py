@@ -118,9 +118,8 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
         if hard_repeat < 1:
             raise ConfigError(f"hard_repeat must be >= 1 (1: hard steps count once), got {hard_repeat}")
         train, held, decided = _journal_data(task_spec, journals, held_out, settings.seed)
-        distinct = len(train)
         source = {"from": "journals", "journals": [str(Path(j).resolve()) for j in journals], "oracle_used": False,
-                  "decided_steps": decided, "distinct_steps": distinct, "hard_steps": sum(e.hard for e in train),
+                  "decided_steps": decided, "distinct_steps": len(train), "hard_steps": sum(e.hard for e in train),
                   "hard_repeat": hard_repeat, "balance_kinds": balance_kinds,
                   "kinds": dict(Counter(e.kind for e in train if e.kind is not None))}
         train = mined(train, hard_repeat, balance_kinds)

@@ -250,3 +250,18 @@ def test_the_draft_hook_completes_a_reply_once_its_disk_is_named_and_never_consu
     assert task.draft(later, "move = [2") == ", 0, 1]\nnext_state = [[5, 4, 3], [2], [1]]"
     assert task.draft(later, "move = [1") is not None  # a wrong choice of disk is followed too
     assert HanoiTask(disks=5, prompt_style="paper").draft(state, "") is None  # a general LLM's replies: no guess
+
+
+def test_paraphrases_write_the_same_lists_otherwise_in_either_prompt_style():
+    import re
+
+    from maker_tasks.hanoi import HanoiTask
+
+    for style in ("compact", "paper"):
+        task = HanoiTask(disks=5, prompt_style=style)
+        state = task.initial_state()
+        state = task.apply(state, task.oracle(state))
+        numbers = re.findall(r"\d+", task.prompt(state))
+        worded = [task.paraphrase(state, v) for v in (1, 2)]
+        assert all(w != task.prompt(state) and re.findall(r"\d+", w) == numbers for w in worded), style
+        assert task.paraphrase(state, 3) is None
