@@ -102,7 +102,7 @@ class RunStatistics:
             "redone_steps": self.redone_steps, "caught_errors": self.caught_errors, "oracle_faults": self.oracle_faults,
             "backend_statistics": dict(self.backend),
             "by_agent": {agent: dict(counts) for agent, counts in self.by_agent.items()},
-            "by_kind": {kind: dict(counts) for kind, counts in sorted(self.by_kind.items())},
+            "by_kind": {kind: dict(counts) for kind, counts in self.by_kind.items()},  # in the order the run met them
             "escalations": {rung: dict(counts) for rung, counts in self.escalations.items()},
         }
 
