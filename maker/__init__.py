@@ -40,7 +40,9 @@ from maker.errors import (
 from maker.loading import load_task, load_task_class, registered_tasks
 from maker.mixing import AgentMix
 from maker.planner import Plan, Subtask
+from maker.problems import ProblemFamily
 from maker.scheduler import run, run_async
+from maker.solving import Question, SolveResult, solve, solve_async
 from maker.statistics import RunStatistics
 from maker.task import NoParams, Task
 from maker.voting import AgreeingRace, VoteRace
@@ -59,8 +61,10 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "AgentCatalog", "AgentMix", "AgreeingRace", "Backend", "BackendCodeError", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError", "BackendTimeout",
-    "ConfigError", "EndpointPool", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag",
+    "ConfigError", "EndpointPool", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan",
+    "ProblemFamily", "Question", "RedFlag",
     "RedFlagReason", "RetryingBackend", "RunConfig", "RunResult", "RunStatistics", "Sample", "SampleRequest",
-    "ScriptedBackend", "SimulatedBackend", "StepError", "StepFailed", "Subtask", "Task", "TaskError",
-    "TaskParameterError", "VoteRace", "load_task", "load_task_class", "registered_tasks", "run", "run_async",
+    "ScriptedBackend", "SimulatedBackend", "SolveResult", "StepError", "StepFailed", "Subtask", "Task", "TaskError",
+    "TaskParameterError", "VoteRace", "load_task", "load_task_class", "registered_tasks", "run", "run_async", "solve",
+    "solve_async",
 ]

@@ -1,4 +1,5 @@
-"""The ``maker`` command line: ``run``, ``estimate``, ``plan``, ``plot``, ``verify``, ``check-task`` and ``tasks``.
+"""The ``maker`` command line: ``run``, ``solve``, ``estimate``, ``plan``, ``plot``, ``verify``, ``check-task``, ``train``,
+``serve``, ``install`` and ``tasks``.
 
 Task parameters become options of their own (``maker run hanoi --disks 20``), generated from the
 task's pydantic ``Params`` model, so a user's task gets a CLI for free; a parameter named like one of
@@ -24,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from maker.agents import task_catalog
 from maker.backends.base import Backend
 from maker.errors import BackendCodeError, BackendError, ConfigError, MakerError, StepError, StepFailed
 from maker.pretrained import PRETRAINED, local_folder
@@ -42,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     commands = {"run": _cmd_run, "verify": _cmd_verify, "tasks": _cmd_tasks, "plan": _cmd_plan,
                 "estimate": _cmd_estimate, "plot": _cmd_plot, "check-task": _cmd_check_task, "train": _cmd_train,
-                "serve": _cmd_serve, "install": _cmd_install}
+                "serve": _cmd_serve, "install": _cmd_install, "solve": _cmd_solve}
     _log_to_stderr(verbose="--verbose" in argv)
     try:
         args, _ = parser.parse_known_args(argv)
@@ -98,6 +100,8 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--task", help="the task's spec, if not the one the journal records (e.g. a moved task file)")
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     sub.add_parser("tasks", help="list registered tasks")
+    sub.add_parser("solve", help="solve stated problems: agents decompose each into a tree, votes decide every node",
+                   add_help=False)
     serve = sub.add_parser("serve", help="an HTTP job service: submit, list, watch and cancel runs (see maker.service.http)")
     serve.add_argument("--data", type=Path, default=Path("maker-data"),
                        help="the service's folder: jobs/ (each job's state and journal), tasks/ and models/ it may use")
@@ -229,6 +233,24 @@ _BACKEND = [
     ("--timeout", float, None, "openai: seconds per request (default 120)"),
     ("--max-attempts", int, None, "openai: tries per request, with backoff and jitter (default 8)"),
 ]
+_SOLVE = [
+    ("--file", Path, None, "a problem set: one JSON object {\"id\", \"question\"[, \"answer\"]} a line (answers "
+                           "only count wrong ones afterwards)"),
+    ("--family", None, None, "the problem family: a registered name (maker tasks), 'package.module:Class' or "
+                             "'path/file.py:Class' (default: the registered family whose parser reads the statements)"),
+    ("--max-depth", int, 16, "nodes this deep are solved whole, without asking the decomposer"),
+    ("--k", int, None, "votes ahead needed to decide any role's step (default 3)"),
+    ("--k-role", None, None, "k of a role's steps: decompose=K,solve=K,compose=K (others use --k)"),
+    ("--temperature", float, None, None),
+    ("--first-temperature", float, None, None),
+    ("--max-samples-per-step", int, None, None),
+    ("--checks", _BOOL, None, "red-flag replies that break a step's answer-free rules (default: on for model backends)"),
+    ("--seed", int, None, None),
+    ("--max-concurrency", int, 64, "problems in flight at once"),
+    ("--journal", Path, None, "the record of every decided split and node result; a rerun resumes it"),
+    ("--tree", _BOOL, None, "print each problem's decomposition tree (default: with one problem)"),
+    ("--json", "store_true", False, "print one JSON summary object on stdout"),
+]
 _PLAN_COMMAND = [
     ("--depth", int, 0, None),
     ("--picture", Path, None, "write a PNG drawing of the plan graph"),
@@ -303,16 +325,20 @@ def _parse(task_cls: type[Task], command: str, argv: list[str]) -> tuple[argpars
     parser = argparse.ArgumentParser(prog=f"maker {command} {task_cls.name}", description=description)
     parser.add_argument("task", help="a registered task name (maker tasks), 'package.module:Class' or 'path/file.py:Class'")
     for title, rows in _COMMAND_TABLES[command].items():
-        group = parser.add_argument_group(title) if title else parser
-        for flag, kind, default, help_text in rows:
-            if not isinstance(kind, dict):
-                key = "choices" if isinstance(kind, list) else "action" if kind in ("store_true", "append", _BOOL) else "type"
-                kind = {key: kind}
-            group.add_argument(flag, default=default, help=help_text, **kind)
+        _add_rows(parser.add_argument_group(title) if title else parser, rows)
     _add_model_options(parser.add_argument_group(f"task parameters ({task_cls.name})"), task_cls.Params, parser)
     args = parser.parse_args(argv[1:])
     params = {k.removeprefix("param_"): v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
     return args, task_cls(**params)
+
+
+def _add_rows(group: Any, rows: list[tuple[str, Any, Any, str | None]]) -> None:
+    """An option table's rows as arguments of ``group``."""
+    for flag, kind, default, help_text in rows:
+        if not isinstance(kind, dict):
+            key = "choices" if isinstance(kind, list) else "action" if kind in ("store_true", "append", _BOOL) else "type"
+            kind = {key: kind}
+        group.add_argument(flag, default=default, help=help_text, **kind)
 
 
 def _add_model_options(group: argparse._ArgumentGroup, model: type[BaseModel], parser: argparse.ArgumentParser) -> None:
@@ -370,7 +396,7 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("give either --k or --target-success, not both")
     # Ray's processes print to the driver's stdout; only the summary may go there.
     out = _stdout_for_results_only() if args.ray is not None else sys.stdout
-    agent, mix, catalog = _agents(args, task)
+    agent, mix, catalog = _agents(args, task_catalog(task))
     backend = _make_backend(args, task, catalog, mix)
     progress = None if args.no_progress else _ProgressBar(task, backend)
     first = chain_agents(task, agent=agent, mix=mix).first
@@ -539,11 +565,12 @@ async def _choose_k(args: argparse.Namespace, task: Task, backend: Backend, conf
     return k
 
 
-def _agents(args: argparse.Namespace, task: Task) -> tuple[str | None, Any, Any]:
-    """The run's agent (a bare ``--agent NAME``), its mix (``--mix``) and its agent catalog: the task's shipped
-    model, ``--model`` (the default entry), ``--agents FILE``, each ``--agent NAME=WHERE``, and with the hf
-    backend each ``--mix`` entry not in the catalog, a model folder bound to itself (with openai, a served name)."""
-    from maker.agents import AgentCatalog, task_catalog
+def _agents(args: argparse.Namespace, shipped: Any) -> tuple[str | None, Any, Any]:
+    """The run's agent (a bare ``--agent NAME``), its mix (``--mix``) and its agent catalog: the ``shipped``
+    catalog (a task's model, ``task_catalog``), ``--model`` (the default entry), ``--agents FILE``, each
+    ``--agent NAME=WHERE``, and with the hf backend each ``--mix`` entry not in the catalog, a model folder bound
+    to itself (with openai, a served name)."""
+    from maker.agents import AgentCatalog
     from maker.mixing import AgentMix
 
     bare = [text for text in args.agent or [] if "=" not in text]
@@ -554,7 +581,7 @@ def _agents(args: argparse.Namespace, task: Task) -> tuple[str | None, Any, Any]
     if mix is not None and bare:
         raise ConfigError(f"give --agent {bare[0]} or --mix {mix}, not both: a mix names every agent")
     model = {} if args.model is None else {None: args.model}
-    catalog = task_catalog(task).merged(model).merged(AgentCatalog.coerce(args.agents, "--agents")).merged(
+    catalog = shipped.merged(model).merged(AgentCatalog.coerce(args.agents, "--agents")).merged(
         AgentCatalog.coerce([text for text in args.agent or [] if "=" in text], "--agent"))
     if mix is not None:
         if args.backend == "hf" and args.model is not None:
@@ -656,12 +683,102 @@ def _user_backend(spec: str, task: Task) -> Backend:
     return backend
 
 
+def _cmd_solve(head: argparse.Namespace, argv: list[str]) -> int:
+    from maker.kinds import parse_k_by_kind
+    from maker.problems import DecomposerTask
+    from maker.solving import Question, family_catalog, read_questions, solve_async
+
+    parser = argparse.ArgumentParser(prog="maker solve", description="Solve stated problems: agents decompose each "
+                                     "into a tree of sub-problems, and votes decide every split, atom and composition.")
+    parser.add_argument("question", nargs="?", help="one statement, e.g. 'Multiply the following numbers:\\n46048 × 42098' "
+                                                    "(backslash escapes such as \\n are read)")
+    for title, rows in (("solving", _SOLVE), ("backend", _BACKEND)):
+        _add_rows(parser.add_argument_group(title), rows)
+    args = parser.parse_args(argv[1:])
+    if (args.question is None) == (args.file is None):
+        raise ConfigError("maker solve needs one statement or --file PROBLEMS.jsonl (not both)")
+    questions = read_questions(args.file) if args.file else [Question(id="1", question=_unescaped(args.question))]
+    family = _family(args.family, questions[0])
+    k_by_role = parse_k_by_kind(args.k_role, "--k-role", "ROLE") if args.k_role else None
+    agent, mix, catalog = _agents(args, family_catalog(family))
+    if agent is not None or mix is not None:
+        raise ConfigError("maker solve takes each role's agent from the family: bind them with --agent NAME=WHERE")
+    backend = _make_backend(args, DecomposerTask(family), catalog, None)
+    settings = {key: getattr(args, key) for key in ("k", "temperature", "first_temperature", "max_samples_per_step",
+                                                    "checks", "seed")}
+
+    async def go() -> Any:
+        async with backend:
+            return await solve_async(family, questions, backend, journal=args.journal, k_by_role=k_by_role,
+                                     max_depth=args.max_depth, agents=catalog, max_concurrency=args.max_concurrency,
+                                     **settings)
+
+    result = asyncio.run(go())
+    summary = result.summary(trees=args.tree is not False)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(_solve_table(result, summary, trees=args.tree if args.tree is not None else len(questions) == 1))
+    return 0 if result.solved else EXIT_UNSOLVED
+
+
+def _family(spec: str | None, first: Any) -> Any:
+    """``--family``, else the registered family whose parser reads the first statement."""
+    from maker.errors import TaskError
+    from maker.loading import load_family, registered_families
+
+    if spec is not None:
+        return load_family(spec)
+    for name in registered_families():
+        family = load_family(name)
+        try:
+            family.parse(first.question)
+        except TaskError:
+            continue
+        return family
+    raise ConfigError(f"no registered problem family ({', '.join(sorted(registered_families()))}) reads problem "
+                      f"{first.id!r}: {first.question[:80]!r}; give --family")
+
+
+def _solve_table(result: Any, summary: dict[str, Any], *, trees: bool) -> str:
+    rows = [("family", summary["family"]),
+            ("backend", summary["backend"] + (f"  [{SIM_LABEL}]" if summary["simulated"] else "")),
+            ("solved", f"{summary['solved']}: {summary['answered']:,} of {summary['problems']:,} answered, "
+                       f"{summary['correct']:,} right, {summary['wrong']:,} wrong, {summary['failed']:,} failed"),
+            ("steps", f"{summary['steps']:,} voted steps, {summary['samples']:,} samples "
+                      f"({summary['samples_per_problem']:,} per problem)"),
+            ("k", ", ".join(f"{role} {k}" for role, k in summary["k"].items()))]
+    for role, part in summary["roles"].items():
+        wrong = part.get("errors", part.get("off_oracle_splits"))
+        label = "errors" if "errors" in part else "off the oracle's split"
+        share = "-" if part["winner_vote_share"] is None else f"{part['winner_vote_share']:.4f}"
+        rows.append(("role", f"{role}: {part['steps']:,} steps, {part['samples']:,} samples, {part['valid_votes']:,} votes "
+                             f"(winners' share {share}), {part['contested_steps']:,} contested, red flags "
+                             f"{part['red_flags'] or 0}, {label} {'unknown' if wrong is None else f'{wrong:,}'}"))
+    if summary["failures"]:
+        rows.append(("failures", ", ".join(f"{name}: {n}" for name, n in summary["failures"].items())))
+    if summary["replayed_nodes"]:
+        rows.append(("resumed", f"{summary['replayed_nodes']:,} splits and results from the journal"))
+    rows += [("journal", summary["journal"])] if summary["journal"] else []
+    rows.append(("time", f"{summary['seconds']:.1f} s"))
+    lines = [f"{key:>9}: {value}" for key, value in rows]
+    for outcome in result.problems[:20]:
+        verdict = "" if outcome.correct is None else "  (right)" if outcome.correct else f"  (WRONG: {outcome.failure})"
+        text = outcome.answer if outcome.answer is not None else f"no answer: {outcome.error}"
+        lines.append(f"{'problem ' + outcome.id:>9}: {text if len(text) <= 200 else text[:197] + '...'}{verdict}")
+        if trees and outcome.tree is not None:
+            lines += ["           " + line for line in outcome.tree.lines(result.family)]
+    if len(result.problems) > 20:
+        lines.append(f"           ... {len(result.problems) - 20:,} more problems (--json lists them all)")
+    return "\n".join(lines)
+
+
 def _cmd_estimate(head: argparse.Namespace, argv: list[str]) -> int:
     from maker.estimate import estimate_async
 
     task_cls = _load_task(argv, "--backend ... --samples N")
     args, task = _parse(task_cls, "estimate", argv)
-    agent, mix, catalog = _agents(args, task)
+    agent, mix, catalog = _agents(args, task_catalog(task))
     backend = _make_backend(args, task, catalog, mix)
 
     async def go() -> Any:
@@ -769,9 +886,12 @@ def _cmd_serve(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace, argv: list[str]) -> int:
+    from maker.journal import JournalReader
+    from maker.solving import verify_solve
     from maker.verify import verify_journal
 
-    report = verify_journal(args.journal, task_spec=args.task)
+    solved = (JournalReader(args.journal).header or {}).get("solve")
+    report = verify_solve(args.journal) if solved else verify_journal(args.journal, task_spec=args.task)
     print(json.dumps(report) if args.json else "\n".join(f"{key:>17}: {value}" for key, value in report.items()))
     return 0 if report["valid"] else EXIT_UNSOLVED
 
@@ -825,9 +945,12 @@ def _fmt(steps: int | None) -> str:
 
 
 def _cmd_tasks(head: argparse.Namespace, argv: list[str]) -> int:
-    from maker.loading import registered_tasks
+    from maker.loading import registered_families, registered_tasks
 
     for name, target in sorted(registered_tasks().items()):
+        print(f"{name:<16} {target}")
+    print("\nproblem families (maker solve --family):")
+    for name, target in sorted(registered_families().items()):
         print(f"{name:<16} {target}")
     return 0
 

@@ -94,31 +94,34 @@ class JournalReader:
             raise JournalError(f"journal {str(self.path)!r} line {number} is corrupt: {raw[:80]!r}")
         return obj
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """The step records that count, in journal order (only the lines the scan saw, so a journal
-        another run is still writing reads as it was when it was opened)."""
-        expected: dict[int | None, int] = {}
+    def entries(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every committed record after the header, with its line number, as written (only the lines the scan saw,
+        so a journal another run is still writing reads as it was when it was opened)."""
         with self._open() as file:
             for number, raw in enumerate(CommittedLines(file), 1):
                 if number > self.lines:
                     break
                 if number % 4096 == 0 and self.stop():
                     raise asyncio.CancelledError
-                if number == 1:
-                    continue
-                record = self._parse(raw, number)
-                if "reset" in record:
-                    continue
-                if not isinstance(record.get("step"), int) or "candidate" not in record:
-                    raise JournalError(f"journal {str(self.path)!r} line {number} is not a step record: {raw[:80]!r}")
-                chain = record.get("chain")
-                if number < self._last_reset.get(chain, 0):
-                    continue  # voided by the chain's reset
-                if record["step"] != (want := expected.get(chain, 0)):
-                    raise JournalError(f"journal {str(self.path)!r} line {number}: chain {chain} has step {record['step']} "
-                                       f"where step {want} was expected")
-                expected[chain] = want + 1
-                yield record
+                if number > 1:
+                    yield number, self._parse(raw, number)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The step records that count, in journal order."""
+        expected: dict[int | None, int] = {}
+        for number, record in self.entries():
+            if "reset" in record:
+                continue
+            if not isinstance(record.get("step"), int) or "candidate" not in record:
+                raise JournalError(f"journal {str(self.path)!r} line {number} is not a step record: {json.dumps(record)[:80]}")
+            chain = record.get("chain")
+            if number < self._last_reset.get(chain, 0):
+                continue  # voided by the chain's reset
+            if record["step"] != (want := expected.get(chain, 0)):
+                raise JournalError(f"journal {str(self.path)!r} line {number}: chain {chain} has step {record['step']} "
+                                   f"where step {want} was expected")
+            expected[chain] = want + 1
+            yield record
 
 
 def check_compatible(header: dict[str, Any], expected: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -200,6 +203,10 @@ class JournalWriter(Observer):
     def reset(self, chain: int | None, reason: str) -> None:
         """Mark a chain's records void: it is being redone from its start."""
         self._write(json.dumps({"chain": chain, "reset": reason}).encode() + b"\n")
+
+    def note(self, record: dict[str, Any]) -> None:
+        """Commit a record of another shape (``maker.solving``'s nodes): one write, as a step's."""
+        self._write(json.dumps(record, sort_keys=True).encode() + b"\n")
 
     def close(self) -> None:
         if self._fd >= 0:

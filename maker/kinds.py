@@ -144,8 +144,9 @@ def _improved(measures: Mapping[str, KindMeasure], ks: dict[str, int], log_targe
         ks = min(better, key=cost)
 
 
-def parse_k_by_kind(text: str) -> dict[str, int]:
-    """``"disk1=2,disks13+=4"`` as ``{"disk1": 2, "disks13+": 4}``, refusing anything else by name.
+def parse_k_by_kind(text: str, option: str = "--k-by-kind", what: str = "KIND") -> dict[str, int]:
+    """``"disk1=2,disks13+=4"`` as ``{"disk1": 2, "disks13+": 4}``, refusing anything else by name (errors name
+    ``option``: the setting that gave the text).
 
     >>> parse_k_by_kind("disk1=2, disk2=3")
     {'disk1': 2, 'disk2': 3}
@@ -155,14 +156,14 @@ def parse_k_by_kind(text: str) -> dict[str, int]:
         kind, sep, value = part.partition("=")
         kind = kind.strip()
         if not sep or not kind:
-            raise ConfigError(f"--k-by-kind wants KIND=K pairs separated by commas, got {part!r} in {text!r}")
+            raise ConfigError(f"{option} wants {what}=K pairs separated by commas, got {part!r} in {text!r}")
         try:
             k = int(value)
         except ValueError:
-            raise ConfigError(f"--k-by-kind: k of kind {kind!r} must be a whole number >= 1, got {value.strip()!r}") from None
+            raise ConfigError(f"{option}: k of {kind!r} must be a whole number >= 1, got {value.strip()!r}") from None
         if k < 1:
-            raise ConfigError(f"--k-by-kind: k of kind {kind!r} must be >= 1, got {k}")
+            raise ConfigError(f"{option}: k of {kind!r} must be >= 1, got {k}")
         if kind in out:
-            raise ConfigError(f"--k-by-kind names kind {kind!r} twice")
+            raise ConfigError(f"{option} names {kind!r} twice")
         out[kind] = k
     return out

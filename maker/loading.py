@@ -15,11 +15,30 @@ from pathlib import Path
 from typing import Any
 
 from maker.errors import TaskError
+from maker.problems import ProblemFamily
 from maker.task import Task, check_task_class
 
 ENTRY_POINT_GROUP = "maker.tasks"
 # Fallback when maker runs from a source tree that was never installed (no entry points).
 _BUILTIN = {"hanoi": "maker_tasks.hanoi:HanoiTask", "multiply": "maker_tasks.multiply:MultiplyTask"}
+
+
+PROBLEM_GROUP = "maker.problems"  # problem families (maker.problems) register here, as tasks do under maker.tasks
+_BUILTIN_FAMILIES = {"multiply": "maker_tasks.multiply_problems:MultiplyProblems"}
+
+
+def registered_families() -> dict[str, str]:
+    """Problem family names available by name, mapped to their ``module:Class`` targets."""
+    return _BUILTIN_FAMILIES | {ep.name: ep.value for ep in entry_points(group=PROBLEM_GROUP)}
+
+
+def load_family(spec: str) -> ProblemFamily:
+    """A problem family (``maker.problems.ProblemFamily``) made from a registered name, ``package.module:Class`` or
+    ``path/to/file.py:Class``."""
+    cls = _registered_class(spec, registered_families(), "problem family")
+    if not issubclass(cls, ProblemFamily):
+        raise TaskError(f"{spec!r} is not a subclass of maker.problems.ProblemFamily")
+    return cls()
 
 
 def registered_tasks() -> dict[str, str]:
@@ -32,15 +51,20 @@ def load_task_class(spec: str) -> type[Task]:
     (not a ``Task``, or missing a required method) is refused here, before any run."""
     if not isinstance(spec, str) or not spec.strip():
         raise TaskError(f"task spec must be a non-empty string, got {spec!r}")
-    registry = registered_tasks()
+    cls = _registered_class(spec, registered_tasks(), "task")
+    check_task_class(cls, standalone=True)
+    return cls
+
+
+def _registered_class(spec: str, registry: dict[str, str], what: str) -> type:
+    """The class a registered name or a ``module:Class`` / ``file.py:Class`` spec names."""
     target = registry.get(spec, spec)
     if ":" not in target:
-        raise TaskError(f"unknown task {spec!r}: use a registered name ({', '.join(sorted(registry))}), "
+        raise TaskError(f"unknown {what} {spec!r}: use a registered name ({', '.join(sorted(registry))}), "
                         "'package.module:Class' or 'path/to/file.py:Class'")
-    cls = load_attribute(target, "task")
+    cls = load_attribute(target, what)
     if not isinstance(cls, type):
         raise TaskError(f"{spec!r} is not a class")
-    check_task_class(cls, standalone=True)
     return cls
 
 

@@ -270,3 +270,33 @@ def test_an_answer_that_raises_leaves_the_summary_intact(capsys, tmp_path):
     summary = json.loads(out)
     assert code == 1 and summary["steps"] == 2 and summary["answer"] is None
     assert "answer() raised AssertionError: not finished" in err
+
+
+def test_maker_solve_prints_the_answer_the_tree_and_each_role_and_verify_replays_it(capsys, tmp_path):
+    journal = tmp_path / "solve.jsonl"
+    code, out, _ = run_cli(capsys, "solve", "Multiply the following numbers:\\n46048 × 42098", "--backend", "sim",
+                           "--error-rate", "0.05", "--k-role", "decompose=2", "--journal", str(journal))
+    assert code == 0 and "SIMULATED" in out
+    assert f"problem 1: {46048 * 42098}  (right)" in out
+    assert "46048 × 42098 = 1938528704  [split 2]" in out and "46048 × 8 = 368384  [atomic]" in out
+    assert "role: decompose: 9 steps" in out and "k: decompose 2, solve 3, compose 3" in out
+    code, out, _ = run_cli(capsys, "verify", str(journal))
+    assert code == 0 and "valid: True" in out and "right: 1" in out
+
+
+def test_maker_solve_reads_a_problem_file_and_refuses_bad_input_clearly(capsys, tmp_path):
+    problems = tmp_path / "set.jsonl"
+    problems.write_text('{"id": "a", "question": "12 x 34", "answer": "408"}\n'
+                        '{"id": "b", "question": "Multiply the following numbers:\\n99 × 99", "answer": "9800"}\n')
+    code, out, _ = run_cli(capsys, "solve", "--file", str(problems), "--backend", "sim", "--json")
+    summary = json.loads(out)
+    # "b"'s given answer is wrong (99 x 99 = 9801): the answer is compared afterwards, never used to decide
+    assert code == 1 and summary["correct"] == 1 and summary["wrong"] == 1
+    assert [r["answer"] for r in summary["results"]] == ["408", "9801"]
+    assert summary["failures"] == {"differs from the given answer": 1}
+    code, _, err = run_cli(capsys, "solve", "Sort [3, 1]", "--backend", "sim")
+    assert code == 2 and "no registered problem family" in err and "give --family" in err
+    code, _, err = run_cli(capsys, "solve", "--backend", "sim")
+    assert code == 2 and "one statement or --file" in err
+    code, _, err = run_cli(capsys, "solve", "12 x 34", "--backend", "sim", "--k-role", "planner")
+    assert code == 2 and "--k-role wants ROLE=K pairs" in err

@@ -6,10 +6,10 @@ import maker
 def test_all_is_pinned():
     assert sorted(maker.__all__) == sorted([
         "AgentCatalog", "AgentMix", "AgreeingRace", "Backend", "BackendCodeError", "BackendConnectionError", "BackendError", "BackendHTTPError", "BackendResponseError",
-        "BackendTimeout", "ConfigError", "EndpointPool", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "RedFlag", "RedFlagReason", "RetryingBackend",
-        "RunConfig", "RunResult", "RunStatistics", "Sample", "SampleRequest", "ScriptedBackend", "SimulatedBackend",
+        "BackendTimeout", "ConfigError", "EndpointPool", "HFBackend", "JournalError", "MakerError", "NoParams", "OpenAIBackend", "Plan", "ProblemFamily", "Question", "RedFlag", "RedFlagReason", "RetryingBackend",
+        "RunConfig", "RunResult", "RunStatistics", "Sample", "SampleRequest", "ScriptedBackend", "SimulatedBackend", "SolveResult",
         "StepError", "StepFailed", "Subtask", "Task", "TaskError", "TaskParameterError", "VoteRace", "load_task",
-        "load_task_class", "registered_tasks", "run", "run_async",
+        "load_task_class", "registered_tasks", "run", "run_async", "solve", "solve_async",
     ])
     for name in maker.__all__:
         assert getattr(maker, name) is not None

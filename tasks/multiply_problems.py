@@ -1,0 +1,144 @@
+"""Multiplication statements, decomposed by agents (``maker solve``): the MAKER paper's App. F problems.
+
+"Multiply the following numbers:\\n46048 × 42098" is the problem a × b. The decomposer sees only the factors'
+lengths (the engine holds the digits) and replies ``atomic`` or ``split = M``: the second factor's last M
+digits make P2 = a × b_low and the rest P1 = a × b_high, composed as P1 · 10^M + P2. An atomic problem is
+long multiplication by the existing digit steps (``MultiplyTask`` in one chain); a composition adds the
+shifted parts digit by digit (``SumStep``). Both are the multiplication agents' microsteps.
+
+The rule every node's result must pass is derived from the problem alone: casting out nines and elevens
+(the result mod 9 and mod 11 against the factors'), and at most len(a) + len(b) digits.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from maker import RedFlag, Task, TaskError
+from maker.problems import ATOMIC, Decomposing, DecomposerTask, ProblemFamily
+from maker_tasks.multiply import MAX_DIGITS, MultiplyTask, Number, SumStep, number_of, product_of, sum_start
+
+_STATEMENT = re.compile(r"^\s*(?:Multiply the following numbers:\s*)?(\d+)\s*[×xX*]\s*(\d+)\s*$")
+_SPLIT = re.compile(r"^\s*(?:(atomic)|split\s*=\s*(\d{1,4}))\s*$")
+ATOM_DIGITS = 1  # the oracle's choice: a problem is atomic once its second factor has this many digits
+
+
+class Product(NamedTuple):
+    """a × b, decimal digit strings without leading zeros."""
+
+    a: str
+    b: str
+
+
+def _digits(text: str) -> str:
+    return text.lstrip("0") or "0"
+
+
+class MultiplyProblems(ProblemFamily):
+    """Products of two whole numbers, stated as the paper states them."""
+
+    name = "multiply"
+    decomposer_agent = "multiply-decompose"
+    models = {None: Path(__file__).resolve().parent.parent / "models" / "adapters" / "multiply"}
+
+    def parse(self, question: str) -> Product:
+        found = _STATEMENT.match(question)
+        if found is None:
+            raise TaskError(f"not a multiplication statement: {question[:80]!r}; expected 'Multiply the following "
+                            "numbers:\\nA × B' (or 'A x B') with whole numbers A and B")
+        a, b = (_digits(x) for x in found.groups())
+        if max(len(a), len(b)) > MAX_DIGITS:
+            raise TaskError(f"factors of up to {MAX_DIGITS} digits are supported, got {len(a)} and {len(b)}")
+        return Product(a, b)
+
+    def describe(self, problem: Product) -> str:
+        short = lambda x: x if len(x) <= 24 else f"{x[:10]}...{x[-10:]} ({len(x)} digits)"  # noqa: E731
+        return f"{short(problem.a)} × {short(problem.b)}"
+
+    # --- the decomposer ---------------------------------------------------------------------------
+    def split_prompt(self, problem: Product) -> str:
+        return (f"Split {len(problem.a)} digits x {len(problem.b)} digits? Reply atomic, or split = M "
+                "(the second number's last M digits).")
+
+    def parse_split(self, problem: Product, reply: str) -> Any:
+        found = _SPLIT.match(reply)
+        if found is None:
+            raise RedFlag("no 'atomic' or 'split = M' reply")
+        return ATOMIC if found.group(1) else int(found.group(2))
+
+    def format_split(self, problem: Product, split: Any) -> str:
+        return ATOMIC if split == ATOMIC else f"split = {split}"
+
+    def parts(self, problem: Product, split: Any) -> tuple[Product, Product]:
+        if not isinstance(split, int) or not 1 <= split < len(problem.b):
+            raise ValueError(f"split = {split} leaves a part empty: M must be 1 to {len(problem.b) - 1}")
+        return Product(problem.a, problem.b[:-split]), Product(problem.a, _digits(problem.b[-split:]))
+
+    def size(self, problem: Product) -> int:
+        return len(problem.b)
+
+    def oracle_split(self, problem: Product) -> Any:
+        return ATOMIC if len(problem.b) <= ATOM_DIGITS else len(problem.b) // 2
+
+    def mistaken_split(self, problem: Product, split: Any, rng: random.Random) -> Any:
+        """A neighbour of the good split: another cut (valid, only less balanced), or atomic; for an atomic
+        problem, a cut that leaves a part empty (the rules red-flag it)."""
+        if split == ATOMIC:
+            return 1
+        options = [m for m in (split - 1, split + 1) if 1 <= m < len(problem.b)]
+        return rng.choice([*options, ATOMIC])
+
+    def training_problems(self, rng: random.Random, count: int) -> list[Product]:
+        """Random factor lengths, 1 to 1000 digits, short ones more often (the decomposer sees only lengths)."""
+        def length() -> int:
+            return min(MAX_DIGITS, int(10 ** rng.uniform(0, 3)) + rng.randrange(2))
+        return [Product("7" * length(), "3" * length()) for _ in range(count)]
+
+    # --- the solver and the composer ----------------------------------------------------------------
+    def solver(self, problem: Product) -> tuple[Task, Any]:
+        task = MultiplyTask(a=problem.a, b=problem.b)
+        return task, task.initial_state()
+
+    def composer(self, problem: Product, split: Any, left: str, right: str) -> tuple[Task, Any]:
+        return SumStep(), sum_start(Number(left, split), Number(right, 0))
+
+    def result(self, task: Task, state: Any) -> str:
+        if isinstance(task, MultiplyTask):
+            return str(product_of(state))
+        return str(number_of(state).value)
+
+    def rule(self, problem: Product, result: str) -> str | None:
+        if not result.isdigit() or len(_digits(result)) > len(problem.a) + len(problem.b):
+            return f"the result has {len(result)} characters; a product of these factors has at most " \
+                   f"{len(problem.a) + len(problem.b)} digits"
+        value = int(result)
+        for modulus, name in ((9, "nines"), (11, "elevens")):
+            want = int(problem.a) % modulus * (int(problem.b) % modulus) % modulus
+            if value % modulus != want:
+                return f"casting out {name}: the result is {value % modulus} mod {modulus}, the factors' product {want}"
+        return None
+
+    def answer(self, problem: Product, result: Any) -> str:
+        return str(int(result))
+
+    def truth(self, problem: Product) -> str:
+        return str(int(problem.a) * int(problem.b))
+
+
+class MultiplyDecompose(DecomposerTask):
+    """The multiplication decomposer as a task of its own, so that ``maker train`` can give it a microagent:
+    ``maker train maker_tasks.multiply_problems:MultiplyDecompose --out models/adapters/multiply-decompose``."""
+
+    name = "multiply-decompose"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(MultiplyProblems())
+
+    def initial_state(self) -> Decomposing:
+        return Decomposing(Product("46048", "42098"), 0)
+
+    def run_defaults(self) -> dict[str, object]:
+        return {"max_tokens": 12}
