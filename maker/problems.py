@@ -80,6 +80,11 @@ class ProblemFamily:
         """A measure that every part of a split must be below (a split that does not shrink loops)."""
         raise NotImplementedError
 
+    def splittable(self, problem: Any) -> bool:
+        """False for a problem no split can shrink (the rules would red-flag every split): the decomposer is not
+        asked, and the solver takes it whole."""
+        return self.size(problem) > 1
+
     def oracle_split(self, problem: Any) -> Any:
         """The split a good decomposer chooses: for the simulated backend and training only."""
         raise NotImplementedError(f"family {self.name!r} has no oracle split")

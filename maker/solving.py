@@ -42,6 +42,8 @@ from maker.task import Task
 
 RERUN_K_FACTOR = 2  # a node whose result breaks the family's rule is redone with k times this
 BY_LIMIT = "depth limit"  # a node the depth limit made atomic: no decomposer was asked
+UNSPLITTABLE = "too small to split"  # a node no split can shrink (ProblemFamily.splittable): no decomposer was asked
+WHOLE = (ATOMIC, BY_LIMIT, UNSPLITTABLE)  # the ways a node is solved whole
 
 
 class Question(BaseModel):
@@ -91,7 +93,7 @@ class Node:
 
     path: str
     problem: Any
-    split: Any  # ATOMIC, BY_LIMIT or the family's split
+    split: Any  # the family's split, or one of WHOLE
     result: Any
     parts: tuple[Node, ...] = ()
 
@@ -104,7 +106,7 @@ class Node:
 
     def lines(self, family: ProblemFamily, indent: str = "") -> list[str]:
         """The tree as text, a node a line, parts indented below."""
-        how = "atomic" if self.split == ATOMIC else self.split if self.split == BY_LIMIT else f"split {self.split}"
+        how = self.split if self.split in WHOLE else f"split {self.split}"
         own = [f"{indent}{family.describe(self.problem)} = {self.result}  [{how}]"]
         return own + [line for part in self.parts for line in part.lines(family, indent + "  ")]
 
@@ -258,8 +260,9 @@ class _SolveRun:
         family = self.family
         split = self.journalled(pid, path, "split")
         if split is None:
-            split = BY_LIMIT if depth >= self.max_depth else await self.decompose(pid, path, problem, depth)
-        if split in (ATOMIC, BY_LIMIT):
+            split = (UNSPLITTABLE if not family.splittable(problem) else BY_LIMIT if depth >= self.max_depth
+                     else await self.decompose(pid, path, problem, depth))
+        if split in WHOLE:
             result = self.journalled(pid, path, "result")
             if result is None:
                 result = await self.chain("solve", pid, path, problem, family.solver(problem))
@@ -444,14 +447,18 @@ def verify_solve(path: str | Path) -> dict[str, Any]:
     found = {"nodes": 0, "bad_splits": 0, "rule_violations": 0, "unfinished": 0, "wrong": 0, "right": 0}
     issues: list[str] = []
 
-    def walk(pid: str, path: str, problem: Any) -> Any:
+    max_depth = header.get("params", {}).get("max_depth", 0)
+
+    def walk(pid: str, path: str, problem: Any, depth: int) -> Any:
         entry, where = known.get((pid, path), {}), f"problem {pid}, node {path or 'root'}"
         split, result = entry.get("split"), entry.get("result")
+        if split is None:  # nodes solved whole by rule record no split
+            split = UNSPLITTABLE if not family.splittable(problem) else BY_LIMIT if depth >= max_depth else None
         if split is None or result is None:
             found["unfinished"] += 1
             return None
         found["nodes"] += 1
-        if split not in (ATOMIC, BY_LIMIT):
+        if split not in WHOLE:
             try:
                 decomposer.parse(Decomposing(problem, 0), family.format_split(problem, split))
             except RedFlag as flag:
@@ -459,7 +466,7 @@ def verify_solve(path: str | Path) -> dict[str, Any]:
                 issues.append(f"{where}: split {split!r}: {flag}")
                 return result
             for number, part in enumerate(family.parts(problem, split), 1):
-                walk(pid, f"{path}.{number}".lstrip("."), part)
+                walk(pid, f"{path}.{number}".lstrip("."), part, depth + 1)
         if (broken := family.rule(problem, result)) is not None:
             found["rule_violations"] += 1
             issues.append(f"{where}: {broken}")
@@ -467,7 +474,7 @@ def verify_solve(path: str | Path) -> dict[str, Any]:
 
     for question in header.get("questions", []):
         problem = family.parse(question["question"])
-        result = walk(question["id"], "", problem)
+        result = walk(question["id"], "", problem, 0)
         truth = family.truth(problem)
         if result is not None and truth is not None:
             found["right" if family.answer(problem, result) == family.answer(problem, truth) else "wrong"] += 1

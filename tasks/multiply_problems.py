@@ -84,12 +84,12 @@ class MultiplyProblems(ProblemFamily):
         return ATOMIC if len(problem.b) <= ATOM_DIGITS else len(problem.b) // 2
 
     def mistaken_split(self, problem: Product, split: Any, rng: random.Random) -> Any:
-        """A neighbour of the good split: another cut (valid, only less balanced), or atomic; for an atomic
-        problem, a cut that leaves a part empty (the rules red-flag it)."""
+        """A neighbour of the good split: another cut (valid, only less balanced), atomic, or a cut of every digit
+        (the rules red-flag it); for an atomic problem, a cut."""
         if split == ATOMIC:
             return 1
         options = [m for m in (split - 1, split + 1) if 1 <= m < len(problem.b)]
-        return rng.choice([*options, ATOMIC])
+        return rng.choice([*options, ATOMIC, len(problem.b)])  # the last leaves P1 empty: red-flagged
 
     def training_problems(self, rng: random.Random, count: int) -> list[Product]:
         """Random factor lengths, 1 to 1000 digits, short ones more often (the decomposer sees only lengths)."""

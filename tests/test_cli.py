@@ -278,8 +278,8 @@ def test_maker_solve_prints_the_answer_the_tree_and_each_role_and_verify_replays
                            "--error-rate", "0.05", "--k-role", "decompose=2", "--journal", str(journal))
     assert code == 0 and "SIMULATED" in out
     assert f"problem 1: {46048 * 42098}  (right)" in out
-    assert "46048 × 42098 = 1938528704  [split 2]" in out and "46048 × 8 = 368384  [atomic]" in out
-    assert "role: decompose: 9 steps" in out and "k: decompose 2, solve 3, compose 3" in out
+    assert "46048 × 42098 = 1938528704  [split 2]" in out and "46048 × 8 = 368384  [too small to split]" in out
+    assert "role: decompose: 4 steps" in out and "k: decompose 2, solve 3, compose 3" in out
     code, out, _ = run_cli(capsys, "verify", str(journal))
     assert code == 0 and "valid: True" in out and "right: 1" in out
 

@@ -1,0 +1,195 @@
+"""Sorting statements, decomposed by agents (``maker solve``): the MAKER paper's App. F sorting problems.
+
+"Sort the following list of integers in ascending order ... [5, -3, 12]" is the problem. The decomposer sees
+only the list's length (the engine holds the numbers) and replies ``atomic`` or ``split = M``: the first M
+numbers are P1, the rest P2, composed by merging the two sorted parts. Both the solver and the composer are
+chains of one microstep, a comparison of two numbers ("Which is smaller, 7 or -2?"): the composer merges two
+sorted lists one comparison at a time, and the solver sorts a short list by inserting each number with such a
+merge. No prompt shows more than two numbers, however long the list.
+
+The rule every node's result must pass is derived from the problem alone: sorted, and the same multiset.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from typing import Any, NamedTuple
+
+from maker import RedFlag, RedFlagReason, Task, TaskError
+from maker.problems import ATOMIC, Decomposing, DecomposerTask, ProblemFamily
+
+_STATEMENT = re.compile(r"Sort the following list of integers.*?(\[[^\]]*\])", re.S)
+_SPLIT = re.compile(r"^\s*(?:(atomic)|split\s*=\s*(\d{1,5}))\s*$")
+_SMALLER = re.compile(r"^\s*smaller\s*=\s*(-?\d{1,12})\s*$")
+MAX_ITEMS = 100_000
+
+
+class Merging(NamedTuple):
+    """A merge in progress: two sorted runs, the merged part so far, and numbers still to insert one by one."""
+
+    left: tuple[int, ...]
+    right: tuple[int, ...]
+    out: tuple[int, ...]
+    pending: tuple[int, ...] = ()
+
+
+def settle(state: Merging) -> Merging:
+    """Finish what needs no comparison: a run left alone is copied over; then the next pending number starts a
+    merge with what is sorted so far (insertion). Done: nothing left to compare (``left`` and ``right`` empty)."""
+    while not (state.left and state.right):
+        merged = state.out + state.left + state.right
+        if not state.pending:
+            return Merging((), (), merged)
+        state = Merging(state.pending[:1], merged, (), state.pending[1:])
+    return state
+
+
+class CompareStep(Task):
+    """One microstep of a merge: the smaller of the two runs' first numbers moves to the output."""
+
+    name = "sort-compare"
+    agent = "sort-compare"
+
+    def prompt(self, state: Merging) -> str:
+        return f"Which is smaller, {state.left[0]} or {state.right[0]}? Reply with exactly: smaller = <the number>"
+
+    def parse(self, state: Merging, reply: str) -> int:
+        found = _SMALLER.match(reply)
+        if found is None:
+            raise RedFlag("no 'smaller = N' reply")
+        value = int(found.group(1))
+        if value not in (state.left[0], state.right[0]):
+            raise RedFlag(f"{value} is neither of the two numbers", RedFlagReason.INVALID)
+        return value
+
+    def apply(self, state: Merging, candidate: int) -> Merging:
+        if candidate == state.left[0]:  # a tie takes the left run's first: the merge stays stable
+            return settle(state._replace(left=state.left[1:], out=state.out + state.left[:1]))
+        return settle(state._replace(right=state.right[1:], out=state.out + state.right[:1]))
+
+    def is_done(self, state: Merging) -> bool:
+        return not (state.left and state.right)
+
+    def oracle(self, state: Merging) -> int:
+        return min(state.left[0], state.right[0])
+
+    def format_reply(self, state: Merging, candidate: int) -> str:
+        return f"smaller = {candidate}"
+
+    def plausible_mistake(self, state: Merging, candidate: int, rng: random.Random) -> int:
+        return max(state.left[0], state.right[0])
+
+    def run_defaults(self) -> dict[str, object]:
+        return {"max_tokens": 12}
+
+    def initial_state(self) -> Merging:
+        return settle(Merging((), (), (), (3, -1, 2)))
+
+    def training_states(self, rng: random.Random, count: int) -> list[Merging]:
+        """Pairs of numbers in the paper's range (-10,000..10,000), a fifth of them close or equal."""
+        states = []
+        for _ in range(count):
+            x = rng.randint(-10_000, 10_000)
+            y = x + rng.randint(-20, 20) if rng.random() < 0.2 else rng.randint(-10_000, 10_000)
+            states.append(Merging((x,), (y,), ()))
+        return states
+
+
+class SortProblems(ProblemFamily):
+    """Lists of integers to sort, stated as the paper states them."""
+
+    name = "sort"
+    decomposer_agent = "sort-decompose"
+
+    def parse(self, question: str) -> tuple[int, ...]:
+        found = _STATEMENT.search(question)
+        if found is None:
+            raise TaskError(f"not a sorting statement: {question[:80]!r}; expected 'Sort the following list of "
+                            "integers ...' and a JSON list such as [3, -1, 2]")
+        try:
+            numbers = json.loads(found.group(1))
+        except ValueError as exc:
+            raise TaskError(f"the list {found.group(1)[:60]!r} is not JSON: {exc}") from None
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers) or len(numbers) > MAX_ITEMS:
+            raise TaskError(f"the list must hold at most {MAX_ITEMS:,} whole numbers")
+        return tuple(numbers)
+
+    def describe(self, problem: tuple[int, ...]) -> str:
+        shown = ", ".join(map(str, problem[:6])) + (", ..." if len(problem) > 6 else "")
+        return f"sort [{shown}] ({len(problem)} numbers)"
+
+    # --- the decomposer ---------------------------------------------------------------------------
+    def split_prompt(self, problem: tuple[int, ...]) -> str:
+        return f"Split a list of {len(problem)} numbers? Reply atomic, or split = M (the first M numbers)."
+
+    def parse_split(self, problem: tuple[int, ...], reply: str) -> Any:
+        found = _SPLIT.match(reply)
+        if found is None:
+            raise RedFlag("no 'atomic' or 'split = M' reply")
+        return ATOMIC if found.group(1) else int(found.group(2))
+
+    def format_split(self, problem: tuple[int, ...], split: Any) -> str:
+        return ATOMIC if split == ATOMIC else f"split = {split}"
+
+    def parts(self, problem: tuple[int, ...], split: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        if not isinstance(split, int) or not 1 <= split < len(problem):
+            raise ValueError(f"split = {split} leaves a part empty: M must be 1 to {len(problem) - 1}")
+        return problem[:split], problem[split:]
+
+    def size(self, problem: tuple[int, ...]) -> int:
+        return len(problem)
+
+    def oracle_split(self, problem: tuple[int, ...]) -> Any:
+        return ATOMIC if len(problem) <= 1 else len(problem) // 2
+
+    def mistaken_split(self, problem: tuple[int, ...], split: Any, rng: random.Random) -> Any:
+        """A neighbour of the good split (valid, less balanced), atomic, or an empty part (red-flagged)."""
+        if split == ATOMIC:
+            return 1
+        return rng.choice([*(m for m in (split - 1, split + 1) if 1 <= m < len(problem)), ATOMIC, len(problem)])
+
+    def training_problems(self, rng: random.Random, count: int) -> list[tuple[int, ...]]:
+        """Lengths 1 to 1,000, short ones more often (the decomposer sees only the length)."""
+        return [tuple(range(int(10 ** rng.uniform(0, 3)))) or (0,) for _ in range(count)]
+
+    # --- the solver and the composer ----------------------------------------------------------------
+    def solver(self, problem: tuple[int, ...]) -> tuple[Task, Any]:
+        return CompareStep(), settle(Merging((), (), (), tuple(problem)))
+
+    def composer(self, problem: tuple[int, ...], split: Any, left: Any, right: Any) -> tuple[Task, Any]:
+        return CompareStep(), settle(Merging(tuple(left), tuple(right), ()))
+
+    def result(self, task: Task, state: Merging) -> list[int]:
+        return list(state.out)
+
+    def rule(self, problem: tuple[int, ...], result: Any) -> str | None:
+        if any(a > b for a, b in zip(result, result[1:])):
+            first = next(i for i, (a, b) in enumerate(zip(result, result[1:])) if a > b)
+            return f"not sorted: {result[first]} before {result[first + 1]} (positions {first} and {first + 1})"
+        if Counter(result) != Counter(problem):
+            return "not the same numbers as the problem's list"
+        return None
+
+    def answer(self, problem: tuple[int, ...], result: Any) -> str:
+        return json.dumps(list(result), separators=(",", ":"))
+
+    def truth(self, problem: tuple[int, ...]) -> list[int]:
+        return sorted(problem)
+
+
+class SortDecompose(DecomposerTask):
+    """The sorting decomposer as a task of its own, for ``maker train``."""
+
+    name = "sort-decompose"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(SortProblems())
+
+    def initial_state(self) -> Decomposing:
+        return Decomposing((5, -3, 12, 0), 0)
+
+    def run_defaults(self) -> dict[str, object]:
+        return {"max_tokens": 12}

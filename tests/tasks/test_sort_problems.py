@@ -1,0 +1,79 @@
+"""The sorting family: the paper's statements, splits of a list's length, merges one comparison at a time
+(simulated backend: replies made up from the oracle)."""
+
+import json
+import random
+
+import pytest
+
+from maker import RedFlag, SimulatedBackend, TaskError, solve
+from maker.problems import DecomposerTask
+from maker.solving import BY_LIMIT, Question
+from maker_tasks.sort_problems import CompareStep, Merging, SortProblems, settle
+
+PREFIX = "\nSort the following list of integers in ascending order and output ONLY the JSON list\non a single line after '####':\n"
+
+
+def paper_lists(count: int, length: int, seed: int = 42) -> list[Question]:
+    rnd = random.Random(seed)
+    questions = []
+    for i in range(count):
+        numbers = [rnd.randint(-10000, 10000) for _ in range(length)]
+        questions.append(Question(id=str(i), question=PREFIX + str(numbers) + "\n",
+                                  answer=json.dumps(sorted(numbers), separators=(",", ":"))))
+    return questions
+
+
+def backend(family, **settings):
+    return SimulatedBackend(DecomposerTask(family), **settings)
+
+
+def test_the_paper_lists_of_50_are_sorted_through_merges_despite_noise():
+    family = SortProblems()
+    result = solve(family, paper_lists(10, 50), backend(family, error_rate=0.1, seed=2), k=3)
+    summary = result.summary(trees=False)
+    assert summary["correct"] == 10 and summary["wrong"] == 0
+    assert summary["roles"]["compose"]["contested_steps"] > 0  # the noise was outvoted, not absent
+    assert summary["roles"]["solve"]["steps"] == 0  # single numbers need no comparison
+
+
+def test_a_list_solved_whole_is_sorted_by_insertion_with_the_same_comparison_step():
+    family = SortProblems()
+    result = solve(family, paper_lists(1, 12), backend(family, error_rate=0.0), max_depth=0)
+    outcome = result.problems[0]
+    assert outcome.correct and outcome.tree.split == BY_LIMIT
+    assert 11 <= result.summary()["roles"]["solve"]["steps"] <= 66  # between n - 1 and n(n - 1)/2 comparisons
+
+
+def test_a_merge_copies_what_needs_no_comparison_and_takes_the_left_on_a_tie():
+    step = CompareStep()
+    state = settle(Merging((1, 5), (1, 2, 9), ()))
+    state = step.apply(state, 1)
+    assert state.left == (5,) and state.out == (1,)
+    state = step.apply(step.apply(state, 1), 2)
+    assert not step.is_done(state) and state.out == (1, 1, 2)
+    state = step.apply(state, 5)  # then 9 is copied over without a comparison
+    assert step.is_done(state) and state.out == (1, 1, 2, 5, 9)
+    assert settle(Merging((), (), (), (3, -1, 2))).pending == (2,)
+
+
+def test_a_reply_must_name_one_of_the_two_numbers():
+    step, state = CompareStep(), settle(Merging((7,), (-2,), ()))
+    assert step.parse(state, "smaller = -2") == -2
+    with pytest.raises(RedFlag, match="neither"):
+        step.parse(state, "smaller = 3")
+    with pytest.raises(RedFlag, match="smaller = N"):
+        step.parse(state, "-2 is smaller")
+
+
+def test_statements_and_the_rule():
+    family = SortProblems()
+    assert family.parse(PREFIX + "[3, -1, 2]\n") == (3, -1, 2)
+    with pytest.raises(TaskError, match="not a sorting statement"):
+        family.parse("Sort these: 3, 1")
+    with pytest.raises(TaskError, match="whole numbers"):
+        family.parse(PREFIX + "[3, 1.5]")
+    assert family.rule((3, 1), [1, 3]) is None
+    assert "not sorted" in family.rule((3, 1), [3, 1])
+    assert "same numbers" in family.rule((3, 1), [1, 4])
+    assert family.answer((3, 1), [1, 3]) == "[1,3]"
