@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     commands = {"run": _cmd_run, "verify": _cmd_verify, "tasks": _cmd_tasks, "plan": _cmd_plan,
                 "estimate": _cmd_estimate, "plot": _cmd_plot, "check-task": _cmd_check_task, "train": _cmd_train,
-                "serve": _cmd_serve, "install": _cmd_install, "solve": _cmd_solve}
+                "serve": _cmd_serve, "install": _cmd_install, "solve": _cmd_solve, "check-family": _cmd_check_family}
     _log_to_stderr(verbose="--verbose" in argv)
     try:
         args, _ = parser.parse_known_args(argv)
@@ -102,6 +102,11 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list registered tasks")
     sub.add_parser("solve", help="solve stated problems: agents decompose each into a tree, votes decide every node",
                    add_help=False)
+    check_family = sub.add_parser("check-family", help="self-test a problem family (maker solve) on a statement, "
+                                                       "before any model: the oracle's tree, round trips, rule, answer")
+    check_family.add_argument("family", help="a registered family name, 'package.module:Class' or 'path/file.py:Class'")
+    check_family.add_argument("--question", help="the statement to walk (default: the family's example)")
+    check_family.add_argument("--json", action="store_true")
     serve = sub.add_parser("serve", help="an HTTP job service: submit, list, watch and cancel runs (see maker.service.http)")
     serve.add_argument("--data", type=Path, default=Path("maker-data"),
                        help="the service's folder: jobs/ (each job's state and journal), tasks/ and models/ it may use")
@@ -937,6 +942,19 @@ def _cmd_check_task(head: argparse.Namespace, argv: list[str]) -> int:
         report.findings.insert(0, Finding("parameter names", "pass", "no task parameter is named like a maker option"))
         as_json = args.json
     print(json.dumps(report.to_json()) if as_json else report.to_text())
+    return 0 if report.ok else EXIT_UNSOLVED
+
+
+def _cmd_check_family(args: argparse.Namespace, argv: list[str]) -> int:
+    from maker.checkfamily import check_family
+    from maker.loading import load_family
+
+    family = load_family(args.family)
+    question = _unescaped(args.question) if args.question is not None else family.example
+    if question is None:
+        raise ConfigError(f"family {family.name!r} has no example statement: give --question TEXT")
+    report = check_family(family, question)
+    print(json.dumps(report.to_json()) if args.json else report.to_text())
     return 0 if report.ok else EXIT_UNSOLVED
 
 

@@ -48,6 +48,8 @@ class ProblemFamily:
     name: ClassVar[str] = "problems"
     #: the catalog agent (``maker.agents``) that decomposes; the solver's and composer's tasks name their own
     decomposer_agent: ClassVar[str | None] = None
+    #: a statement of the family, for ``maker check-family`` (and docs); None: the user gives one
+    example: ClassVar[str | None] = None
     #: the model folders the family ships: agent name -> folder (None: any other agent), as ``Task.default_model``
     models: ClassVar[dict[str | None, Any]] = {}
 

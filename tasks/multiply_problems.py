@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from maker import RedFlag, Task, TaskError
+from maker import Question, RedFlag, Task, TaskError
 from maker.problems import ATOMIC, Decomposing, DecomposerTask, ProblemFamily
 from maker_tasks.multiply import MAX_DIGITS, MultiplyTask, Number, SumStep, number_of, product_of, sum_start
 
@@ -42,6 +42,7 @@ class MultiplyProblems(ProblemFamily):
 
     name = "multiply"
     decomposer_agent = "multiply-decompose"
+    example = "Multiply the following numbers:\n46048 × 42098"
     models = {None: Path(__file__).resolve().parent.parent / "models" / "adapters" / "multiply"}
 
     def parse(self, question: str) -> Product:
@@ -90,6 +91,18 @@ class MultiplyProblems(ProblemFamily):
             return 1
         options = [m for m in (split - 1, split + 1) if 1 <= m < len(problem.b)]
         return rng.choice([*options, ATOMIC, len(problem.b)])  # the last leaves P1 empty: red-flagged
+
+    @staticmethod
+    def paper_set(digits: int, count: int, seed: int) -> list[Question]:
+        """The paper's problems (its public generator): ``Random(seed)``; for each, d1 and d2 drawn in
+        [digits, digits], then a and b of those lengths; the answer only counts errors afterwards."""
+        rnd, questions = random.Random(seed), []
+        for number in range(count):
+            d1, d2 = rnd.randint(digits, digits), rnd.randint(digits, digits)
+            a, b = rnd.randint(10 ** (d1 - 1), 10**d1 - 1), rnd.randint(10 ** (d2 - 1), 10**d2 - 1)
+            questions.append(Question(id=str(number), question=f"Multiply the following numbers:\n{a} × {b}",
+                                      answer=str(a * b)))
+        return questions
 
     def training_problems(self, rng: random.Random, count: int) -> list[Product]:
         """Random factor lengths, 1 to 1000 digits, short ones more often (the decomposer sees only lengths)."""

@@ -18,13 +18,15 @@ import re
 from collections import Counter
 from typing import Any, NamedTuple
 
-from maker import RedFlag, RedFlagReason, Task, TaskError
+from maker import Question, RedFlag, RedFlagReason, Task, TaskError
 from maker.problems import ATOMIC, Decomposing, DecomposerTask, ProblemFamily
 
 _STATEMENT = re.compile(r"Sort the following list of integers.*?(\[[^\]]*\])", re.S)
 _SPLIT = re.compile(r"^\s*(?:(atomic)|split\s*=\s*(\d{1,5}))\s*$")
 _SMALLER = re.compile(r"^\s*smaller\s*=\s*(-?\d{1,12})\s*$")
 MAX_ITEMS = 100_000
+STATEMENT_PREFIX = ("\nSort the following list of integers in ascending order and output ONLY the JSON list\n"
+                    "on a single line after '####':\n")
 
 
 class Merging(NamedTuple):
@@ -103,6 +105,7 @@ class SortProblems(ProblemFamily):
 
     name = "sort"
     decomposer_agent = "sort-decompose"
+    example = STATEMENT_PREFIX + "[5, -3, 12, 0, 7, 7, -10000]\n"
 
     def parse(self, question: str) -> tuple[int, ...]:
         found = _STATEMENT.search(question)
@@ -150,6 +153,17 @@ class SortProblems(ProblemFamily):
         if split == ATOMIC:
             return 1
         return rng.choice([*(m for m in (split - 1, split + 1) if 1 <= m < len(problem)), ATOMIC, len(problem)])
+
+    @staticmethod
+    def paper_set(length: int, count: int, seed: int) -> list[Question]:
+        """The paper's lists (its public generator): ``Random(seed)``, ``length`` draws of randint(-10000, 10000)
+        per list; the answer (compact JSON) only counts errors afterwards."""
+        rnd, questions = random.Random(seed), []
+        for number in range(count):
+            numbers = [rnd.randint(-10000, 10000) for _ in range(length)]
+            questions.append(Question(id=str(number), question=STATEMENT_PREFIX + str(numbers) + "\n",
+                                      answer=json.dumps(sorted(numbers), separators=(",", ":"))))
+        return questions
 
     def training_problems(self, rng: random.Random, count: int) -> list[tuple[int, ...]]:
         """Lengths 1 to 1,000, short ones more often (the decomposer sees only the length)."""

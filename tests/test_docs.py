@@ -127,3 +127,25 @@ def test_the_ledger_example_checks_and_its_plan_posts_what_one_chain_posts():
     assert answers[0] == answers[1] and len(answers[0]["closing"]) == 6
     # training states are never a run's: their ledger numbers are negative, so their postings differ
     assert all(state.ledger < 0 for state in task.training_states(random.Random(0), 50))
+
+
+def test_the_decomposition_guide_family_runs_from_outside_the_repository(tmp_path):
+    """docs/decomposition.md as a new user tries it: the family saved elsewhere, self-tested, then solved."""
+    blocks = _python_blocks(ROOT / "docs" / "decomposition.md")
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    (folder / "sums.py").write_text(next(b for b in blocks if "class SumProblems" in b))
+    cli = [sys.executable, "-m", "maker"]
+    done = subprocess.run([*cli, "check-family", "sums.py:SumProblems"], cwd=folder, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "3 passed, 0 failed" in done.stdout, done.stdout + done.stderr
+    done = subprocess.run([*cli, "solve", "--family", "sums.py:SumProblems",
+                           "Add the following numbers: 12, 7, 30, 5, 81, -3", "--backend", "sim", "--error-rate", "0.1",
+                           "--json"], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["simulated"] and summary["results"][0]["answer"] == "132" and summary["results"][0]["correct"]
+    assert summary["roles"]["decompose"]["steps"] >= 1 and summary["roles"]["compose"]["steps"] >= 1
+    example = next(b for b in blocks if "maker.solve(" in b)
+    done = subprocess.run([sys.executable, "-c", example], cwd=folder, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "10", done.stderr

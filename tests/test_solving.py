@@ -2,7 +2,6 @@
 and resumable (with the multiplication family and the simulated backend: replies made up from the oracle)."""
 
 import json
-import random
 
 import pytest
 
@@ -15,13 +14,7 @@ STATEMENT = "Multiply the following numbers:\n46048 × 42098"
 
 
 def paper_set(count: int, digits: int, seed: int = 42) -> list[Question]:
-    """The paper's generator: Random(seed); per problem d1, d2, then a and b."""
-    rnd, questions = random.Random(seed), []
-    for i in range(count):
-        d1, d2 = rnd.randint(digits, digits), rnd.randint(digits, digits)
-        a, b = rnd.randint(10 ** (d1 - 1), 10**d1 - 1), rnd.randint(10 ** (d2 - 1), 10**d2 - 1)
-        questions.append(Question(id=str(i), question=f"Multiply the following numbers:\n{a} × {b}", answer=str(a * b)))
-    return questions
+    return MultiplyProblems.paper_set(digits, count, seed)
 
 
 def sim(error_rate: float = 0.05, seed: int = 0, **settings):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train the built-in adapters on the shared base (models/base/model) exactly as shipped. Each is one
 # `maker train` command; rerunning one resumes it from its checkpoint (delete the folder to start over).
-#   models/adapters/train.sh [hanoi|multiply]...      (default: both)
+#   models/adapters/train.sh [hanoi|multiply|multiply-decompose|sort-decompose|sort-compare]...
+#   (default: hanoi and multiply)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 MAKER=${MAKER:-.venv/bin/maker}
@@ -15,7 +16,15 @@ for name in "${@:-hanoi multiply}"; do
       multiply) "$MAKER" train multiply --digits 2 --out models/adapters/multiply --budget-min 6 --examples 20000 \
                   --held-out 1100 --eval-states 1100 \
                   --threads 1 --no-progress ;;
-      *) echo "unknown adapter $one (hanoi, multiply)" >&2; exit 2 ;;
+      # maker solve's roles (docs/decomposition.md): the decomposers see only lengths (1 to 1,000 of them).
+      multiply-decompose) "$MAKER" train maker_tasks.multiply_problems:MultiplyDecompose \
+                            --out models/adapters/multiply-decompose --budget-min 6 --examples 20000 --threads 1 --no-progress ;;
+      sort-decompose) "$MAKER" train maker_tasks.sort_problems:SortDecompose \
+                        --out models/adapters/sort-decompose --budget-min 6 --examples 20000 --threads 1 --no-progress ;;
+      # The merge's comparison: pairs in the paper's range, -10,000 to 10,000, a fifth of them close or equal.
+      sort-compare) "$MAKER" train maker_tasks.sort_problems:CompareStep \
+                      --out models/adapters/sort-compare --budget-min 10 --examples 50000 --threads 1 --no-progress ;;
+      *) echo "unknown adapter $one (hanoi, multiply, multiply-decompose, sort-decompose, sort-compare)" >&2; exit 2 ;;
     esac
   done
 done

@@ -1,27 +1,16 @@
 """The sorting family: the paper's statements, splits of a list's length, merges one comparison at a time
 (simulated backend: replies made up from the oracle)."""
 
-import json
-import random
-
 import pytest
 
 from maker import RedFlag, SimulatedBackend, TaskError, solve
 from maker.problems import DecomposerTask
 from maker.solving import BY_LIMIT, Question
-from maker_tasks.sort_problems import CompareStep, Merging, SortProblems, settle
-
-PREFIX = "\nSort the following list of integers in ascending order and output ONLY the JSON list\non a single line after '####':\n"
+from maker_tasks.sort_problems import STATEMENT_PREFIX, CompareStep, Merging, SortProblems, settle
 
 
 def paper_lists(count: int, length: int, seed: int = 42) -> list[Question]:
-    rnd = random.Random(seed)
-    questions = []
-    for i in range(count):
-        numbers = [rnd.randint(-10000, 10000) for _ in range(length)]
-        questions.append(Question(id=str(i), question=PREFIX + str(numbers) + "\n",
-                                  answer=json.dumps(sorted(numbers), separators=(",", ":"))))
-    return questions
+    return SortProblems.paper_set(length, count, seed)
 
 
 def backend(family, **settings):
@@ -68,11 +57,11 @@ def test_a_reply_must_name_one_of_the_two_numbers():
 
 def test_statements_and_the_rule():
     family = SortProblems()
-    assert family.parse(PREFIX + "[3, -1, 2]\n") == (3, -1, 2)
+    assert family.parse(STATEMENT_PREFIX + "[3, -1, 2]\n") == (3, -1, 2)
     with pytest.raises(TaskError, match="not a sorting statement"):
         family.parse("Sort these: 3, 1")
     with pytest.raises(TaskError, match="whole numbers"):
-        family.parse(PREFIX + "[3, 1.5]")
+        family.parse(STATEMENT_PREFIX + "[3, 1.5]")
     assert family.rule((3, 1), [1, 3]) is None
     assert "not sorted" in family.rule((3, 1), [3, 1])
     assert "same numbers" in family.rule((3, 1), [1, 4])
