@@ -760,6 +760,8 @@ def _solve_table(result: Any, summary: dict[str, Any], *, trees: bool) -> str:
         rows.append(("role", f"{role}: {part['steps']:,} steps, {part['samples']:,} samples, {part['valid_votes']:,} votes "
                              f"(winners' share {share}), {part['contested_steps']:,} contested, red flags "
                              f"{part['red_flags'] or 0}, {label} {'unknown' if wrong is None else f'{wrong:,}'}"))
+    if summary["caught"]:
+        rows.append(("caught", ", ".join(f"{name}: {n:,}" for name, n in summary["caught"].items())))
     if summary["failures"]:
         rows.append(("failures", ", ".join(f"{name}: {n}" for name, n in summary["failures"].items())))
     if summary["replayed_nodes"]:

@@ -24,7 +24,8 @@ _BUILTIN = {"hanoi": "maker_tasks.hanoi:HanoiTask", "multiply": "maker_tasks.mul
 
 
 PROBLEM_GROUP = "maker.problems"  # problem families (maker.problems) register here, as tasks do under maker.tasks
-_BUILTIN_FAMILIES = {"multiply": "maker_tasks.multiply_problems:MultiplyProblems", "sort": "maker_tasks.sort_problems:SortProblems"}
+_BUILTIN_FAMILIES = {"multiply": "maker_tasks.multiply_problems:MultiplyProblems", "sort": "maker_tasks.sort_problems:SortProblems",
+                     "multiply-paper": "maker_tasks.multiply_problems:MultiplyPaperProblems"}
 
 
 def registered_families() -> dict[str, str]:

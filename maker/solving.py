@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from maker.agents import AgentCatalog, chain_agents
 from maker.backends.base import Backend, check_backend
 from maker.config import RunConfig, resolve_config
 from maker.engine import Engine
-from maker.errors import ConfigError, JournalError, RedFlag, StepError, StepFailed, TaskError
+from maker.errors import ConfigError, Flagged, JournalError, RedFlag, StepError, StepFailed, TaskError
 from maker.events import ChainInfo, Emitter, Observer, StepDecision, emitter
 from maker.journal import JournalReader, open_journal
 from maker.loading import class_identity, load_family
@@ -44,6 +45,8 @@ RERUN_K_FACTOR = 2  # a node whose result breaks the family's rule is redone wit
 BY_LIMIT = "depth limit"  # a node the depth limit made atomic: no decomposer was asked
 UNSPLITTABLE = "too small to split"  # a node no split can shrink (ProblemFamily.splittable): no decomposer was asked
 WHOLE = (ATOMIC, BY_LIMIT, UNSPLITTABLE)  # the ways a node is solved whole
+# The MAKER paper's failure classes that a red flag's detail can name (a family's parse starts its detail so).
+FLAGGED_CLASSES = ("malformed final", "non-independent sub-problems", "ambiguous composition")
 
 
 class Question(BaseModel):
@@ -131,18 +134,30 @@ class ProblemOutcome:
 
 
 class _RoleVotes(Observer):
-    """A role's winning votes (for its vote share), its contested steps (more than one answer voted), and the
-    decision of each decomposer chain (for its record)."""
+    """A role's winning and outvoted votes, its contested steps (more than one answer voted), its red flags by the
+    paper's failure class (from the red flag's detail), its chains redone by the rule, and the decision of each
+    decomposer chain (for its record)."""
 
     def __init__(self) -> None:
-        self.winning = self.contested = 0
+        self.winning = self.outvoted = self.contested = self.redone = 0
+        self.flagged: Counter[str] = Counter()
         self.last: dict[ChainInfo, StepDecision] = {}
 
     def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
-        self.winning += decision.votes[0]
-        self.contested += len(decision.votes) > 1
+        votes = decision.votes
+        self.winning += votes[0]
+        if len(votes) > 1:
+            self.contested += 1
+            self.outvoted += sum(votes) - votes[0]
         if chain.task.name == "decompose":
             self.last[chain] = decision
+
+    def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None:
+        detail = flagged.detail or ""
+        self.flagged[next((c for c in FLAGGED_CLASSES if detail.startswith(c)), flagged.reason.value)] += 1
+
+    def chain_reset(self, chain: ChainInfo, reason: str) -> None:
+        self.redone += 1
 
 
 @dataclass
@@ -180,9 +195,22 @@ class SolveResult:
                 "steps": steps, "samples": samples, "samples_per_problem": round(samples / max(len(self.problems), 1), 2),
                 "seconds": round(self.seconds, 3), "journal": self.journal, "replayed_nodes": self.replayed,
                 "max_depth": self.max_depth,
-                "k": {role: config.k for role, config in self.configs.items()},
+                "k": {role: config.k for role, config in self.configs.items()}, "caught": self.caught(),
                 "roles": {role: self._role(role) for role in ROLES},
                 "results": [p.to_json(self.family, tree=trees) for p in self.problems]}
+
+    def caught(self) -> dict[str, int]:
+        """Errors stopped before they reached an answer, by the paper's failure classes: red flags whose detail
+        names a class; outvoted solver and composer votes (miscalculations, where the winners are right); chains
+        whose result broke the family's rule and were redone; splits outvoted by another split."""
+        found: Counter[str] = Counter()
+        for role in ROLES:
+            found.update(self.votes[role].flagged)
+        found["atomic miscalculation (outvoted)"] = self.votes["solve"].outvoted
+        found["composed miscalculation (outvoted)"] = self.votes["compose"].outvoted
+        found["results that broke the rule (redone)"] = self.votes["solve"].redone + self.votes["compose"].redone
+        found["splits outvoted"] = self.votes["decompose"].outvoted
+        return {name: n for name, n in found.items() if n}
 
     def _role(self, role: str) -> dict[str, Any]:
         stats = self.roles[role]

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from maker import Question, RedFlag, Task, TaskError
+from maker import Question, RedFlag, RedFlagReason, Task, TaskError
 from maker.problems import ATOMIC, Decomposing, DecomposerTask, ProblemFamily
 from maker_tasks.multiply import MAX_DIGITS, MultiplyTask, Number, SumStep, number_of, product_of, sum_start
 
@@ -155,3 +155,126 @@ class MultiplyDecompose(DecomposerTask):
 
     def run_defaults(self) -> dict[str, object]:
         return {"max_tokens": 12}
+
+
+# --- the paper's form, for general LLMs -------------------------------------------------------------
+_VOTE = re.compile(r"^\s*vote:\s*(.*?)\s*$", re.I | re.M)
+_PARTS = re.compile(r"P1\s*=\s*\[(.*?)\]\s*,\s*P2\s*=\s*\[(.*?)\]\s*,\s*F\s*=\s*\[(.*?)\]\s*$")
+_FACTORS = re.compile(r"^\s*(\d+)\s*[×xX*]\s*(\d+)\s*$")
+_SHIFT_ADD = re.compile(r"^\s*P1\s*\*\s*10\s*\^\s*(\d+)\s*\+\s*P2\s*$")
+_NUMBER = re.compile(r"^\s*(\d+)\s*$")
+
+
+def last_vote(reply: str) -> str:
+    """The text after the reply's last ``vote:`` line; a reply without one is malformed (its final is missing)."""
+    found = _VOTE.findall(reply)
+    if not found:
+        raise RedFlag("malformed final: no 'vote:' line")
+    return found[-1]
+
+
+class Arithmetic(NamedTuple):
+    """One calculation a general LLM answers in a reply: x × y, or x · 10^m + y."""
+
+    op: str  # "product" or "shift-add"
+    x: str
+    y: str
+    m: int = 0
+    answer: str | None = None
+
+
+class ArithmeticReply(Task):
+    """The solver's or composer's whole calculation in one voted reply, its number on the last ``vote:`` line."""
+
+    name = "arithmetic"
+    agent = "arithmetic"
+
+    def prompt(self, state: Arithmetic) -> str:
+        what = f"{state.x} × {state.y}" if state.op == "product" else f"{state.x} * 10^{state.m} + {state.y}"
+        return (f"Compute {what} exactly. You may work it out step by step; end with one line: vote: <the number>, "
+                "digits only.")
+
+    def parse(self, state: Arithmetic, reply: str) -> str:
+        found = _NUMBER.match(last_vote(reply))
+        if found is None:
+            raise RedFlag("malformed final: the vote is not a whole number")
+        return _digits(found.group(1))
+
+    def apply(self, state: Arithmetic, candidate: str) -> Arithmetic:
+        return state._replace(answer=candidate)
+
+    def is_done(self, state: Arithmetic) -> bool:
+        return state.answer is not None
+
+    def total_steps(self) -> int:
+        return 1
+
+    def oracle(self, state: Arithmetic) -> str:
+        value = int(state.x) * int(state.y) if state.op == "product" else int(state.x) * 10**state.m + int(state.y)
+        return str(value)
+
+    def format_reply(self, state: Arithmetic, candidate: str) -> str:
+        return f"vote: {candidate}"
+
+    def plausible_mistake(self, state: Arithmetic, candidate: str, rng: random.Random) -> str:
+        return str(int(candidate) + rng.choice([-10, -1, 1, 9, 10, 100]) if int(candidate) > 100 else int(candidate) + 1)
+
+
+class MultiplyPaperProblems(MultiplyProblems):
+    """Multiplication in the paper's own form, for general LLMs (``--family multiply-paper``): the decomposer
+    reads the whole statement and replies ``vote: P1=[A × B1], P2=[A × B2], F=[P1 * 10^M + P2]``, or
+    ``P1=[A × B], P2=[None], F=[None]`` for atomic; the solver and the composer each answer in one reply."""
+
+    name = "multiply-paper"
+    decomposer_agent = "decomposer"
+
+    def split_prompt(self, problem: Product) -> str:
+        a, b = problem
+        return (f"Decompose the problem {a} × {b} into two smaller, independent multiplications.\n"
+                f"Split the second number {b}: P1 = {a} × (its leading digits), P2 = {a} × (its last M digits), and "
+                "the answer is F = P1 * 10^M + P2. If the problem is small enough to compute at once, it is atomic.\n"
+                f"End with one line: vote: P1=[{a} × ...], P2=[{a} × ...], F=[P1 * 10^M + P2]\n"
+                f"or, for an atomic problem: vote: P1=[{a} × {b}], P2=[None], F=[None]")
+
+    def parse_split(self, problem: Product, reply: str) -> Any:
+        found = _PARTS.search(last_vote(reply))
+        if found is None:
+            raise RedFlag("malformed final: the vote is not P1=[...], P2=[...], F=[...]")
+        first, second, compose = (part.strip() for part in found.groups())
+        if second == "None" and compose == "None":
+            if (read := _FACTORS.match(first)) is None or Product(*map(_digits, read.groups())) != problem:
+                raise RedFlag("an atomic reply must restate the problem as P1", RedFlagReason.INVALID)
+            return ATOMIC
+        if any(name in first + second for name in ("P1", "P2")):
+            raise RedFlag("non-independent sub-problems: P1 and P2 refer to each other", RedFlagReason.INVALID)
+        shift = _SHIFT_ADD.match(compose)
+        if shift is None:
+            raise RedFlag(f"ambiguous composition: F=[{compose[:40]}] is not P1 * 10^M + P2", RedFlagReason.INVALID)
+        split = int(shift.group(1))
+        parts = [_FACTORS.match(text) for text in (first, second)]
+        try:
+            expected = self.parts(problem, split)
+        except ValueError as exc:
+            raise RedFlag(str(exc), RedFlagReason.INVALID) from None
+        if None in parts or [Product(*map(_digits, p.groups())) for p in parts] != list(expected):  # type: ignore[union-attr]
+            raise RedFlag(f"non-independent sub-problems: P1 and P2 are not the problem split at M = {split}",
+                          RedFlagReason.INVALID)
+        return split
+
+    def format_split(self, problem: Product, split: Any) -> str:
+        if split == ATOMIC:
+            return f"vote: P1=[{problem.a} × {problem.b}], P2=[None], F=[None]"
+        a, b = problem  # sliced as written, so that a wrong split (a simulated mistake) reads as one
+        return f"vote: P1=[{a} × {b[:-split]}], P2=[{a} × {b[-split:]}], F=[P1 * 10^{split} + P2]"
+
+    def oracle_split(self, problem: Product) -> Any:
+        return ATOMIC if len(problem.b) <= 2 else len(problem.b) // 2
+
+    def solver(self, problem: Product) -> tuple[Task, Any]:
+        return ArithmeticReply(), Arithmetic("product", problem.a, problem.b)
+
+    def composer(self, problem: Product, split: Any, left: str, right: str) -> tuple[Task, Any]:
+        return ArithmeticReply(), Arithmetic("shift-add", left, right, split)
+
+    def result(self, task: Task, state: Any) -> str:
+        return state.answer

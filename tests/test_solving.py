@@ -2,6 +2,8 @@
 and resumable (with the multiplication family and the simulated backend: replies made up from the oracle)."""
 
 import json
+import random
+import re
 
 import pytest
 
@@ -160,3 +162,49 @@ def test_each_role_votes_with_its_own_k():
     assert roles["decompose"]["valid_votes"] == 2 * roles["decompose"]["steps"]
     assert roles["solve"]["valid_votes"] == 4 * roles["solve"]["steps"]
     assert roles["compose"]["valid_votes"] == 5 * roles["compose"]["steps"]
+
+
+def paper_roles(rng: random.Random):
+    """A scripted general LLM that plays the paper's three roles from each prompt, with injected errors of every
+    class the paper's code names: a reply with no final vote, sub-problems that refer to each other, a composition
+    that is not P1 * 10^M + P2, and wrong arithmetic in atoms and in compositions."""
+    def reply(seen) -> str:
+        prompt, u = seen.prompt, rng.random()
+        if prompt.startswith("Decompose the problem"):
+            a, b = re.search(r"problem (\d+) × (\d+)", prompt).groups()
+            if u < 0.08:
+                return "I would split the second number in half."
+            m = len(b) // 2
+            if len(b) <= 2:
+                return f"It is small.\nvote: P1=[{a} × {b}], P2=[None], F=[None]"
+            if u < 0.14:
+                return f"vote: P1=[{a} × {b[:-m]}], P2=[P1 × 2], F=[P1 * 10^{m} + P2]"
+            if u < 0.20:
+                return f"vote: P1=[{a} × {b[:-m]}], P2=[{a} × {b[-m:]}], F=[P1 + P2]"
+            return f"Split at {m}.\nvote: P1=[{a} × {b[:-m]}], P2=[{a} × {b[-m:]}], F=[P1 * 10^{m} + P2]"
+        x, y, shifted, m, low = re.search(r"Compute (?:(\d+) × (\d+)|(\d+) \* 10\^(\d+) \+ (\d+)) exactly", prompt).groups()
+        value = int(x) * int(y) if x else int(shifted) * 10 ** int(m) + int(low)
+        if u < 0.06:
+            return f"The answer is {value}."
+        return f"Working it out.\nvote: {value + 1 if u < 0.18 else value}"
+    return reply
+
+
+def test_a_general_llm_in_the_paper_form_solves_the_5x5_set_through_the_openai_backend(capsys, tmp_path):
+    """The acceptance run: the 200 problems of the paper's 5x5 set, every role played by a scripted server with
+    injected errors, through `maker solve --backend openai`; every error class is caught, and every answer right."""
+    from maker.cli import main
+    from tests.backends.fault_server import threaded_fault_server
+
+    problems = tmp_path / "mul5.jsonl"
+    problems.write_text("".join(q.model_dump_json() + "\n" for q in MultiplyProblems.paper_set(5, 200, 42)))
+    with threaded_fault_server(paper_roles(random.Random(7))) as server:
+        code = main(["solve", "--file", str(problems), "--family", "multiply-paper", "--backend", "openai", "--base-url",
+                     server.base_url, "--model", "scripted", "--temperature", "0.5", "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["correct"] == 200 and summary["wrong"] == 0 and summary["failed"] == 0
+    caught = summary["caught"]
+    for name in ("malformed final", "non-independent sub-problems", "ambiguous composition",
+                 "atomic miscalculation (outvoted)", "composed miscalculation (outvoted)"):
+        assert caught.get(name, 0) > 0, (name, caught)
+    assert summary["simulated"] is False and summary["backend"] == "openai"
