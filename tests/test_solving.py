@@ -208,3 +208,37 @@ def test_a_general_llm_in_the_paper_form_solves_the_5x5_set_through_the_openai_b
                  "atomic miscalculation (outvoted)", "composed miscalculation (outvoted)"):
         assert caught.get(name, 0) > 0, (name, caught)
     assert summary["simulated"] is False and summary["backend"] == "openai"
+
+
+def test_a_sigkill_during_the_50x50_set_resumes_with_the_same_command(tmp_path):
+    """Killed mid-set with SIGKILL, then the same command: no split or result is journalled twice, the answers
+    match an uninterrupted run's, and verify passes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    problems = tmp_path / "mul50.jsonl"
+    problems.write_text("".join(q.model_dump_json() + "\n" for q in MultiplyProblems.paper_set(50, 12, 44)))
+    journal = tmp_path / "solve.jsonl"
+    command = [sys.executable, "-m", "maker", "solve", "--file", str(problems), "--backend", "sim", "--error-rate",
+               "0.02", "--journal", str(journal), "--json"]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not journal.exists() or journal.read_text().count("\n") < 200):
+        time.sleep(0.01)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    kept = journal.read_text().count("\n") - 1
+    assert kept >= 200
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    resumed = json.loads(done.stdout)
+    assert resumed["replayed_nodes"] >= kept - 1 and resumed["correct"] == 12  # the last line may have been torn
+    records = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
+    keys = [(r["problem"], r["node"], "split" in r) for r in records]
+    assert len(keys) == len(set(keys))
+    clean = subprocess.run([*command[:-2], str(tmp_path / "clean.jsonl"), "--json"], capture_output=True, text=True,
+                           timeout=300)
+    assert [r["answer"] for r in json.loads(clean.stdout)["results"]] == [r["answer"] for r in resumed["results"]]
+    assert verify_solve(journal)["valid"]
