@@ -1,7 +1,7 @@
 """Multiplication statements, decomposed by agents (``maker solve``): the MAKER paper's App. F problems.
 
 "Multiply the following numbers:\\n46048 × 42098" is the problem a × b. The decomposer sees only the factors'
-lengths (the engine holds the digits) and replies ``atomic`` or ``split = M``: the second factor's last M
+lengths (the engine holds the digits) and replies ``none`` (atomic) or ``count = M``: the second factor's last M
 digits make P2 = a × b_low and the rest P1 = a × b_high, composed as P1 · 10^M + P2. An atomic problem is
 long multiplication by the existing digit steps (``MultiplyTask`` in one chain); a composition adds the
 shifted parts digit by digit (``SumStep``). Both are the multiplication agents' microsteps.
@@ -22,7 +22,9 @@ from maker.problems import ATOMIC, Decomposing, DecomposerTask, ProblemFamily
 from maker_tasks.multiply import MAX_DIGITS, MultiplyTask, Number, SumStep, number_of, product_of, sum_start
 
 _STATEMENT = re.compile(r"^\s*(?:Multiply the following numbers:\s*)?(\d+)\s*[×xX*]\s*(\d+)\s*$")
-_SPLIT = re.compile(r"^\s*(?:(atomic)|split\s*=\s*(\d{1,4}))\s*$")
+# Replies in words our shared base writes well (its tokenizer has "none" and "count" as tokens; spelled out
+# letter by letter, a word such as "split" stays improbable however long an adapter trains).
+_SPLIT = re.compile(r"^\s*(?:(none)|count\s*=\s*(\d{1,4}))\s*$")
 ATOM_DIGITS = 1  # the oracle's choice: a problem is atomic once its second factor has this many digits
 
 
@@ -61,21 +63,21 @@ class MultiplyProblems(ProblemFamily):
 
     # --- the decomposer ---------------------------------------------------------------------------
     def split_prompt(self, problem: Product) -> str:
-        return (f"Split {len(problem.a)} digits x {len(problem.b)} digits? Reply atomic, or split = M "
-                "(the second number's last M digits).")
+        return (f"Split {len(problem.a)} digits x {len(problem.b)} digits? Reply none if atomic, or count = M to cut "
+                "off the second number's last M digits.")
 
     def parse_split(self, problem: Product, reply: str) -> Any:
         found = _SPLIT.match(reply)
         if found is None:
-            raise RedFlag("no 'atomic' or 'split = M' reply")
+            raise RedFlag("no 'none' or 'count = M' reply")
         return ATOMIC if found.group(1) else int(found.group(2))
 
     def format_split(self, problem: Product, split: Any) -> str:
-        return ATOMIC if split == ATOMIC else f"split = {split}"
+        return "none" if split == ATOMIC else f"count = {split}"
 
     def parts(self, problem: Product, split: Any) -> tuple[Product, Product]:
         if not isinstance(split, int) or not 1 <= split < len(problem.b):
-            raise ValueError(f"split = {split} leaves a part empty: M must be 1 to {len(problem.b) - 1}")
+            raise ValueError(f"M = {split} leaves a part empty: M must be 1 to {len(problem.b) - 1}")
         return Product(problem.a, problem.b[:-split]), Product(problem.a, _digits(problem.b[-split:]))
 
     def size(self, problem: Product) -> int:

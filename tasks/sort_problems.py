@@ -1,9 +1,9 @@
 """Sorting statements, decomposed by agents (``maker solve``): the MAKER paper's App. F sorting problems.
 
 "Sort the following list of integers in ascending order ... [5, -3, 12]" is the problem. The decomposer sees
-only the list's length (the engine holds the numbers) and replies ``atomic`` or ``split = M``: the first M
+only the list's length (the engine holds the numbers) and replies ``none`` (atomic) or ``count = M``: the first M
 numbers are P1, the rest P2, composed by merging the two sorted parts. Both the solver and the composer are
-chains of one microstep, a comparison of two numbers ("Which is smaller, 7 or -2?"): the composer merges two
+chains of one microstep, a comparison of two numbers ("Which is larger, 7 or -2?"): the composer merges two
 sorted lists one comparison at a time, and the solver sorts a short list by inserting each number with such a
 merge. No prompt shows more than two numbers, however long the list.
 
@@ -22,8 +22,9 @@ from maker import Question, RedFlag, RedFlagReason, Task, TaskError
 from maker.problems import ATOMIC, Decomposing, DecomposerTask, ProblemFamily
 
 _STATEMENT = re.compile(r"Sort the following list of integers.*?(\[[^\]]*\])", re.S)
-_SPLIT = re.compile(r"^\s*(?:(atomic)|split\s*=\s*(\d{1,5}))\s*$")
-_SMALLER = re.compile(r"^\s*smaller\s*=\s*(-?\d{1,12})\s*$")
+# Replies in words our shared base writes well ("none", "count" and "larger" are tokens of its tokenizer).
+_SPLIT = re.compile(r"^\s*(?:(none)|count\s*=\s*(\d{1,5}))\s*$")
+_LARGER = re.compile(r"^\s*larger\s*=\s*(-?\d{1,12})\s*$")
 MAX_ITEMS = 100_000
 STATEMENT_PREFIX = ("\nSort the following list of integers in ascending order and output ONLY the JSON list\n"
                     "on a single line after '####':\n")
@@ -50,25 +51,26 @@ def settle(state: Merging) -> Merging:
 
 
 class CompareStep(Task):
-    """One microstep of a merge: the smaller of the two runs' first numbers moves to the output."""
+    """One microstep of a merge: of the two runs' first numbers, the larger stays and the other moves to the
+    output (asked as "which is larger", the question our shared base's agents already answer)."""
 
     name = "sort-compare"
     agent = "sort-compare"
 
     def prompt(self, state: Merging) -> str:
-        return f"Which is smaller, {state.left[0]} or {state.right[0]}? Reply with exactly: smaller = <the number>"
+        return f"Which is larger, {state.left[0]} or {state.right[0]}? Reply with exactly: larger = <the number>"
 
     def parse(self, state: Merging, reply: str) -> int:
-        found = _SMALLER.match(reply)
+        found = _LARGER.match(reply)
         if found is None:
-            raise RedFlag("no 'smaller = N' reply")
+            raise RedFlag("no 'larger = N' reply")
         value = int(found.group(1))
         if value not in (state.left[0], state.right[0]):
             raise RedFlag(f"{value} is neither of the two numbers", RedFlagReason.INVALID)
         return value
 
     def apply(self, state: Merging, candidate: int) -> Merging:
-        if candidate == state.left[0]:  # a tie takes the left run's first: the merge stays stable
+        if candidate == state.right[0]:  # the left's first is smaller, or they tie: it moves (the merge stays stable)
             return settle(state._replace(left=state.left[1:], out=state.out + state.left[:1]))
         return settle(state._replace(right=state.right[1:], out=state.out + state.right[:1]))
 
@@ -76,13 +78,13 @@ class CompareStep(Task):
         return not (state.left and state.right)
 
     def oracle(self, state: Merging) -> int:
-        return min(state.left[0], state.right[0])
+        return max(state.left[0], state.right[0])
 
     def format_reply(self, state: Merging, candidate: int) -> str:
-        return f"smaller = {candidate}"
+        return f"larger = {candidate}"
 
     def plausible_mistake(self, state: Merging, candidate: int, rng: random.Random) -> int:
-        return max(state.left[0], state.right[0])
+        return min(state.left[0], state.right[0])
 
     def run_defaults(self) -> dict[str, object]:
         return {"max_tokens": 12}
@@ -126,20 +128,20 @@ class SortProblems(ProblemFamily):
 
     # --- the decomposer ---------------------------------------------------------------------------
     def split_prompt(self, problem: tuple[int, ...]) -> str:
-        return f"Split a list of {len(problem)} numbers? Reply atomic, or split = M (the first M numbers)."
+        return f"Split a list of {len(problem)} numbers? Reply none if atomic, or count = M to take the first M numbers."
 
     def parse_split(self, problem: tuple[int, ...], reply: str) -> Any:
         found = _SPLIT.match(reply)
         if found is None:
-            raise RedFlag("no 'atomic' or 'split = M' reply")
+            raise RedFlag("no 'none' or 'count = M' reply")
         return ATOMIC if found.group(1) else int(found.group(2))
 
     def format_split(self, problem: tuple[int, ...], split: Any) -> str:
-        return ATOMIC if split == ATOMIC else f"split = {split}"
+        return "none" if split == ATOMIC else f"count = {split}"
 
     def parts(self, problem: tuple[int, ...], split: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
         if not isinstance(split, int) or not 1 <= split < len(problem):
-            raise ValueError(f"split = {split} leaves a part empty: M must be 1 to {len(problem) - 1}")
+            raise ValueError(f"M = {split} leaves a part empty: M must be 1 to {len(problem) - 1}")
         return problem[:split], problem[split:]
 
     def size(self, problem: tuple[int, ...]) -> int:

@@ -81,15 +81,15 @@ def test_a_split_that_does_not_shrink_or_leaves_a_part_empty_is_red_flagged():
     from maker.problems import Decomposing
 
     state = Decomposing(Product("46048", "42098"), 0)
-    assert task.parse(state, "split = 2") == 2 and task.parse(state, "atomic") == ATOMIC
-    for reply, words in (("split = 5", "part empty"), ("split = 0", "part empty"), ("I would split it", "atomic")):
+    assert task.parse(state, "count = 2") == 2 and task.parse(state, "none") == ATOMIC
+    for reply, words in (("count = 5", "part empty"), ("count = 0", "part empty"), ("split = 2", "'count = M'")):
         with pytest.raises(RedFlag, match=words):
             task.parse(state, reply)
 
 
 def test_a_decomposer_that_never_agrees_fails_its_problem_only_and_names_the_node():
     family = MultiplyProblems()
-    replies = ["split = 9"] * 1000  # never a valid split of a 5-digit factor
+    replies = ["count = 9"] * 1000  # never a valid split of a 5-digit factor
     result = solve(family, [STATEMENT], ScriptedBackend(replies), k=2, max_samples_per_step=6)
     outcome = result.problems[0]
     assert outcome.answer is None and outcome.failure == "no decomposition agreed"

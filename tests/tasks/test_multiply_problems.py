@@ -21,7 +21,7 @@ def test_the_decomposer_sees_lengths_only_and_its_splits_are_judged_by_the_rules
     assert "900 digits x 700 digits" in task.prompt(state) and "1111" not in task.prompt(state)
     assert task.oracle(state) == 350 and task.oracle(Decomposing(Product("5", "7"), 0)) == ATOMIC
     with pytest.raises(RedFlag, match="part empty"):
-        task.parse(state, "split = 700")
+        task.parse(state, "count = 700")
 
 
 def test_the_rule_casts_out_nines_and_elevens():

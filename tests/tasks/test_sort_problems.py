@@ -37,22 +37,22 @@ def test_a_list_solved_whole_is_sorted_by_insertion_with_the_same_comparison_ste
 def test_a_merge_copies_what_needs_no_comparison_and_takes_the_left_on_a_tie():
     step = CompareStep()
     state = settle(Merging((1, 5), (1, 2, 9), ()))
-    state = step.apply(state, 1)
+    state = step.apply(state, 1)  # "larger = 1" of 1 and 1: a tie, the left's moves
     assert state.left == (5,) and state.out == (1,)
-    state = step.apply(step.apply(state, 1), 2)
+    state = step.apply(step.apply(state, 5), 5)  # 5 against 1, then 5 against 2: the right's move
     assert not step.is_done(state) and state.out == (1, 1, 2)
-    state = step.apply(state, 5)  # then 9 is copied over without a comparison
+    state = step.apply(state, 9)  # then 9 is copied over without a comparison
     assert step.is_done(state) and state.out == (1, 1, 2, 5, 9)
     assert settle(Merging((), (), (), (3, -1, 2))).pending == (2,)
 
 
 def test_a_reply_must_name_one_of_the_two_numbers():
     step, state = CompareStep(), settle(Merging((7,), (-2,), ()))
-    assert step.parse(state, "smaller = -2") == -2
+    assert step.parse(state, "larger = 7") == 7
     with pytest.raises(RedFlag, match="neither"):
-        step.parse(state, "smaller = 3")
-    with pytest.raises(RedFlag, match="smaller = N"):
-        step.parse(state, "-2 is smaller")
+        step.parse(state, "larger = 3")
+    with pytest.raises(RedFlag, match="larger = N"):
+        step.parse(state, "7 is larger")
 
 
 def test_statements_and_the_rule():
