@@ -100,6 +100,8 @@ class EstimateReport:
     few_shot: int | None = None  # the prompt: the task's own (None) or with this many solved examples (maker.prompting)
     stop: tuple[str, ...] = ()  # the strings that ended replies
     kinds: KindsReport | None = None  # by kind of step: each kind's p-hat, one k against a k per kind
+    v_after_first: float | None = None  # the valid share of each state's samples after its first (with a greedy
+    # first sample, the share of the sampled votes a run gets: a model can be right greedily and write garbage at T)
 
     @property
     def warning(self) -> str | None:
@@ -344,10 +346,11 @@ def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: in
             temperature: float, first_temperature: float | None, max_tokens: int, checks: bool) -> EstimateReport:
     """Turn per-state verdicts into the report's counts, tests and projections."""
     flags: Counter[str] = Counter()
-    drawn = valid = correct = pairs = collisions = same = all_wrong = same_wrong = 0
+    drawn = valid = correct = pairs = collisions = same = all_wrong = same_wrong = later_valid = 0
     for verdicts in results:
         drawn += len(verdicts)
         good = [v for v in verdicts if isinstance(v, tuple)]
+        later_valid += sum(isinstance(v, tuple) for v in verdicts[1:])
         flags.update(v.value for v in verdicts if not isinstance(v, tuple))
         valid += len(good)
         correct += sum(ok for ok, _ in good)
@@ -398,6 +401,7 @@ def _report(task: Task, backend: Backend, results: list[list[Any]], distinct: in
         correct=correct, red_flags=dict(flags), p=p, p_low=low, p_high=high, confidence=confidence, v=v,
         mean_output_tokens=out_tokens, mean_prompt_tokens=prompt_tokens, pairs=pairs, collisions=collisions,
         collisions_same=same, expected_collisions=expected, collision_p_value=p_value, all_wrong_states=all_wrong,
+        v_after_first=later_valid / (drawn - len(results)) if drawn > len(results) else None,
         same_wrong_states=same_wrong,
         k_min=kmin, k_min_cautious=k_low, p_full=full, expected_samples_per_step=per_step, projected_samples=proj,
         projected_output_tokens=proj_out, projected_prompt_tokens=proj_prompt, projected_seconds=proj_sec,

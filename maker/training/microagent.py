@@ -179,6 +179,10 @@ def unusable_because(record: dict[str, Any]) -> str | None:
         if ev.get("v") is not None and ev["v"] < USABLE_VALID:
             return (f"only {ev['v']:.1%} of its samples passed the red flags (malformed or too long): its replies are "
                     "mostly garbage")
+        later = ev.get("v_after_first")
+        if ev.get("first_temperature") == 0.0 and later is not None and later < USABLE_VALID:
+            return (f"only {later:.1%} of its samples at T = {ev.get('temperature')} passed the red flags (its greedy "
+                    "replies may be right, but the votes a run samples after them are mostly garbage)")
         if ev.get("p") is None or ev["p"] <= USABLE_P:
             p = "no valid sample" if ev.get("p") is None else f"p = {ev['p']:.3f}"
             return f"{p} on {ev['states']} states of a run: one valid sample must be right more than half the time for votes to converge"
@@ -229,7 +233,7 @@ def evaluate(task: Task, folder: Path, states: Sequence[Any], temperature: float
     data = report.to_json()
     keep = ("states", "samples", "valid", "correct", "red_flags", "p", "p_low", "p_high", "v", "collisions",
             "collisions_same", "expected_collisions", "collision_p_value", "all_wrong_states", "k_min",
-            "temperature", "first_temperature", "checks", "samples_per_second")
+            "temperature", "first_temperature", "checks", "samples_per_second", "v_after_first")
     measured = {key: data[key] for key in keep if key in data}
     measured["red_flag_catch_rate"] = None if wrong == 0 else round(flagged / wrong, 4)
     measured["wrong_samples"] = wrong

@@ -11,7 +11,7 @@ from maker.agents import AgentCatalog
 from maker.backends.hf import HFBackend
 from maker.cli import main
 from maker.errors import ConfigError
-from maker.training.microagent import locked_in_because, train_microagent
+from maker.training.microagent import locked_in_because, train_microagent, unusable_because
 from maker.training.trainer import TrainSettings
 from tests.toy import Countdown
 
@@ -105,3 +105,13 @@ def test_errors_locked_in_on_states_are_called_out():
     assert locked_in_because({"evaluation": {**measured, "collisions": 2, "collision_p_value": 0.48}}) is None
     assert locked_in_because({"evaluation": {**measured, "collisions": 0, "collision_p_value": None}}) is None
     assert locked_in_because({"training": {}}) is None  # nothing measured through the backend
+
+
+def test_an_adapter_right_only_when_greedy_is_unusable():
+    # The first multiplication decomposer (reply "split = M"): 300 of 300 greedy replies right, and every one
+    # of the 300 replies sampled at T = 1.0 after them malformed; its valid share v was exactly one half.
+    measured = {"states": 300, "samples": 600, "valid": 300, "v": 0.5, "p": 1.0, "v_after_first": 0.0,
+                "first_temperature": 0.0, "temperature": 1.0}
+    said = unusable_because({"evaluation": measured})
+    assert said and "0.0% of its samples at T = 1.0" in said and "garbage" in said
+    assert unusable_because({"evaluation": {**measured, "v_after_first": 0.99}}) is None
