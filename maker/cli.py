@@ -255,6 +255,7 @@ _SOLVE = [
     ("--journal", Path, None, "the record of every decided split and node result; a rerun resumes it"),
     ("--tree", _BOOL, None, "print each problem's decomposition tree (default: with one problem)"),
     ("--json", "store_true", False, "print one JSON summary object on stdout"),
+    ("--no-progress", "store_true", False, "no progress bar on stderr"),
 ]
 _PLAN_COMMAND = [
     ("--depth", int, 0, None),
@@ -712,13 +713,31 @@ def _cmd_solve(head: argparse.Namespace, argv: list[str]) -> int:
     settings = {key: getattr(args, key) for key in ("k", "temperature", "first_temperature", "max_samples_per_step",
                                                     "checks", "seed")}
 
+    from tqdm import tqdm
+
+    bar = None if args.no_progress else tqdm(total=len(questions), unit="problem", file=sys.stderr, dynamic_ncols=True,
+                                                desc=f"{family.name} [{'SIMULATED ' if backend.simulated else ''}{backend.name}]")
+
+    tally = {"wrong": 0, "failed": 0}
+
+    def finished(outcome: Any) -> None:
+        if outcome.answer is None or outcome.correct is False:
+            tally["failed" if outcome.answer is None else "wrong"] += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"wrong={tally['wrong']} failed={tally['failed']}", refresh=False)
+
     async def go() -> Any:
         async with backend:
             return await solve_async(family, questions, backend, journal=args.journal, k_by_role=k_by_role,
                                      max_depth=args.max_depth, agents=catalog, max_concurrency=args.max_concurrency,
-                                     **settings)
+                                     finished=finished, **settings)
 
-    result = asyncio.run(go())
+    try:
+        result = asyncio.run(go())
+    finally:
+        if bar is not None:
+            bar.close()
     summary = result.summary(trees=args.tree is not False)
     if args.json:
         print(json.dumps(summary))

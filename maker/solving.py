@@ -22,7 +22,7 @@ import itertools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -390,7 +390,7 @@ def _known(contents: JournalReader) -> dict[tuple[str, str], dict[str, Any]]:
 async def solve_async(family: ProblemFamily, questions: Sequence[Question | str], backend: Backend | None = None, *,
                       journal: str | Path | None = None, k_by_role: Mapping[str, int] | None = None, max_depth: int = 16,
                       agents: Any = None, max_concurrency: int = 64, observers: Iterable[Observer] = (),
-                      **settings: Any) -> SolveResult:
+                      finished: Callable[[ProblemOutcome], None] | None = None, **settings: Any) -> SolveResult:
     """Solve each question of ``family``; see ``maker.solve``."""
     asked = [q if isinstance(q, Question) else Question(id=str(i), question=q) for i, q in enumerate(questions, 1)]
     check_ids(asked)
@@ -410,7 +410,8 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
 
         async with HFBackend(catalog.folders()) as own:
             return await solve_async(family, asked, own, journal=journal, k_by_role=k_by_role, max_depth=max_depth,
-                                     agents=catalog, max_concurrency=max_concurrency, observers=observers, **settings)
+                                     agents=catalog, max_concurrency=max_concurrency, observers=observers,
+                                     finished=finished, **settings)
     check_backend(backend)
     given = {key: value for key, value in settings.items() if value is not None}
     verify = given.get("verify", True)
@@ -448,6 +449,8 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
                     right = truth is not None and outcome.answer == family.answer(problem, truth)
                     outcome.failure = failure_class(family, outcome.tree) or (  # type: ignore[arg-type]
                         "differs from the given answer" if right or truth is None else "malformed final")
+            if finished is not None:
+                finished(outcome)
             return outcome
 
     try:
@@ -517,7 +520,8 @@ def solve(family: ProblemFamily, questions: Sequence[Question | str], backend: B
 
     Settings: those of ``RunConfig`` for every role (k, temperature, ...), ``k_by_role`` (``{"decompose": 2,
     "solve": 3, "compose": 3}``), ``max_depth`` (deeper nodes are solved whole), ``journal`` (a path to write
-    and resume from), ``agents`` (the agent catalog), ``max_concurrency`` (problems in flight) and ``observers``.
+    and resume from), ``agents`` (the agent catalog), ``max_concurrency`` (problems in flight), ``observers`` and
+    ``finished`` (called with each problem's outcome as it ends).
     """
     try:
         asyncio.get_running_loop()

@@ -45,7 +45,9 @@ class MultiplyProblems(ProblemFamily):
     name = "multiply"
     decomposer_agent = "multiply-decompose"
     example = "Multiply the following numbers:\n46048 × 42098"
-    models = {None: Path(__file__).resolve().parent.parent / "models" / "adapters" / "multiply"}
+    # our microagents on the shared base: the decomposer's own adapter; the digit steps' adapter for the rest
+    models = {"multiply-decompose": Path(__file__).resolve().parent.parent / "models" / "adapters" / "multiply-decompose",
+              None: Path(__file__).resolve().parent.parent / "models" / "adapters" / "multiply"}
 
     def parse(self, question: str) -> Product:
         found = _STATEMENT.match(question)

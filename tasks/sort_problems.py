@@ -16,6 +16,7 @@ import json
 import random
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from maker import Question, RedFlag, RedFlagReason, Task, TaskError
@@ -107,6 +108,8 @@ class SortProblems(ProblemFamily):
 
     name = "sort"
     decomposer_agent = "sort-decompose"
+    models = {agent: Path(__file__).resolve().parent.parent / "models" / "adapters" / agent  # our microagents
+              for agent in ("sort-decompose", "sort-compare")}
     example = STATEMENT_PREFIX + "[5, -3, 12, 0, 7, 7, -10000]\n"
 
     def parse(self, question: str) -> tuple[int, ...]:
