@@ -138,9 +138,10 @@ class _RoleVotes(Observer):
     paper's failure class (from the red flag's detail), its chains redone by the rule, and the decision of each
     decomposer chain (for its record)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keeps_decisions: bool = False) -> None:
         self.winning = self.outvoted = self.contested = self.redone = 0
         self.flagged: Counter[str] = Counter()
+        self.keeps_decisions = keeps_decisions
         self.last: dict[ChainInfo, StepDecision] = {}
 
     def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
@@ -149,7 +150,7 @@ class _RoleVotes(Observer):
         if len(votes) > 1:
             self.contested += 1
             self.outvoted += sum(votes) - votes[0]
-        if chain.task.name == "decompose":
+        if self.keeps_decisions:
             self.last[chain] = decision
 
     def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None:
@@ -183,15 +184,12 @@ class SolveResult:
         answered = [p for p in self.problems if p.answer is not None]
         samples = sum(s.samples for s in self.roles.values())
         steps = sum(s.steps for s in self.roles.values())
-        failures: dict[str, int] = {}
-        for p in self.problems:
-            if p.failure is not None:
-                failures[p.failure] = failures.get(p.failure, 0) + 1
+        failures = Counter(p.failure for p in self.problems if p.failure is not None)
         return {"family": self.family.name, "backend": self.backend, "simulated": self.simulated, "solved": self.solved,
                 "problems": len(self.problems), "answered": len(answered),
                 "correct": sum(p.correct is True for p in self.problems),
                 "wrong": sum(p.correct is False for p in self.problems),
-                "failed": len(self.problems) - len(answered), "failures": failures,
+                "failed": len(self.problems) - len(answered), "failures": dict(failures),
                 "steps": steps, "samples": samples, "samples_per_problem": round(samples / max(len(self.problems), 1), 2),
                 "seconds": round(self.seconds, 3), "journal": self.journal, "replayed_nodes": self.replayed,
                 "max_depth": self.max_depth,
@@ -417,7 +415,7 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
     verify = given.get("verify", True)
     checks = given.get("checks", not backend.simulated)
     recorders = {role: StatisticsRecorder(oracle=True, check=True, verify=verify, checks=checks) for role in ROLES}
-    votes = {role: _RoleVotes() for role in ROLES}
+    votes = {role: _RoleVotes(keeps_decisions=role == "decompose") for role in ROLES}
     guarded = list(observers)
     emits = {role: emitter([o for o in (recorders[role], votes[role], backend.observer()) if o is not None], guarded=guarded)
              for role in ROLES}
