@@ -50,16 +50,21 @@ def _oracle_data(task: Task, examples: int, held_out: int, seed: int) -> tuple[l
     return train, random.Random(seed + 1).sample(distinct, min(held_out, len(distinct))), False
 
 
-def _run_states(task: Task, trained: set[str], count: int, seed: int) -> tuple[list[Any], bool]:
-    """``count`` states a run of this instance meets (its oracle trajectory), preferring ones whose
-    prompt was not trained on; and whether they all are unseen. A task's own training states may be
-    of other instances (other sizes, other inputs), which its parser need not accept: the states a
-    run meets are what its numbers must describe."""
+def _run_states(task: Task, trained: set[str], count: int, seed: int) -> tuple[list[Any], bool, str]:
+    """``count`` states to measure the microagent on, whether they all are unseen, and where they came from: the
+    states a run of this instance meets (its oracle trajectory), preferring ones whose prompt was not trained on.
+    A task's own training states may be of other instances (other sizes, other inputs), which its parser need not
+    accept: the states a run meets are what its numbers must describe. Only when a run meets too few distinct
+    states (a one-step task, such as a decomposer) are held-out training states measured instead."""
     drawn = trajectory_sample(task, random.Random(seed), 4 * count)
     unseen = [s for s in drawn if task.prompt(s) not in trained]
     if len(unseen) >= count:
-        return unseen[:count], True
-    return drawn[:count], False
+        return unseen[:count], True, "this instance's trajectory"
+    if len({task.prompt(s) for s in drawn}) < count // 10 and type(task).training_states is not Task.training_states:
+        fresh = [s for s in task.training_states(random.Random(seed), 4 * count) if task.prompt(s) not in trained]
+        if len(fresh) >= count // 2:
+            return fresh[:count], True, "the task's training states, held out"
+    return drawn[:count], False, "this instance's trajectory"
 
 
 def _journal_data(task_spec: str | None, journals: Sequence[str | os.PathLike[str]], held_out: int,
@@ -153,8 +158,8 @@ def train_microagent(task: Task, out: str | os.PathLike[str], *, settings: Train
     record["training"] = trainer.train(progress=progress)
     record["evaluation"] = None
     if task.has_oracle and eval_states > 0:  # the after-the-fact measurement may use the oracle
-        states, eval_unseen = _run_states(task, {e.prompt for e in train}, eval_states, settings.seed + 2)
-        record["evaluation"] = {**evaluate(task, out, states, temperature), "states_from": "this instance's trajectory",
+        states, eval_unseen, states_from = _run_states(task, {e.prompt for e in train}, eval_states, settings.seed + 2)
+        record["evaluation"] = {**evaluate(task, out, states, temperature), "states_from": states_from,
                                 "unseen": eval_unseen}
     record["total_minutes"] = round((time.perf_counter() - began) / 60, 2)
     record["unusable"] = unusable_because(record)
