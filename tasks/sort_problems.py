@@ -32,12 +32,22 @@ STATEMENT_PREFIX = ("\nSort the following list of integers in ascending order an
 
 
 class Merging(NamedTuple):
-    """A merge in progress: two sorted runs, the merged part so far, and numbers still to insert one by one."""
+    """A merge in progress: two sorted runs, the merged part so far, numbers still to insert one by one, and the
+    offset each number is shown with (``shown``)."""
 
     left: tuple[int, ...]
     right: tuple[int, ...]
     out: tuple[int, ...]
     pending: tuple[int, ...] = ()
+    offset: int = 0
+
+
+def shown(problem: tuple[int, ...] | list[int]) -> int:
+    """The offset a comparison shows a problem's numbers with: none when none is negative, else enough to make them
+    all non-negative (10,000 for the paper's lists). Order is unchanged, and no reply needs a minus sign: our shared
+    base never learnt to write one, and a LoRA adapter cannot make it likely (its samples came out garbled)."""
+    lowest = min(problem, default=0)
+    return 0 if lowest >= 0 else max(10_000, -lowest)
 
 
 def settle(state: Merging) -> Merging:
@@ -46,8 +56,8 @@ def settle(state: Merging) -> Merging:
     while not (state.left and state.right):
         merged = state.out + state.left + state.right
         if not state.pending:
-            return Merging((), (), merged)
-        state = Merging(state.pending[:1], merged, (), state.pending[1:])
+            return Merging((), (), merged, (), state.offset)
+        state = Merging(state.pending[:1], merged, (), state.pending[1:], state.offset)
     return state
 
 
@@ -59,13 +69,14 @@ class CompareStep(Task):
     agent = "sort-compare"
 
     def prompt(self, state: Merging) -> str:
-        return f"Which is larger, {state.left[0]} or {state.right[0]}? Reply with exactly: larger = <the number>"
+        x, y = state.left[0] + state.offset, state.right[0] + state.offset
+        return f"Which is larger, {x} or {y}? Reply with exactly: larger = <the number>"
 
     def parse(self, state: Merging, reply: str) -> int:
         found = _LARGER.match(reply)
         if found is None:
             raise RedFlag("no 'larger = N' reply")
-        value = int(found.group(1))
+        value = int(found.group(1)) - state.offset
         if value not in (state.left[0], state.right[0]):
             raise RedFlag(f"{value} is neither of the two numbers", RedFlagReason.INVALID)
         return value
@@ -82,7 +93,7 @@ class CompareStep(Task):
         return max(state.left[0], state.right[0])
 
     def format_reply(self, state: Merging, candidate: int) -> str:
-        return f"larger = {candidate}"
+        return f"larger = {candidate + state.offset}"
 
     def plausible_mistake(self, state: Merging, candidate: int, rng: random.Random) -> int:
         return min(state.left[0], state.right[0])
@@ -91,15 +102,17 @@ class CompareStep(Task):
         return {"max_tokens": 12}
 
     def initial_state(self) -> Merging:
-        return settle(Merging((), (), (), (3, -1, 2)))
+        return settle(Merging((), (), (), (3, -1, 2), shown((3, -1, 2))))
 
     def training_states(self, rng: random.Random, count: int) -> list[Merging]:
-        """Pairs of numbers in the paper's range (-10,000..10,000), a fifth of them close or equal."""
+        """Pairs of numbers in the paper's range (-10,000..10,000, shown from 0 to 20,000), a third of them within
+        50 of each other (a merge compares neighbours more and more), some equal; a tenth below 1,000 as shown."""
         states = []
         for _ in range(count):
-            x = rng.randint(-10_000, 10_000)
-            y = x + rng.randint(-20, 20) if rng.random() < 0.2 else rng.randint(-10_000, 10_000)
-            states.append(Merging((x,), (y,), ()))
+            x = rng.randint(-10_000, 10_000) if rng.random() > 0.1 else rng.randint(-10_000, -9_000)
+            y = x + rng.randint(-50, 50) if rng.random() < 0.33 else rng.randint(-10_000, 10_000)
+            y = max(-10_000, min(10_000, y))
+            states.append(Merging((x,), (y,), (), (), 10_000))
         return states
 
 
@@ -176,10 +189,10 @@ class SortProblems(ProblemFamily):
 
     # --- the solver and the composer ----------------------------------------------------------------
     def solver(self, problem: tuple[int, ...]) -> tuple[Task, Any]:
-        return CompareStep(), settle(Merging((), (), (), tuple(problem)))
+        return CompareStep(), settle(Merging((), (), (), tuple(problem), shown(problem)))
 
     def composer(self, problem: tuple[int, ...], split: Any, left: Any, right: Any) -> tuple[Task, Any]:
-        return CompareStep(), settle(Merging(tuple(left), tuple(right), ()))
+        return CompareStep(), settle(Merging(tuple(left), tuple(right), (), (), shown(problem)))
 
     def result(self, task: Task, state: Merging) -> list[int]:
         return list(state.out)

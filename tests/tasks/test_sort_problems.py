@@ -46,6 +46,14 @@ def test_a_merge_copies_what_needs_no_comparison_and_takes_the_left_on_a_tie():
     assert settle(Merging((), (), (), (3, -1, 2))).pending == (2,)
 
 
+def test_a_comparison_shows_numbers_without_a_minus_sign_and_reads_its_reply_back():
+    family = SortProblems()
+    task, state = family.composer((-523, -1200, 4), 1, [-523], [-1200, 4])
+    assert task.prompt(state).startswith("Which is larger, 9477 or 8800?")  # each number plus 10,000
+    assert task.parse(state, "larger = 9477") == -523 and task.format_reply(state, -523) == "larger = 9477"
+    assert family.solver((5, 3))[1].offset == 0  # nothing negative: shown as they are
+
+
 def test_a_reply_must_name_one_of_the_two_numbers():
     step, state = CompareStep(), settle(Merging((7,), (-2,), ()))
     assert step.parse(state, "larger = 7") == 7
