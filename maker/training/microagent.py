@@ -277,7 +277,10 @@ def write_card(out: Path, record: dict[str, Any]) -> None:
     if ev is not None:
         p = "n/a" if ev.get("p") is None else f"{ev['p']:.5f}"
         catch = "no wrong sample" if ev["red_flag_catch_rate"] is None else f"{ev['red_flag_catch_rate']:.1%}"
-        where = ("states of this instance's run not trained on" if ev["unseen"] else
+        source = ev.get("states_from", "this instance's trajectory")
+        where = ("states of this instance's run not trained on" if ev["unseen"] and source == "this instance's trajectory"
+                 else "held-out training states, not trained on (a run of this instance meets too few states)"
+                 if ev["unseen"] else
                  "states of this instance's run — **not unseen**: the run's states were among the training states")
         lines += ["## Measured through the in-process backend", "",
                   f"- {ev['states']} {where}; 2 samples each (the first greedy, then T = {ev['temperature']}), "
