@@ -61,9 +61,11 @@ def _run_states(task: Task, trained: set[str], count: int, seed: int) -> tuple[l
     if len(unseen) >= count:
         return unseen[:count], True, "this instance's trajectory"
     if len({task.prompt(s) for s in drawn}) < count // 10 and type(task).training_states is not Task.training_states:
-        fresh = [s for s in task.training_states(random.Random(seed), 4 * count) if task.prompt(s) not in trained]
+        states = task.training_states(random.Random(seed), 4 * count)
+        fresh = [s for s in states if task.prompt(s) not in trained]
         if len(fresh) >= count // 2:
             return fresh[:count], True, "the task's training states, held out"
+        return states[:count], False, "the task's training states"
     return drawn[:count], False, "this instance's trajectory"
 
 
@@ -277,11 +279,13 @@ def write_card(out: Path, record: dict[str, Any]) -> None:
     if ev is not None:
         p = "n/a" if ev.get("p") is None else f"{ev['p']:.5f}"
         catch = "no wrong sample" if ev["red_flag_catch_rate"] is None else f"{ev['red_flag_catch_rate']:.1%}"
-        source = ev.get("states_from", "this instance's trajectory")
-        where = ("states of this instance's run not trained on" if ev["unseen"] and source == "this instance's trajectory"
-                 else "held-out training states, not trained on (a run of this instance meets too few states)"
-                 if ev["unseen"] else
-                 "states of this instance's run — **not unseen**: the run's states were among the training states")
+        run = ev.get("states_from", "this instance's trajectory") == "this instance's trajectory"
+        where = {(True, True): "states of this instance's run not trained on",
+                 (True, False): "states of this instance's run — **not unseen**: the run's states were among the training "
+                                "states",
+                 (False, True): "held-out training states, not trained on (a run of this instance meets too few states)",
+                 (False, False): "training states — **not unseen**: a run of this instance meets too few states, and the "
+                                 "task has too few to hold any out"}[run, bool(ev["unseen"])]
         lines += ["## Measured through the in-process backend", "",
                   f"- {ev['states']} {where}; 2 samples each (the first greedy, then T = {ev['temperature']}), "
                   f"checks {'on' if ev['checks'] else 'off'}.",
