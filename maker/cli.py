@@ -254,6 +254,7 @@ _SOLVE = [
     ("--max-concurrency", int, 64, "problems in flight at once"),
     ("--journal", Path, None, "the record of every decided split and node result; a rerun resumes it"),
     ("--tree", _BOOL, None, "print each problem's decomposition tree (default: with one problem)"),
+    ("--picture", Path, None, "write a PNG drawing of the first problem's decomposition tree"),
     ("--json", "store_true", False, "print one JSON summary object on stdout"),
     ("--no-progress", "store_true", False, "no progress bar on stderr"),
 ]
@@ -739,6 +740,10 @@ def _cmd_solve(head: argparse.Namespace, argv: list[str]) -> int:
         if bar is not None:
             bar.close()
     summary = result.summary(trees=args.tree is not False)
+    if args.picture is not None and result.problems[0].tree is not None:
+        from maker.plots import plot_tree
+
+        plot_tree(result.problems[0].tree.to_json(family), args.picture, title=f"problem {result.problems[0].id}")
     if args.json:
         print(json.dumps(summary))
     else:

@@ -1,4 +1,5 @@
-"""Plots for planning and post-mortems: vote rounds (the paper's figure 8) and k_min against steps.
+"""Plots for planning and post-mortems: vote rounds (the paper's figure 8), k_min against steps, and a solve's
+decomposition tree.
 
 Each function writes a PNG and returns the numbers it drew, so tests and reports can use them
 without reading the image. matplotlib is imported inside the functions (and only its object API
@@ -18,7 +19,7 @@ from maker.errors import ConfigError, MakerError
 from maker.journal import JournalReader
 from maker.scaling import k_min
 
-__all__ = ["VoteRounds", "plot_kmin", "plot_vote_rounds"]
+__all__ = ["VoteRounds", "plot_kmin", "plot_tree", "plot_vote_rounds"]
 
 PathLike = str | os.PathLike[str]
 DEFAULT_PS = (0.6, 0.8, 0.9, 0.99, 0.9978)
@@ -118,3 +119,41 @@ def plot_kmin(
     _save(figure, out_png)
     return data
 
+
+
+def plot_tree(tree: dict[str, Any], out_png: PathLike, *, title: str = "decomposition") -> int:
+    """A solve's decomposition tree (``maker solve --picture``; ``Node.to_json``'s nested form): each node a box
+    with its problem, result and how it was solved, parts below it, leaves in order. Returns the nodes drawn."""
+    placed: list[tuple[dict[str, Any], float, int]] = []  # node, x, depth
+    leaves = [0]
+
+    def place(node: dict[str, Any], depth: int) -> float:
+        parts = node.get("parts") or []
+        if parts:
+            x = sum(place(part, depth + 1) for part in parts) / len(parts)
+        else:
+            x, leaves[0] = leaves[0], leaves[0] + 1
+        placed.append((node, x, depth))
+        return x
+
+    place(tree, 0)
+    depth = max(d for _, _, d in placed)
+    figure, ax = _figure()
+    figure.set_size_inches(max(6.4, 1.6 * leaves[0]), max(3.0, 1.2 * (depth + 1)))
+    where = {id(node): (x, -d) for node, x, d in placed}
+    for node, x, d in placed:
+        for part in node.get("parts") or []:
+            px, py = where[id(part)]
+            ax.plot([x, px], [-d, py], color="#999999", linewidth=0.8, zorder=1)
+    for node, x, d in placed:
+        how = node["split"] if not node.get("parts") else f"split {node['split']}"
+        result = str(node["result"])
+        text = f"{node['problem']}\n= {result if len(result) <= 24 else result[:21] + '...'}\n[{how}]"
+        ax.text(x, -d, text, ha="center", va="center", fontsize=6, zorder=2,
+                bbox={"boxstyle": "round", "facecolor": "#8ab6d6" if node.get("parts") else "#f2cc8f", "edgecolor": "none"})
+    ax.set_xlim(-0.8, leaves[0] - 0.2)
+    ax.set_ylim(-depth - 0.6, 0.6)
+    ax.axis("off")
+    ax.set_title(f"{title}: {len(placed)} nodes, {leaves[0]} solved whole (yellow), depth {depth}")
+    _save(figure, out_png)
+    return len(placed)

@@ -48,3 +48,15 @@ def test_importing_maker_does_not_import_matplotlib():
     code = "import sys, maker, maker.estimate, maker.plots; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_solve_tree_is_drawn_node_by_node(tmp_path):
+    from maker import SimulatedBackend, solve
+    from maker.plots import plot_tree
+    from maker.problems import DecomposerTask
+    from maker_tasks.multiply_problems import MultiplyProblems
+
+    family = MultiplyProblems()
+    result = solve(family, ["46048 × 42098"], SimulatedBackend(DecomposerTask(family), error_rate=0.0))
+    drawn = plot_tree(result.problems[0].tree.to_json(family), tmp_path / "tree.png")
+    assert drawn == 9 and (tmp_path / "tree.png").stat().st_size > 10_000  # the root, 3 splits below it, 5 leaves
