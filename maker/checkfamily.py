@@ -15,7 +15,7 @@ from typing import Any
 
 from maker.checktask import CheckReport, Finding
 from maker.errors import RedFlag, TaskError
-from maker.problems import ATOMIC, Decomposing, DecomposerTask, ProblemFamily
+from maker.problems import ATOMIC, DecomposerTask, Decomposing, ProblemFamily
 from maker.task import Task
 
 CHAIN_CAP = 1_000_000  # oracle steps one chain may take before the walk calls it endless

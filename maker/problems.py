@@ -144,7 +144,7 @@ class DecomposerTask(Task):
         except ValueError as exc:
             raise RedFlag(f"the composer cannot take this split: {exc}", RedFlagReason.INVALID) from None
         whole = family.size(problem)
-        for name, part in zip(("P1", "P2"), parts):
+        for name, part in zip(("P1", "P2"), parts, strict=True):
             if family.size(part) >= whole:
                 raise RedFlag(f"{name} is not smaller than the problem ({family.size(part)} >= {whole})",
                               RedFlagReason.INVALID)

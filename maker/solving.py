@@ -37,7 +37,7 @@ from maker.errors import ConfigError, Flagged, JournalError, RedFlag, StepError,
 from maker.events import ChainInfo, Emitter, Observer, StepDecision, emitter
 from maker.journal import JournalReader, open_journal
 from maker.loading import class_identity, load_family
-from maker.problems import ATOMIC, ROLES, Decomposing, DecomposerTask, ProblemFamily
+from maker.problems import ATOMIC, ROLES, DecomposerTask, Decomposing, ProblemFamily
 from maker.statistics import RunStatistics, StatisticsRecorder
 from maker.task import Task
 

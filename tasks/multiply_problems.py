@@ -17,9 +17,10 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from maker import Question, RedFlag, RedFlagReason, Task, TaskError
-from maker.problems import ATOMIC, Decomposing, DecomposerTask, ProblemFamily
 from maker_tasks.multiply import MAX_DIGITS, MultiplyTask, Number, SumStep, number_of, product_of, sum_start
+
+from maker import Question, RedFlag, RedFlagReason, Task, TaskError
+from maker.problems import ATOMIC, DecomposerTask, Decomposing, ProblemFamily
 
 _STATEMENT = re.compile(r"^\s*(?:Multiply the following numbers:\s*)?(\d+)\s*[×xX*]\s*(\d+)\s*$")
 # Replies in words our shared base writes well (its tokenizer has "none" and "count" as tokens; spelled out

@@ -1,8 +1,9 @@
 """maker.checkfamily: a problem family's self-test on a statement, before any model."""
 
-from maker.checkfamily import check_family
 from maker_tasks.multiply_problems import MultiplyProblems
 from maker_tasks.sort_problems import SortProblems
+
+from maker.checkfamily import check_family
 
 
 def test_the_built_in_families_pass_on_their_examples_and_on_a_long_statement():

@@ -51,10 +51,11 @@ def test_importing_maker_does_not_import_matplotlib():
 
 
 def test_a_solve_tree_is_drawn_node_by_node(tmp_path):
+    from maker_tasks.multiply_problems import MultiplyProblems
+
     from maker import SimulatedBackend, solve
     from maker.plots import plot_tree
     from maker.problems import DecomposerTask
-    from maker_tasks.multiply_problems import MultiplyProblems
 
     family = MultiplyProblems()
     result = solve(family, ["46048 × 42098"], SimulatedBackend(DecomposerTask(family), error_rate=0.0))

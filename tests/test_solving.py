@@ -6,11 +6,11 @@ import random
 import re
 
 import pytest
+from maker_tasks.multiply_problems import MultiplyProblems, Product
 
 from maker import ConfigError, JournalError, ScriptedBackend, SimulatedBackend, TaskError, solve
 from maker.problems import ATOMIC, DecomposerTask
 from maker.solving import BY_LIMIT, UNSPLITTABLE, Question, read_questions, verify_solve
-from maker_tasks.multiply_problems import MultiplyProblems, Product
 
 STATEMENT = "Multiply the following numbers:\n46048 × 42098"
 

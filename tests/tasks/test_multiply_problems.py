@@ -1,10 +1,10 @@
 """The multiplication family: the paper's statements, splits of the second factor, the casting-out rule."""
 
 import pytest
+from maker_tasks.multiply_problems import MultiplyDecompose, MultiplyProblems, Product
 
 from maker import RedFlag, TaskError
 from maker.problems import ATOMIC, Decomposing
-from maker_tasks.multiply_problems import MultiplyDecompose, MultiplyProblems, Product
 
 
 def test_statements_read_as_the_paper_writes_them():
