@@ -783,7 +783,8 @@ def _solve_table(result: Any, summary: dict[str, Any], *, trees: bool) -> str:
         share = "-" if part["winner_vote_share"] is None else f"{part['winner_vote_share']:.4f}"
         rows.append(("role", f"{role}: {part['steps']:,} steps, {part['samples']:,} samples, {part['valid_votes']:,} votes "
                              f"(winners' share {share}), {part['contested_steps']:,} contested, red flags "
-                             f"{part['red_flags'] or 0}, {label} {'unknown' if wrong is None else f'{wrong:,}'}"))
+                             f"{part['red_flags'] or 0}, {label} {'unknown' if wrong is None else f'{wrong:,}'}"
+                             + (f", escalated {part['escalated']}" if part.get("escalated") else "")))
     if summary["caught"]:
         rows.append(("caught", ", ".join(f"{name}: {n:,}" for name, n in summary["caught"].items())))
     if summary["failures"]:

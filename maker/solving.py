@@ -220,6 +220,8 @@ class SolveResult:
                 "contested_steps": self.votes[role].contested}
         # after the fact, by the oracle; a decomposition off the oracle's split is not wrong, only another choice
         part["off_oracle_splits" if role == "decompose" else "errors"] = stats.errors
+        if stats.escalations:  # the escalation ladder's rungs: steps that climbed each, samples drawn on it
+            part["escalated"] = {rung: dict(counts) for rung, counts in stats.escalations.items()}
         return part
 
 

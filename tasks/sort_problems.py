@@ -3,7 +3,8 @@
 "Sort the following list of integers in ascending order ... [5, -3, 12]" is the problem. The decomposer sees
 only the list's length (the engine holds the numbers) and replies ``none`` (atomic) or ``count = M``: the first M
 numbers are P1, the rest P2, composed by merging the two sorted parts. Both the solver and the composer are
-chains of one microstep, a comparison of two numbers ("Which is larger, 1: 10007 or 2: 9998?"): the composer merges two
+chains of one microstep, a comparison of two numbers ("Which is larger, 10007 or 9998?", each number shown
+shifted to non-negative): the composer merges two
 sorted lists one comparison at a time, and the solver sorts a short list by inserting each number with such a
 merge. No prompt shows more than two numbers, however long the list.
 
@@ -19,13 +20,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from maker import Question, RedFlag, Task, TaskError
+from maker import Question, RedFlag, RedFlagReason, Task, TaskError
 from maker.problems import ATOMIC, DecomposerTask, Decomposing, ProblemFamily
 
 _STATEMENT = re.compile(r"Sort the following list of integers.*?(\[[^\]]*\])", re.S)
 # Replies in words our shared base writes well ("none", "count" and "larger" are tokens of its tokenizer).
 _SPLIT = re.compile(r"^\s*(?:(none)|count\s*=\s*(\d{1,5}))\s*$")
-_LARGER = re.compile(r"^\s*larger\s*=\s*([12])\s*$")
+_LARGER = re.compile(r"^\s*larger\s*=\s*(-?\d{1,12})\s*$")
 MAX_ITEMS = 100_000
 STATEMENT_PREFIX = ("\nSort the following list of integers in ascending order and output ONLY the JSON list\n"
                     "on a single line after '####':\n")
@@ -62,25 +63,27 @@ def settle(state: Merging) -> Merging:
 
 
 class CompareStep(Task):
-    """One microstep of a merge: which of the two runs' first numbers is larger? The other one (the smaller, or the
-    left's on a tie) moves to the output. The reply names a position, 1 or 2, so that no number is copied: a small
-    model that compares well still miscopies a five-digit number (13385 for 13382) often enough to lock a merge."""
+    """One microstep of a merge: of the two runs' first numbers, the larger stays and the other moves to the
+    output (asked as "which is larger", the question our shared base's agents already answer)."""
 
     name = "sort-compare"
     agent = "sort-compare"
 
     def prompt(self, state: Merging) -> str:
         x, y = state.left[0] + state.offset, state.right[0] + state.offset
-        return f"Which is larger, 1: {x} or 2: {y}? Reply with exactly: larger = 1 or larger = 2"
+        return f"Which is larger, {x} or {y}? Reply with exactly: larger = <the number>"
 
     def parse(self, state: Merging, reply: str) -> int:
         found = _LARGER.match(reply)
         if found is None:
-            raise RedFlag("no 'larger = 1' or 'larger = 2' reply")
-        return 1 if state.left[0] == state.right[0] else int(found.group(1))  # a tie: both are right, one vote
+            raise RedFlag("no 'larger = N' reply")
+        value = int(found.group(1)) - state.offset
+        if value not in (state.left[0], state.right[0]):
+            raise RedFlag(f"{value} is neither of the two numbers", RedFlagReason.INVALID)
+        return value
 
     def apply(self, state: Merging, candidate: int) -> Merging:
-        if candidate == 2 or state.left[0] == state.right[0]:  # the left's is smaller, or a tie: it moves (stable)
+        if candidate == state.right[0]:  # the left's first is smaller, or they tie: it moves (the merge stays stable)
             return settle(state._replace(left=state.left[1:], out=state.out + state.left[:1]))
         return settle(state._replace(right=state.right[1:], out=state.out + state.right[:1]))
 
@@ -88,16 +91,26 @@ class CompareStep(Task):
         return not (state.left and state.right)
 
     def oracle(self, state: Merging) -> int:
-        return 2 if state.right[0] > state.left[0] else 1
+        return max(state.left[0], state.right[0])
 
     def format_reply(self, state: Merging, candidate: int) -> str:
-        return f"larger = {candidate}"
+        return f"larger = {candidate + state.offset}"
 
     def plausible_mistake(self, state: Merging, candidate: int, rng: random.Random) -> int:
-        return 3 - candidate
+        return min(state.left[0], state.right[0])
+
+    def paraphrase(self, state: Merging, variant: int) -> str | None:
+        """The two numbers asked the other way round (the escalation ladder's first rung): a small model that
+        miscopies one number the same way at every sample (13385 for 13382) often copies it right when the
+        question changes."""
+        if variant != 1:
+            return None
+        x, y = state.right[0] + state.offset, state.left[0] + state.offset
+        return f"Which is larger, {x} or {y}? Reply with exactly: larger = <the number>"
 
     def run_defaults(self) -> dict[str, object]:
-        return {"max_tokens": 12}
+        # a step still undecided after 8 samples is asked the other way round, then with twice the k
+        return {"max_tokens": 12, "escalation": {"ladder": ["paraphrase", "k"], "after": 8}}
 
     def initial_state(self) -> Merging:
         return settle(Merging((), (), (), (3, -1, 2), shown((3, -1, 2))))

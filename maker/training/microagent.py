@@ -57,15 +57,15 @@ def _run_states(task: Task, trained: set[str], count: int, seed: int) -> tuple[l
     accept: the states a run meets are what its numbers must describe. Only when a run meets too few distinct
     states (a one-step task, such as a decomposer) are held-out training states measured instead."""
     drawn = trajectory_sample(task, random.Random(seed), 4 * count)
-    unseen = [s for s in drawn if task.prompt(s) not in trained]
-    if len(unseen) >= count:
-        return unseen[:count], True, "this instance's trajectory"
     if len({task.prompt(s) for s in drawn}) < count // 10 and type(task).training_states is not Task.training_states:
         states = task.training_states(random.Random(seed), 4 * count)
         fresh = [s for s in states if task.prompt(s) not in trained]
         if len(fresh) >= count // 2:
             return fresh[:count], True, "the task's training states, held out"
         return states[:count], False, "the task's training states"
+    unseen = [s for s in drawn if task.prompt(s) not in trained]
+    if len(unseen) >= count:
+        return unseen[:count], True, "this instance's trajectory"
     return drawn[:count], False, "this instance's trajectory"
 
 

@@ -23,7 +23,7 @@ for name in "${@:-hanoi multiply}"; do
                         --out models/adapters/sort-decompose --budget-min 6 --examples 20000 --threads 1 --no-progress ;;
       # The merge's comparison: pairs in the paper's range, -10,000 to 10,000, a fifth of them close or equal.
       sort-compare) "$MAKER" train maker_tasks.sort_problems:CompareStep \
-                      --out models/adapters/sort-compare --budget-min 10 --examples 50000 --threads 1 --no-progress ;;
+                      --out models/adapters/sort-compare --budget-min 15 --examples 80000 --threads 1 --no-progress ;;
       *) echo "unknown adapter $one (hanoi, multiply, multiply-decompose, sort-decompose, sort-compare)" >&2; exit 2 ;;
     esac
   done
