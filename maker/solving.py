@@ -287,7 +287,9 @@ class _SolveRun:
     async def node(self, pid: str, path: str, problem: Any, depth: int) -> Node:
         family = self.family
         split = self.journalled(pid, path, "split")
-        if split is None:
+        if split is not None:  # as journalled (JSON): the decomposer's own reading gives the candidate back
+            split = self.decomposer.candidate_from_json(split)
+        else:
             split = (UNSPLITTABLE if not family.splittable(problem) else BY_LIMIT if depth >= self.max_depth
                      else await self.decompose(pid, path, problem, depth))
         if split in WHOLE:
@@ -483,7 +485,9 @@ def verify_solve(path: str | Path) -> dict[str, Any]:
     def walk(pid: str, path: str, problem: Any, depth: int) -> Any:
         entry, where = known.get((pid, path), {}), f"problem {pid}, node {path or 'root'}"
         split, result = entry.get("split"), entry.get("result")
-        if split is None:  # nodes solved whole by rule record no split
+        if split is not None:
+            split = decomposer.candidate_from_json(split)
+        else:  # nodes solved whole by rule record no split
             split = UNSPLITTABLE if not family.splittable(problem) else BY_LIMIT if depth >= max_depth else None
         if split is None or result is None:
             found["unfinished"] += 1
