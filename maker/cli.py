@@ -484,12 +484,12 @@ async def _watch(args: argparse.Namespace, task: Task, backend: Backend) -> _Wat
     return watch
 
 
-def _unescaped(text: str) -> str:
+def _unescaped(text: str, option: str = "--stop") -> str:
     """A string from the command line with its backslash escapes read (``--stop '\\n'`` is a newline)."""
     try:
         return text.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8")
     except (UnicodeDecodeError, UnicodeEncodeError):
-        raise ConfigError(f"--stop {text!r}: not a string with valid backslash escapes") from None
+        raise ConfigError(f"{option} {text!r}: not a string with valid backslash escapes") from None
 
 
 def _tracing(where: str, easy_steps: float) -> tuple[Any, Any]:
@@ -691,6 +691,8 @@ def _user_backend(spec: str, task: Task) -> Backend:
 
 
 def _cmd_solve(head: argparse.Namespace, argv: list[str]) -> int:
+    from tqdm import tqdm
+
     from maker.kinds import parse_k_by_kind
     from maker.problems import DecomposerTask
     from maker.solving import Question, family_catalog, read_questions, solve_async
@@ -704,7 +706,8 @@ def _cmd_solve(head: argparse.Namespace, argv: list[str]) -> int:
     args = parser.parse_args(argv[1:])
     if (args.question is None) == (args.file is None):
         raise ConfigError("maker solve needs one statement or --file PROBLEMS.jsonl (not both)")
-    questions = read_questions(args.file) if args.file else [Question(id="1", question=_unescaped(args.question))]
+    questions = (read_questions(args.file) if args.file else
+                 [Question(id="1", question=_unescaped(args.question, "the statement"))])
     family = _family(args.family, questions[0])
     k_by_role = parse_k_by_kind(args.k_role, "--k-role", "ROLE") if args.k_role else None
     agent, mix, catalog = _agents(args, family_catalog(family))
@@ -713,9 +716,6 @@ def _cmd_solve(head: argparse.Namespace, argv: list[str]) -> int:
     backend = _make_backend(args, DecomposerTask(family), catalog, None)
     settings = {key: getattr(args, key) for key in ("k", "temperature", "first_temperature", "max_samples_per_step",
                                                     "checks", "seed")}
-
-    from tqdm import tqdm
-
     bar = None if args.no_progress else tqdm(total=len(questions), unit="problem", file=sys.stderr, dynamic_ncols=True,
                                                 desc=f"{family.name} [{'SIMULATED ' if backend.simulated else ''}{backend.name}]")
 
@@ -977,7 +977,7 @@ def _cmd_check_family(args: argparse.Namespace, argv: list[str]) -> int:
     from maker.loading import load_family
 
     family = load_family(args.family)
-    question = _unescaped(args.question) if args.question is not None else family.example
+    question = _unescaped(args.question, "--question") if args.question is not None else family.example
     if question is None:
         raise ConfigError(f"family {family.name!r} has no example statement: give --question TEXT")
     report = check_family(family, question)
