@@ -4,9 +4,8 @@
 only the list's length (the engine holds the numbers) and replies ``none`` (atomic) or ``count = M``: the first M
 numbers are P1, the rest P2, composed by merging the two sorted parts. Both the solver and the composer are
 chains of one microstep, a comparison of two numbers ("Which is larger, 10007 or 9998?", each number shown
-shifted to non-negative): the composer merges two
-sorted lists one comparison at a time, and the solver sorts a short list by inserting each number with such a
-merge. No prompt shows more than two numbers, however long the list.
+shifted to non-negative): the composer merges two sorted lists one comparison at a time, and the solver sorts a
+short list by inserting each number with such a merge. No prompt shows more than two numbers, however long the list.
 
 The rule every node's result must pass is derived from the problem alone: sorted, and the same multiset.
 """
