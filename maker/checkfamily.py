@@ -4,7 +4,7 @@ is for a task.
 ``check_family`` reads a statement, then walks the tree the family's oracle would choose: at every node the
 oracle's split must survive its own reply (``format_split`` then the decomposer's parse, with its rules), every
 part must be smaller, and each solver and composer chain is run by its task's oracle, checking each step's reply
-round trip. Each node's result must survive the journal (JSON), pass the family's rule and equal its truth;
+round trip (``maker check-task``'s own check and oracle walk). Each node's result must survive the journal (JSON), pass the family's rule and equal its truth;
 the answer must read the same as the truth's. The oracle serves only to test the family here.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from maker.checktask import CheckReport, Finding
-from maker.errors import RedFlag, TaskError
+from maker.checktask import CheckReport, Finding, reply_problem
+from maker.errors import TaskError
 from maker.problems import ATOMIC, DecomposerTask, Decomposing, ProblemFamily
-from maker.task import Task
+from maker.task import OracleWalk, Task, WalkError
 
 CHAIN_CAP = 1_000_000  # oracle steps one chain may take before the walk calls it endless
 
@@ -61,14 +61,9 @@ class _Walk:
         split = family.oracle_split(problem) if family.splittable(problem) else ATOMIC
         if split == ATOMIC:
             result = self.chain(family.solver(problem), f"{where}: the solver")
-        else:
-            reply = family.format_split(problem, split)
-            try:
-                read = self.decomposer.parse(Decomposing(problem, 0), reply)
-            except RedFlag as flag:
-                raise _Broken(f"{where}: the oracle's split {split!r} ({reply!r}) is red-flagged: {flag}") from None
-            if read != split:
-                raise _Broken(f"{where}: the oracle's split {split!r} reads back from {reply!r} as {read!r}")
+        else:  # the decomposer's reply is format_split's, read back by its parse with the split rules
+            if (problem_with_reply := reply_problem(self.decomposer, Decomposing(problem, 0), split)) is not None:
+                raise _Broken(f"{where}: the oracle's split {split!r}: {problem_with_reply}")
             parts = family.parts(problem, split)
             left, right = (self.node(part, f"{where}.{n}") for n, part in enumerate(parts, 1))
             result = self.chain(family.composer(problem, split, left, right), f"{where}: the composer")
@@ -82,18 +77,17 @@ class _Walk:
         return result
 
     def chain(self, work: tuple[Task, Any], where: str) -> Any:
-        task, state = work
-        for step in range(CHAIN_CAP):
-            if task.is_done(state):
-                return self.family.result(task, state)
-            candidate = task.oracle(state)
-            reply = task.format_reply(state, candidate)
-            try:
-                read = task.parse(state, reply)
-            except RedFlag as flag:
-                raise _Broken(f"{where}, step {step}: the oracle's reply {reply!r} is red-flagged: {flag}") from None
-            if read != candidate:
-                raise _Broken(f"{where}, step {step}: the oracle's reply {reply!r} reads back as {read!r}, not {candidate!r}")
-            state = task.apply(state, candidate)
-            self.steps += 1
-        raise _Broken(f"{where}: the chain did not finish in {CHAIN_CAP:,} steps (is_done never came true)")
+        """A solver's or composer's chain walked by its task's oracle (``OracleWalk`` from the chain's start),
+        each reply read back as ``maker check-task`` reads it."""
+        task, start = work
+        walk = OracleWalk(task, CHAIN_CAP, start=start)
+        try:
+            for step, state, candidate in walk:
+                if (problem := reply_problem(task, state, candidate)) is not None:
+                    raise _Broken(f"{where}, step {step}: {problem}")
+        except WalkError as exc:
+            raise _Broken(f"{where}: {exc}") from None
+        if not walk.done:
+            raise _Broken(f"{where}: the chain did not finish in {CHAIN_CAP:,} steps (is_done never came true)")
+        self.steps += walk.steps
+        return self.family.result(task, walk.state)

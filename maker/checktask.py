@@ -113,7 +113,7 @@ def check_task(task: Task, *, steps: int = 1000, depth: int = 1) -> CheckReport:
             journal.see(step, state, journal_round_trip(task, candidate))
             if not reply.skipped:
                 try:
-                    reply.see(step, state, _reply_problem(task, state, candidate))
+                    reply.see(step, state, reply_problem(task, state, candidate))
                 except NotImplementedError:  # from format_reply: optional, but a run with --backend sim needs it
                     reply.skip("the task has no format_reply, which the simulated backend and training data need",
                                "define format_reply(state, candidate): the reply a perfect model would write")
@@ -204,7 +204,7 @@ def _hash_problem(candidate: Any) -> str | None:
     return None
 
 
-def _reply_problem(task: Task, state: Any, candidate: Any) -> str | None:
+def reply_problem(task: Task, state: Any, candidate: Any) -> str | None:
     """Why parse does not read format_reply's reply back as ``candidate``; NotImplementedError: no format_reply."""
     try:
         text = task.format_reply(state, candidate)

@@ -359,7 +359,6 @@ class NodeFailed(Exception):
 
     def __init__(self, pid: str, path: str, role: str, cause: Exception | str) -> None:
         super().__init__(f"problem {pid}, node {path or 'root'} ({role}): {cause}")
-        self.role = role
         self.failure = "rule broken twice" if isinstance(cause, str) else self.CLASSES[role]
 
 

@@ -279,23 +279,26 @@ def oracle_disagrees(task: Task, state: Any, candidate: Any) -> bool:
 TRAJECTORY_CAP = 2_000_000  # trajectory_sample walks at most this many oracle steps
 
 
+_INITIAL = object()  # OracleWalk's default start: the task's initial_state()
+
+
 class OracleWalk:
     """The oracle's trajectory of a task, walked once: iterating gives ``(step, state, candidate)`` from the
-    initial state until ``is_done`` or ``limit`` steps; afterwards ``steps`` says how many were walked,
+    initial state (or ``start``) until ``is_done`` or ``limit`` steps; afterwards ``steps`` says how many were walked,
     ``state`` is the last state reached and ``done`` whether ``is_done`` ended the walk. The one walk behind
     estimation's states, training's default states and ``maker check-task``. A task method that raises
     ends it with a ``WalkError`` naming the method, the step and the state. Never used by a run.
     """
 
-    def __init__(self, task: Task, limit: int | None = None) -> None:
-        self.task, self.limit = task, limit
+    def __init__(self, task: Task, limit: int | None = None, *, start: Any = _INITIAL) -> None:
+        self.task, self.limit, self.start = task, limit, start  # start: a chain's own start state (a plan's, a solve's)
         self.steps, self.state, self.done = 0, None, False
 
     def __iter__(self) -> Iterator[tuple[int, Any, Any]]:
         task, where = self.task, "initial_state"
         self.steps, self.done = 0, False
         try:
-            self.state = task.initial_state()
+            self.state = task.initial_state() if self.start is _INITIAL else self.start
             while True:
                 where = "is_done"
                 if task.is_done(self.state):
