@@ -246,6 +246,13 @@ _SOLVE = [
     ("--max-depth", int, 16, "nodes this deep are solved whole, without asking the decomposer"),
     ("--k", int, None, "votes ahead needed to decide any role's step (default 3)"),
     ("--k-role", None, None, "k of a role's steps: decompose=K,solve=K,compose=K (others use --k)"),
+    ("--target-success", float, None, "choose each role's k from its own p-hat, measured first on the problems' "
+                                      "oracle trees, so that P(every step right) reaches this (--k-role entries win)"),
+    ("--estimate-samples", int, 200, "with --target-success: states of each role to sample (2 samples each)"),
+    ("--estimate-only", "store_true", False, "with --target-success: print each role's p-hat and k, solve nothing"),
+    ("--discriminate", None, None, "decide these roles by the paper's discriminator rule, e.g. decompose or "
+                                   "decompose,solve,compose: 2k-1 candidate replies, then a judge's votes (first-to-k) "
+                                   "pick one; for replies exact match cannot pool (k of the judge: --k-role discriminate=K)"),
     ("--temperature", float, None, None),
     ("--first-temperature", float, None, None),
     ("--max-samples-per-step", int, None, None),
@@ -728,18 +735,35 @@ def _cmd_solve(head: argparse.Namespace, argv: list[str]) -> int:
             bar.update(1)
             bar.set_postfix_str(f"wrong={tally['wrong']} failed={tally['failed']}", refresh=False)
 
+    discriminate = [role.strip() for role in args.discriminate.split(",") if role.strip()] if args.discriminate else []
+    if args.estimate_only and args.target_success is None:
+        raise ConfigError("--estimate-only needs --target-success (the target the k per role must reach)")
+    estimated: list[Any] = []
+
     async def go() -> Any:
+        nonlocal k_by_role
         async with backend:
+            if args.target_success is not None:
+                estimate = await _role_estimate(args, family, questions, backend, catalog, settings)
+                estimated.append(estimate)
+                if args.estimate_only:
+                    return None
+                k_by_role = {**estimate.k_by_role, **(k_by_role or {})}
             return await solve_async(family, questions, backend, journal=args.journal, k_by_role=k_by_role,
                                      max_depth=args.max_depth, agents=catalog, max_concurrency=args.max_concurrency,
-                                     finished=finished, **settings)
+                                     finished=finished, discriminate=discriminate, **settings)
 
     try:
         result = asyncio.run(go())
     finally:
         if bar is not None:
             bar.close()
+    if result is None:  # --estimate-only
+        print(json.dumps(estimated[0].to_json()) if args.json else "\n".join(estimated[0].lines()))
+        return 0
     summary = result.summary(trees=args.tree is not False)
+    if estimated:
+        summary["role_estimate"] = estimated[0].to_json()
     if args.picture is not None and result.problems[0].tree is not None:
         from maker.plots import plot_tree
 
@@ -749,6 +773,24 @@ def _cmd_solve(head: argparse.Namespace, argv: list[str]) -> int:
     else:
         print(_solve_table(result, summary, trees=args.tree if args.tree is not None else len(questions) == 1))
     return 0 if result.solved else EXIT_UNSOLVED
+
+
+async def _role_estimate(args: argparse.Namespace, family: Any, questions: Any, backend: Any, catalog: Any,
+                         settings: dict[str, Any]) -> Any:
+    """Each role's p-hat on the problems' oracle trees, and the k per role for --target-success (on stderr)."""
+    from maker.solve_estimate import estimate_roles
+
+    print(f"maker: measuring each role's p on up to {args.estimate_samples} of its steps for --target-success ...",
+          file=sys.stderr)
+    sampling = {key: settings[key] for key in ("temperature", "first_temperature", "checks") if settings[key] is not None}
+    estimate = await estimate_roles(family, questions, backend, target=args.target_success,
+                                    samples=args.estimate_samples, max_depth=args.max_depth, agents=catalog,
+                                    seed=settings["seed"] or 0, **sampling)
+    if not args.estimate_only:
+        print("\n".join(f"maker: {line}" for line in estimate.lines()), file=sys.stderr)
+        if estimate.plan is None:
+            raise ConfigError(f"--target-success {args.target_success}: no k per role reaches it: {estimate.problem}")
+    return estimate
 
 
 def _family(spec: str | None, first: Any) -> Any:
@@ -784,7 +826,10 @@ def _solve_table(result: Any, summary: dict[str, Any], *, trees: bool) -> str:
         rows.append(("role", f"{role}: {part['steps']:,} steps, {part['samples']:,} samples, {part['valid_votes']:,} votes "
                              f"(winners' share {share}), {part['contested_steps']:,} contested, red flags "
                              f"{part['red_flags'] or 0}, {label} {'unknown' if wrong is None else f'{wrong:,}'}"
-                             + (f", escalated {part['escalated']}" if part.get("escalated") else "")))
+                             + (f", escalated {part['escalated']}" if part.get("escalated") else "")
+                             + (f"; discriminator rule: {part['candidates']['samples']:,} candidate samples, "
+                                f"{part['candidates']['judged']:,} steps judged, {part['candidates']['unanimous']:,} "
+                                "unanimous" if part.get("candidates") else "")))
     if summary["caught"]:
         rows.append(("caught", ", ".join(f"{name}: {n:,}" for name, n in summary["caught"].items())))
     if summary["failures"]:

@@ -20,13 +20,19 @@ with the problem and small models' short contexts suffice.
 from __future__ import annotations
 
 import random
+import re
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
-from maker.errors import RedFlag, RedFlagReason
+from maker.errors import Flagged, RedFlag, RedFlagReason
 from maker.task import Task
 
 ATOMIC = "atomic"  # the decomposer's reply for a problem the solver takes whole
 ROLES = ("decompose", "solve", "compose")
+# The MAKER paper's failure classes that a red flag's detail can name (a family's parse starts its detail so).
+FLAGGED_CLASSES = ("malformed final", "non-independent sub-problems", "ambiguous composition")
+DISCRIMINATE = "discriminate"  # the discriminator's role, beside ROLES where a run asks for the paper's rule
+_VOTE_LINE = re.compile(r"vote:\s*\[?\s*(\d{1,3})\s*\]?\s*$")
 
 
 class Decomposing(NamedTuple):
@@ -50,6 +56,9 @@ class ProblemFamily:
     decomposer_agent: ClassVar[str | None] = None
     #: a statement of the family, for ``maker check-family`` (and docs); None: the user gives one
     example: ClassVar[str | None] = None
+    #: the catalog agent that judges candidates under the discriminator rule (``maker solve --discriminate``);
+    #: None: the backend's default model
+    discriminator_agent: ClassVar[str | None] = None
     #: the model folders the family ships: agent name -> folder (None: any other agent), as ``Task.default_model``
     models: ClassVar[dict[str | None, Any]] = {}
 
@@ -120,6 +129,14 @@ class ProblemFamily:
         """The oracle's result of a problem: for counting errors afterwards only. None: unknown."""
         return None
 
+    # --- the discriminator (the paper's rule, where exact match cannot serve) -------------------------
+    def discriminator_prompt(self, question: str, candidates: Sequence[str]) -> str:
+        """The question to the discriminator: the request the candidates replied to, then the candidates, numbered
+        from 1. Its reply must end with ``vote: N``."""
+        listed = "\n".join(f"{number}. {text}" for number, text in enumerate(candidates, 1))
+        return (f"{question}\n\nCandidate replies to the request above:\n{listed}\n\nCheck each candidate and choose "
+                "the one that is right. End with one line: vote: <the number of the right candidate>")
+
 
 class DecomposerTask(Task):
     """The decomposer role as a task of one step: its state is ``Decomposing``, its candidate a split."""
@@ -177,3 +194,68 @@ class DecomposerTask(Task):
         if problems is None:
             raise NotImplementedError(f"family {self.family.name!r} has no training_problems(rng, count)")
         return [Decomposing(problem, 0) for problem in problems(rng, count)]
+
+
+def flag_class(flagged: Flagged) -> str:
+    """The paper's failure class a red flag's detail names, else its reason."""
+    detail = flagged.detail or ""
+    return next((name for name in FLAGGED_CLASSES if detail.startswith(name)), flagged.reason.value)
+
+
+class Judging(NamedTuple):
+    """The discriminator's one step: the request other replies answered, the distinct candidates among them (as
+    shown, and in canonical form, in the same order), the oracle's answer (for the simulated backend and counting
+    afterwards only; None: unknown) and the choice once decided."""
+
+    question: str
+    texts: tuple[str, ...]
+    candidates: tuple[Any, ...]
+    truth: Any = None
+    chosen: Any = None
+
+
+class DiscriminatorTask(Task):
+    """The MAKER paper's discriminator as a task of one step: which of another role's candidate replies (splits
+    from the decomposer, answers from a one-reply solver or composer) is right. Its reply ends with ``vote: N``;
+    its candidate is the N-th candidate's canonical form, so its votes race as any step's do. For replies that
+    exact match cannot pool (free-text sub-problems from a general LLM), the judgement is the discriminator's."""
+
+    name = "discriminate"
+
+    def __init__(self, family: ProblemFamily) -> None:
+        super().__init__()
+        self.family = family
+        self.agent = family.discriminator_agent
+
+    def prompt(self, state: Judging) -> str:
+        return self.family.discriminator_prompt(state.question, state.texts)
+
+    def parse(self, state: Judging, reply: str) -> Any:
+        lines = [line for line in reply.strip().splitlines() if line.strip()]
+        found = _VOTE_LINE.search(lines[-1]) if lines else None
+        if found is None:
+            raise RedFlag("malformed final: no 'vote: N' on the last line")
+        number = int(found.group(1))
+        if not 1 <= number <= len(state.candidates):
+            raise RedFlag(f"vote {number} names no candidate (1 to {len(state.candidates)})", RedFlagReason.INVALID)
+        return state.candidates[number - 1]
+
+    def apply(self, state: Judging, candidate: Any) -> Judging:
+        return state._replace(chosen=candidate)
+
+    def is_done(self, state: Judging) -> bool:
+        return state.chosen is not None
+
+    def total_steps(self) -> int:
+        return 1
+
+    def oracle(self, state: Judging) -> Any:
+        # the oracle's answer where a candidate holds it; else no candidate is right, and the first stands in
+        return state.truth if state.truth in state.candidates else state.candidates[0]
+
+    def format_reply(self, state: Judging, candidate: Any) -> str:
+        return f"vote: {state.candidates.index(candidate) + 1}"
+
+    def plausible_mistake(self, state: Judging, candidate: Any, rng: random.Random) -> Any:
+        others = [other for other in state.candidates if other != candidate]
+        return rng.choice(others) if others else candidate

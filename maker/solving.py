@@ -32,12 +32,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from maker.agents import AgentCatalog, chain_agents
 from maker.backends.base import Backend, check_backend
 from maker.config import RunConfig, resolve_config
+from maker.discriminating import CandidateDraws, discriminate, judge_chain
 from maker.engine import Engine
 from maker.errors import ConfigError, Flagged, JournalError, RedFlag, StepError, StepFailed, TaskError
 from maker.events import ChainInfo, Emitter, Observer, StepDecision, emitter
 from maker.journal import JournalReader, open_journal
 from maker.loading import class_identity, load_family
-from maker.problems import ATOMIC, ROLES, DecomposerTask, Decomposing, ProblemFamily
+from maker.problems import (
+    ATOMIC,
+    DISCRIMINATE,
+    ROLES,
+    DecomposerTask,
+    Decomposing,
+    DiscriminatorTask,
+    ProblemFamily,
+    flag_class,
+)
 from maker.statistics import RunStatistics, StatisticsRecorder
 from maker.task import Task
 
@@ -45,8 +55,6 @@ RERUN_K_FACTOR = 2  # a node whose result breaks the family's rule is redone wit
 BY_LIMIT = "depth limit"  # a node the depth limit made atomic: no decomposer was asked
 UNSPLITTABLE = "too small to split"  # a node no split can shrink (ProblemFamily.splittable): no decomposer was asked
 WHOLE = (ATOMIC, BY_LIMIT, UNSPLITTABLE)  # the ways a node is solved whole
-# The MAKER paper's failure classes that a red flag's detail can name (a family's parse starts its detail so).
-FLAGGED_CLASSES = ("malformed final", "non-independent sub-problems", "ambiguous composition")
 
 
 class Question(BaseModel):
@@ -154,8 +162,7 @@ class _RoleVotes(Observer):
             self.last[chain] = decision
 
     def red_flag(self, chain: ChainInfo, step: int, flagged: Flagged) -> None:
-        detail = flagged.detail or ""
-        self.flagged[next((c for c in FLAGGED_CLASSES if detail.startswith(c)), flagged.reason.value)] += 1
+        self.flagged[flag_class(flagged)] += 1
 
     def chain_reset(self, chain: ChainInfo, reason: str) -> None:
         self.redone += 1
@@ -174,6 +181,7 @@ class SolveResult:
     journal: str | None = None
     max_depth: int = 0
     replayed: int = 0  # splits and results taken from the journal
+    draws: dict[str, CandidateDraws] = field(default_factory=dict)  # roles under the discriminator rule: candidates
 
     @property
     def solved(self) -> bool:
@@ -182,8 +190,9 @@ class SolveResult:
 
     def summary(self, *, trees: bool = True) -> dict[str, Any]:
         answered = [p for p in self.problems if p.answer is not None]
-        samples = sum(s.samples for s in self.roles.values())
-        steps = sum(s.steps for s in self.roles.values())
+        roles = {role: self._role(role) for role in (*ROLES, DISCRIMINATE) if role != DISCRIMINATE or self.draws}
+        samples = sum(part["samples"] for part in roles.values())
+        steps = sum(part["steps"] for part in roles.values())
         failures = Counter(p.failure for p in self.problems if p.failure is not None)
         return {"family": self.family.name, "backend": self.backend, "simulated": self.simulated, "solved": self.solved,
                 "problems": len(self.problems), "answered": len(answered),
@@ -194,7 +203,7 @@ class SolveResult:
                 "seconds": round(self.seconds, 3), "journal": self.journal, "replayed_nodes": self.replayed,
                 "max_depth": self.max_depth,
                 "k": {role: config.k for role, config in self.configs.items()}, "caught": self.caught(),
-                "roles": {role: self._role(role) for role in ROLES},
+                "roles": roles,
                 "results": [p.to_json(self.family, tree=trees) for p in self.problems]}
 
     def caught(self) -> dict[str, int]:
@@ -202,8 +211,10 @@ class SolveResult:
         names a class; outvoted solver and composer votes (miscalculations, where the winners are right); chains
         whose result broke the family's rule and were redone; splits outvoted by another split."""
         found: Counter[str] = Counter()
-        for role in ROLES:
+        for role in self.votes:
             found.update(self.votes[role].flagged)
+        for draws in self.draws.values():  # the discriminator rule's candidates
+            found.update(draws.red_flags)
         found["atomic miscalculation (outvoted)"] = self.votes["solve"].outvoted
         found["composed miscalculation (outvoted)"] = self.votes["compose"].outvoted
         found["results that broke the rule (redone)"] = self.votes["solve"].redone + self.votes["compose"].redone
@@ -222,6 +233,11 @@ class SolveResult:
         part["off_oracle_splits" if role == "decompose" else "errors"] = stats.errors
         if stats.escalations:  # the escalation ladder's rungs: steps that climbed each, samples drawn on it
             part["escalated"] = {rung: dict(counts) for rung, counts in stats.escalations.items()}
+        if (draws := self.draws.get(role)) is not None:  # decided by the discriminator: its candidates' cost
+            part["steps"] += draws.unanimous + draws.judged
+            part["samples"] += draws.samples
+            part["red_flags"] = dict(Counter(part["red_flags"]) + draws.red_flags)
+            part["candidates"] = draws.to_json()
         return part
 
 
@@ -256,6 +272,8 @@ class _SolveRun:
     votes: dict[str, _RoleVotes]
     stop: Any
     decomposer: DecomposerTask
+    discriminated_roles: frozenset[str] = frozenset()  # roles decided by the discriminator rule
+    draws: dict[str, CandidateDraws] = field(default_factory=dict)  # what their candidates cost
     writer: Any = None
     known: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (problem, node) -> journalled
     configs: dict[tuple[str, type], RunConfig] = field(default_factory=dict)
@@ -267,6 +285,8 @@ class _SolveRun:
         key = (role, type(task))
         if key not in self.configs:
             settings = {**self.settings, "k": self.k_by_role.get(role, self.settings.get("k"))}
+            if role == DISCRIMINATE:  # the paper's discriminators race first-to-k
+                settings.setdefault("rule", "first-to-k")
             self.configs[key] = resolve_config(task, agent=chain_agents(task).first, catalog=self.catalog,
                                                simulated=self.backend.simulated, **settings)
         return self.configs[key]
@@ -309,6 +329,11 @@ class _SolveRun:
         """The decomposer's one voted step on a node; the split is journalled with its votes."""
         task, emit = self.decomposer, self.emits["decompose"]
         chain = ChainInfo(next(self.index), f"{pid}:{path or 'root'}:decompose", task, chain_agents(task))
+        if "decompose" in self.discriminated_roles:
+            split, record = await self.discriminated("decompose", pid, path, task, Decomposing(problem, depth), chain)
+            if self.writer is not None:
+                self.writer.note({"problem": pid, "node": path, "split": task.candidate_to_json(split), **record})
+            return split
         for hook in emit.chain_started:
             hook(chain, Decomposing(problem, depth))
         try:
@@ -324,6 +349,22 @@ class _SolveRun:
                               "votes": decision.votes, "samples": decision.samples})
         return end.split
 
+    async def discriminated(self, role: str, pid: str, path: str, task: Task, state: Any, chain: ChainInfo,
+                            attempt: int = 0) -> tuple[Any, dict[str, Any]]:
+        """A role's one step decided by the discriminator rule (``maker.discriminating``)."""
+        config = self.config_for(role, task)
+        judge = DiscriminatorTask(self.family)
+        counting = self.backend.simulated or self.settings.get("verify", True)  # the oracle: sim and counts only
+        try:
+            return await discriminate(
+                task, state, backend=self.backend, config=config.scaled_k(RERUN_K_FACTOR) if attempt else config,
+                judge=judge, judge_config=self.config_for(DISCRIMINATE, judge), emit=self.emits[DISCRIMINATE],
+                chain=chain, judge_chain=judge_chain(next(self.index), f"{chain.name}:judge", judge),
+                draws=self.draws.setdefault(role, CandidateDraws()),
+                truth=lambda: task.oracle(state) if counting and task.has_oracle else None, stop=self.stop)
+        except (StepFailed, StepError) as exc:
+            raise NodeFailed(pid, path, role, exc) from exc
+
     async def chain(self, role: str, pid: str, path: str, problem: Any, work: tuple[Task, Any]) -> Any:
         """A solver's or composer's chain; a result that breaks the family's rule is redone once with a larger k."""
         task, start = work
@@ -333,10 +374,17 @@ class _SolveRun:
             for hook in emit.chain_started:
                 hook(chain, start)
             settings = config.scaled_k(RERUN_K_FACTOR) if attempt else config
-            try:
-                end, steps = await Engine(chain, self.backend, settings, emit, self.stop).run_chain(start)
-            except (StepFailed, StepError) as exc:
-                raise NodeFailed(pid, path, role, exc) from exc
+            if role in self.discriminated_roles:
+                if task.total_steps() != 1:
+                    raise ConfigError(f"the discriminator rule for {role} judges whole answers: {task.name!r} answers "
+                                      "in a chain of microsteps, not one reply")
+                candidate, _ = await self.discriminated(role, pid, path, task, start, chain, attempt)
+                end, steps = task.apply(start, candidate), 1
+            else:
+                try:
+                    end, steps = await Engine(chain, self.backend, settings, emit, self.stop).run_chain(start)
+                except (StepFailed, StepError) as exc:
+                    raise NodeFailed(pid, path, role, exc) from exc
             result = self.family.result(task, end)
             broken = self.family.rule(problem, result)
             if broken is None:
@@ -391,12 +439,16 @@ def _known(contents: JournalReader) -> dict[tuple[str, str], dict[str, Any]]:
 async def solve_async(family: ProblemFamily, questions: Sequence[Question | str], backend: Backend | None = None, *,
                       journal: str | Path | None = None, k_by_role: Mapping[str, int] | None = None, max_depth: int = 16,
                       agents: Any = None, max_concurrency: int = 64, observers: Iterable[Observer] = (),
-                      finished: Callable[[ProblemOutcome], None] | None = None, **settings: Any) -> SolveResult:
+                      finished: Callable[[ProblemOutcome], None] | None = None, discriminate: Iterable[str] = (),
+                      **settings: Any) -> SolveResult:
     """Solve each question of ``family``; see ``maker.solve``."""
     asked = [q if isinstance(q, Question) else Question(id=str(i), question=q) for i, q in enumerate(questions, 1)]
     check_ids(asked)
-    if unknown := sorted(set(k_by_role or {}) - set(ROLES)):
-        raise ConfigError(f"k_by_role names {', '.join(unknown)}: the roles are {', '.join(ROLES)}")
+    if unknown := sorted(set(k_by_role or {}) - {*ROLES, DISCRIMINATE}):
+        raise ConfigError(f"k_by_role names {', '.join(unknown)}: the roles are {', '.join((*ROLES, DISCRIMINATE))}")
+    discriminated = frozenset(discriminate)
+    if unknown := sorted(discriminated - set(ROLES)):
+        raise ConfigError(f"the discriminator rule names {', '.join(unknown)}: it decides {', '.join(ROLES)}")
     if max_depth < 0 or max_concurrency < 1:
         raise ConfigError(f"max_depth must be >= 0 and max_concurrency >= 1, got {max_depth} and {max_concurrency}")
     problems = {}
@@ -412,20 +464,21 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
         async with HFBackend(catalog.folders()) as own:
             return await solve_async(family, asked, own, journal=journal, k_by_role=k_by_role, max_depth=max_depth,
                                      agents=catalog, max_concurrency=max_concurrency, observers=observers,
-                                     finished=finished, **settings)
+                                     finished=finished, discriminate=discriminated, **settings)
     check_backend(backend)
     given = {key: value for key, value in settings.items() if value is not None}
     verify = given.get("verify", True)
     checks = given.get("checks", not backend.simulated)
-    recorders = {role: StatisticsRecorder(oracle=True, check=True, verify=verify, checks=checks) for role in ROLES}
-    votes = {role: _RoleVotes(keeps_decisions=role == "decompose") for role in ROLES}
+    every = (*ROLES, DISCRIMINATE)
+    recorders = {role: StatisticsRecorder(oracle=True, check=True, verify=verify, checks=checks) for role in every}
+    votes = {role: _RoleVotes(keeps_decisions=role == "decompose") for role in every}
     guarded = list(observers)
     emits = {role: emitter([o for o in (recorders[role], votes[role], backend.observer()) if o is not None], guarded=guarded)
-             for role in ROLES}
+             for role in every}
     owner = asyncio.current_task()
     stop = owner.cancelling if owner is not None else (lambda: 0)
     run = _SolveRun(family, backend, given, dict(k_by_role or {}), catalog, max_depth, emits, votes, stop,
-                    DecomposerTask(family))
+                    DecomposerTask(family), discriminated)
     run.config_for("decompose", run.decomposer)  # bad settings fail here, before the journal opens
     writer, contents = open_journal(journal, journal_header(family, asked, backend, given, run.k_by_role, max_depth), stop)
     run.writer = writer
@@ -463,8 +516,9 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
         if writer is not None:
             writer.close()
     return SolveResult(family, backend.name, backend.simulated, run.role_configs(), [t.result() for t in tasks],
-                       {role: recorders[role].snapshot() for role in ROLES}, votes,
-                       time.perf_counter() - began, None if journal is None else str(journal), max_depth, run.replayed)
+                       {role: recorders[role].snapshot() for role in every}, votes,
+                       time.perf_counter() - began, None if journal is None else str(journal), max_depth, run.replayed,
+                       run.draws)
 
 
 def verify_solve(path: str | Path) -> dict[str, Any]:

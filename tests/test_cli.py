@@ -300,3 +300,19 @@ def test_maker_solve_reads_a_problem_file_and_refuses_bad_input_clearly(capsys, 
     assert code == 2 and "one statement or --file" in err
     code, _, err = run_cli(capsys, "solve", "12 x 34", "--backend", "sim", "--k-role", "planner")
     assert code == 2 and "--k-role wants ROLE=K pairs" in err
+
+
+def test_maker_solve_chooses_each_roles_k_from_its_p_hat_or_only_prints_the_estimate(capsys, tmp_path):
+    question = "Multiply the following numbers:\\n46048 × 42098"
+    code, out, err = run_cli(capsys, "solve", question, "--backend", "sim", "--error-rate", "0.1",
+                             "--target-success", "0.99", "--estimate-samples", "30", "--estimate-only")
+    assert code == 0 and "k per role for multiply [SIMULATED]" in out and "k per role: decompose=" in out
+    code, out, err = run_cli(capsys, "solve", question, "--backend", "sim", "--error-rate", "0.1", "--json",
+                             "--target-success", "0.99", "--estimate-samples", "30", "--k-role", "decompose=7")
+    summary = json.loads(out)
+    plan = summary["role_estimate"]["plan"]
+    assert code == 0 and summary["correct"] == 1 and plan["p_full"] >= 0.99
+    assert summary["k"] == {**plan["k_by_kind"], "decompose": 7}  # a --k-role entry wins over the plan
+    assert "maker:   k per role:" in err
+    code, _, err = run_cli(capsys, "solve", question, "--backend", "sim", "--estimate-only")
+    assert code == 2 and "--estimate-only needs --target-success" in err

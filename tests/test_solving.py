@@ -8,7 +8,7 @@ import re
 import pytest
 from maker_tasks.multiply_problems import MultiplyProblems, Product
 
-from maker import ConfigError, JournalError, ScriptedBackend, SimulatedBackend, TaskError, solve
+from maker import ConfigError, JournalError, RedFlag, ScriptedBackend, SimulatedBackend, TaskError, solve
 from maker.problems import ATOMIC, DecomposerTask
 from maker.solving import BY_LIMIT, UNSPLITTABLE, Question, read_questions, verify_solve
 
@@ -170,6 +170,8 @@ def paper_roles(rng: random.Random):
     that is not P1 * 10^M + P2, and wrong arithmetic in atoms and in compositions."""
     def reply(seen) -> str:
         prompt, u = seen.prompt, rng.random()
+        if "Candidate replies to the request above:" in prompt:
+            return judge(prompt, u)
         if prompt.startswith("Decompose the problem"):
             a, b = re.search(r"problem (\d+) × (\d+)", prompt).groups()
             if u < 0.08:
@@ -187,6 +189,27 @@ def paper_roles(rng: random.Random):
         if u < 0.06:
             return f"The answer is {value}."
         return f"Working it out.\nvote: {value + 1 if u < 0.18 else value}"
+
+    def judge(prompt: str, u: float) -> str:
+        """The discriminator: checks each numbered candidate against the request above them; sometimes it writes
+        no final vote, or votes for a wrong candidate."""
+        request, listed = prompt.split("Candidate replies to the request above:")
+        candidates = re.findall(r"^(\d+)\. (.*)$", listed, re.M)
+        if u < 0.05:
+            return "They all look plausible."
+
+        def right(text: str) -> bool:
+            if request.startswith("Decompose the problem"):
+                a, b = re.search(r"problem (\d+) × (\d+)", request).groups()
+                found = re.search(r"P1=\[(\d+) × (\d+)\], P2=\[(\d+) × (\d+)\], F=\[P1 \* 10\^(\d+) \+ P2\]", text)
+                return bool(found) and found[1] == found[3] == a and found[2] + found[4] == b and len(found[4]) == int(found[5])
+            x, y, shifted, m, low = re.search(r"Compute (?:(\d+) × (\d+)|(\d+) \* 10\^(\d+) \+ (\d+)) exactly",
+                                              request).groups()
+            value = int(x) * int(y) if x else int(shifted) * 10 ** int(m) + int(low)
+            return text.strip().endswith(f"vote: {value}")
+        good = [number for number, text in candidates if right(text)] or ["1"]
+        bad = [number for number, _ in candidates if number not in good]
+        return f"Checked each.\nvote: {bad[0] if bad and u < 0.15 else good[0]}"
     return reply
 
 
@@ -208,6 +231,53 @@ def test_a_general_llm_in_the_paper_form_solves_the_5x5_set_through_the_openai_b
                  "atomic miscalculation (outvoted)", "composed miscalculation (outvoted)"):
         assert caught.get(name, 0) > 0, (name, caught)
     assert summary["simulated"] is False and summary["backend"] == "openai"
+
+
+def test_the_discriminator_rule_judges_every_role_of_a_general_llm_and_its_errors_are_caught(capsys, tmp_path):
+    """The paper's discriminator rule: 2k - 1 candidate replies of each role, then a judge's first-to-k votes,
+    played by the scripted server (its judge too makes errors); every answer right, and the journal verifies."""
+    from maker.cli import main
+    from tests.backends.fault_server import threaded_fault_server
+
+    problems, journal = tmp_path / "mul5.jsonl", tmp_path / "judged.jsonl"
+    problems.write_text("".join(q.model_dump_json() + "\n" for q in MultiplyProblems.paper_set(5, 40, 42)))
+    with threaded_fault_server(paper_roles(random.Random(11))) as server:
+        code = main(["solve", "--file", str(problems), "--family", "multiply-paper", "--backend", "openai", "--base-url",
+                     server.base_url, "--model", "scripted", "--temperature", "0.5", "--json", "--journal", str(journal),
+                     "--discriminate", "decompose,solve,compose", "--k-role", "discriminate=2"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["correct"] == 40 and summary["wrong"] == 0
+    roles = summary["roles"]
+    assert summary["k"]["discriminate"] == 2
+    for role in ("decompose", "solve", "compose"):
+        assert roles[role]["valid_votes"] == 0 and roles[role]["candidates"]["samples"] > 0  # no exact-match race
+    # the decomposer's bad splits are red-flagged, so its valid candidates agree; wrong arithmetic goes to the judge
+    assert roles["decompose"]["candidates"]["unanimous"] > 0
+    assert roles["solve"]["candidates"]["judged"] > 0 and roles["compose"]["candidates"]["judged"] > 0
+    assert roles["discriminate"]["contested_steps"] > 0  # the judge's own wrong votes were outvoted
+    for name in ("malformed final", "non-independent sub-problems", "ambiguous composition"):
+        assert summary["caught"][name] > 0
+    records = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
+    assert all(r["candidates"] for r in records if "split" in r)
+    assert verify_solve(journal)["valid"]
+
+
+def test_the_discriminator_reads_its_vote_and_refuses_a_multi_step_chain():
+    from maker.problems import DiscriminatorTask, Judging
+
+    judge = DiscriminatorTask(MultiplyProblems())
+    state = Judging("Compute 2 × 3 exactly.", ("vote: 6", "vote: 7"), ("6", "7"))
+    assert judge.parse(state, "Both?\nvote: 2") == "7" and judge.format_reply(state, "6") == "vote: 1"
+    assert "1. vote: 6\n2. vote: 7" in judge.prompt(state)
+    with pytest.raises(RedFlag, match="names no candidate"):
+        judge.parse(state, "vote: 3")
+    with pytest.raises(RedFlag, match="malformed final"):
+        judge.parse(state, "the second")
+    family, backend = sim(error_rate=0.0)  # the chain family: its solver answers in many microsteps
+    with pytest.raises(ConfigError, match="judges whole answers"):
+        solve(family, [STATEMENT], backend, discriminate=["solve"])
+    with pytest.raises(ConfigError, match="the discriminator rule names plan"):
+        solve(family, [STATEMENT], backend, discriminate=["plan"])
 
 
 def test_a_sigkill_during_the_50x50_set_resumes_with_the_same_command(tmp_path):

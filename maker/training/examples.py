@@ -31,6 +31,8 @@ from maker.planner import Subtask
 from maker.task import Task
 from maker.verify import verify_journal
 
+PARAPHRASED_SHARE = 0.25  # of oracle examples asked through a task's rewording, when it has them
+
 __all__ = ["Example", "is_hard", "journal_examples", "mined", "oracle_examples"]
 
 
@@ -48,8 +50,18 @@ def is_hard(record: dict[str, Any]) -> bool:
 
 
 def oracle_examples(task: Task, rng: random.Random, count: int) -> list[Example]:
-    """``count`` examples from the task's training states and its oracle."""
-    return [Example(task.prompt(s), task.format_reply(s, task.oracle(s))) for s in task.training_states(rng, count)]
+    """``count`` examples from the task's training states and its oracle. A task that rewords its prompts
+    (``Task.paraphrase``) has a quarter of them asked through a rewording, so that a step the escalation
+    ladder asks that way is asked in words the microagent has met."""
+    return [Example(_asked(task, s, rng), task.format_reply(s, task.oracle(s))) for s in task.training_states(rng, count)]
+
+
+def _asked(task: Task, state: Any, rng: random.Random) -> str:
+    if task.has_paraphrase and rng.random() < PARAPHRASED_SHARE:
+        variants = [worded for worded in (task.paraphrase(state, v) for v in range(1, 5)) if worded is not None]
+        if variants:
+            return rng.choice(variants)
+    return task.prompt(state)
 
 
 def journal_examples(task_spec: str | None, paths: Sequence[str | os.PathLike[str]]) -> list[Example]:
