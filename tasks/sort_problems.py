@@ -3,9 +3,10 @@
 "Sort the following list of integers in ascending order ... [5, -3, 12]" is the problem. The decomposer sees
 only the list's length (the engine holds the numbers) and replies ``none`` (atomic) or ``count = M``: the first M
 numbers are P1, the rest P2, composed by merging the two sorted parts. Both the solver and the composer are
-chains of one microstep, a comparison of two numbers ("Which is larger, 10007 or 9998?", each number shown
-shifted to non-negative): the composer merges two sorted lists one comparison at a time, and the solver sorts a
-short list by inserting each number with such a merge. No prompt shows more than two numbers, however long the list.
+chains of one microstep, a comparison of two digits: the composer merges two sorted lists one comparison at a
+time, each comparison one digit place at a time ("Which digit is larger, 3 or 5?", of the two numbers shifted to
+non-negative and written at one width), and the solver sorts a short list by inserting each number with such a
+merge. No prompt shows more than two digits, however long the list.
 
 The rule every node's result must pass is derived from the problem alone: sorted, and the same multiset.
 """
@@ -25,21 +26,23 @@ from maker.problems import ATOMIC, DecomposerTask, Decomposing, ProblemFamily
 _STATEMENT = re.compile(r"Sort the following list of integers.*?(\[[^\]]*\])", re.S)
 # Replies in words our shared base writes well ("none", "count" and "larger" are tokens of its tokenizer).
 _SPLIT = re.compile(r"^\s*(?:(none)|count\s*=\s*(\d{1,5}))\s*$")
-_LARGER = re.compile(r"^\s*larger\s*=\s*(-?\d{1,12})\s*$")
+_LARGER = re.compile(r"^\s*larger\s*=\s*(\d)\s*$")
 MAX_ITEMS = 100_000
 STATEMENT_PREFIX = ("\nSort the following list of integers in ascending order and output ONLY the JSON list\n"
                     "on a single line after '####':\n")
 
 
 class Merging(NamedTuple):
-    """A merge in progress: two sorted runs, the merged part so far, numbers still to insert one by one, and the
-    offset each number is shown with (``shown``)."""
+    """A merge in progress: two sorted runs, the merged part so far, numbers still to insert one by one, the
+    offset each number is shown with (``shown``), and the digit place the runs' first numbers are compared at
+    (0: the first digit of the two written at one width; it moves on while their digits are equal)."""
 
     left: tuple[int, ...]
     right: tuple[int, ...]
     out: tuple[int, ...]
     pending: tuple[int, ...] = ()
     offset: int = 0
+    place: int = 0
 
 
 def shown(problem: tuple[int, ...] | list[int]) -> int:
@@ -57,73 +60,85 @@ def settle(state: Merging) -> Merging:
         merged = state.out + state.left + state.right
         if not state.pending:
             return Merging((), (), merged, (), state.offset)
-        state = Merging(state.pending[:1], merged, (), state.pending[1:], state.offset)
+        state = Merging(state.pending[:1], merged, (), state.pending[1:], state.offset)  # place 0: a new comparison
     return state
 
 
 class CompareStep(Task):
-    """One microstep of a merge: of the two runs' first numbers, the larger stays and the other moves to the
-    output (asked as "which is larger", the question our shared base's agents already answer)."""
+    """One microstep of a merge: one digit place of the two runs' first numbers, written at one width with leading
+    zeros ("Which digit is larger, 3 or 5?"). Equal digits move on to the next place; the first unequal pair
+    decides, and the smaller number moves to the output (equal numbers: the left's, so the merge stays stable).
+    A prompt holds two digits and nothing else: the step has 100 states, and a microagent can be checked on every
+    one of them. Earlier forms asked for the larger of two whole numbers and copied it into the reply; our
+    microagent mixed the digits of close numbers (13526 for 13525 against 13426) in about 1 comparison in 250
+    of a 500-number merge sort, the same way at every sample, so no vote recovered them. A reply naming a label
+    ("larger = a") did not train (207 to 268 of 500 held-out replies wrong from the 3rd to the 7th minute)."""
 
     name = "sort-compare"
     agent = "sort-compare"
 
     def prompt(self, state: Merging) -> str:
-        x, y = state.left[0] + state.offset, state.right[0] + state.offset
-        return f"Which is larger, {x} or {y}? Reply with exactly: larger = <the number>"
+        a, b = _digits(state)
+        return f"Which digit is larger, {a} or {b}? Reply with exactly: larger = <the digit>"
 
     def parse(self, state: Merging, reply: str) -> int:
         found = _LARGER.match(reply)
         if found is None:
-            raise RedFlag("no 'larger = N' reply")
-        value = int(found.group(1)) - state.offset
-        if value not in (state.left[0], state.right[0]):
-            raise RedFlag(f"{value} is neither of the two numbers", RedFlagReason.INVALID)
-        return value
+            raise RedFlag("no 'larger = D' reply")
+        digit = int(found.group(1))
+        if digit not in _digits(state):
+            raise RedFlag(f"{digit} is neither of the two digits", RedFlagReason.INVALID)
+        return digit
 
     def apply(self, state: Merging, candidate: int) -> Merging:
-        if candidate == state.right[0]:  # the left's first is smaller, or they tie: it moves (the merge stays stable)
-            return settle(state._replace(left=state.left[1:], out=state.out + state.left[:1]))
-        return settle(state._replace(right=state.right[1:], out=state.out + state.right[:1]))
+        a, b = _digits(state)
+        if a == b and state.place + 1 < _width(state):  # equal so far: the next place decides
+            return state._replace(place=state.place + 1)
+        if a != b and candidate == a:  # the left's number is larger: the right's first moves
+            return settle(state._replace(right=state.right[1:], out=state.out + state.right[:1], place=0))
+        return settle(state._replace(left=state.left[1:], out=state.out + state.left[:1], place=0))
 
     def is_done(self, state: Merging) -> bool:
         return not (state.left and state.right)
 
     def oracle(self, state: Merging) -> int:
-        return max(state.left[0], state.right[0])
+        return max(_digits(state))
 
     def format_reply(self, state: Merging, candidate: int) -> str:
-        return f"larger = {candidate + state.offset}"
+        return f"larger = {candidate}"
 
     def plausible_mistake(self, state: Merging, candidate: int, rng: random.Random) -> int:
-        return min(state.left[0], state.right[0])
+        return min(_digits(state))
 
     def paraphrase(self, state: Merging, variant: int) -> str | None:
-        """The two numbers asked the other way round (the escalation ladder's first rung): a small model that
-        miscopies one number the same way at every sample (13385 for 13382) often copies it right when the
-        question changes."""
+        """The two digits the other way round (the escalation ladder's first rung)."""
         if variant != 1:
             return None
-        x, y = state.right[0] + state.offset, state.left[0] + state.offset
-        return f"Which is larger, {x} or {y}? Reply with exactly: larger = <the number>"
+        a, b = _digits(state)
+        return f"Which digit is larger, {b} or {a}? Reply with exactly: larger = <the digit>"
 
     def run_defaults(self) -> dict[str, object]:
         # a step still undecided after 8 samples is asked the other way round, then with twice the k
-        return {"max_tokens": 12, "escalation": {"ladder": ["paraphrase", "k"], "after": 8}}
+        return {"max_tokens": 8, "escalation": {"ladder": ["paraphrase", "k"], "after": 8}}
 
     def initial_state(self) -> Merging:
         return settle(Merging((), (), (), (3, -1, 2), shown((3, -1, 2))))
 
     def training_states(self, rng: random.Random, count: int) -> list[Merging]:
-        """Pairs of numbers in the paper's range (-10,000..10,000, shown from 0 to 20,000), a third of them within
-        50 of each other (a merge compares neighbours more and more), some equal; a tenth below 1,000 as shown."""
-        states = []
-        for _ in range(count):
-            x = rng.randint(-10_000, 10_000) if rng.random() > 0.1 else rng.randint(-10_000, -9_000)
-            y = x + rng.randint(-50, 50) if rng.random() < 0.33 else rng.randint(-10_000, 10_000)
-            y = max(-10_000, min(10_000, y))
-            states.append(Merging((x,), (y,), (), (), 10_000))
-        return states
+        """Every pair of digits, drawn uniformly: the whole of the step's 100 states."""
+        return [Merging((rng.randrange(10),), (rng.randrange(10),), ()) for _ in range(count)]
+
+
+def _width(state: Merging) -> int:
+    """The width the two compared numbers are written at (the longer one's digits, shifted by the offset)."""
+    return max(len(str(state.left[0] + state.offset)), len(str(state.right[0] + state.offset)))
+
+
+def _digits(state: Merging) -> tuple[int, int]:
+    """The digits at ``state.place`` of the two compared numbers, as shown at one width."""
+    width = _width(state)
+    a, b = (str(n + state.offset).zfill(width) for n in (state.left[0], state.right[0]))
+    return int(a[state.place]), int(b[state.place])
 
 
 class SortProblems(ProblemFamily):

@@ -21,9 +21,9 @@ for name in "${@:-hanoi multiply}"; do
                             --out models/adapters/multiply-decompose --budget-min 6 --examples 20000 --threads 1 --no-progress ;;
       sort-decompose) "$MAKER" train maker_tasks.sort_problems:SortDecompose \
                         --out models/adapters/sort-decompose --budget-min 6 --examples 20000 --threads 1 --no-progress ;;
-      # The merge's comparison: pairs in the paper's range, -10,000 to 10,000, a fifth of them close or equal.
+      # The merge's comparison, one digit place a step: all 100 pairs of digits (every state a run can meet).
       sort-compare) "$MAKER" train maker_tasks.sort_problems:CompareStep \
-                      --out models/adapters/sort-compare --budget-min 15 --examples 80000 --threads 1 --no-progress ;;
+                      --out models/adapters/sort-compare --budget-min 4 --examples 20000 --threads 1 --no-progress ;;
       *) echo "unknown adapter $one (hanoi, multiply, multiply-decompose, sort-decompose, sort-compare)" >&2; exit 2 ;;
     esac
   done
