@@ -795,20 +795,9 @@ async def _role_estimate(args: argparse.Namespace, family: Any, questions: Any, 
 
 def _family(spec: str | None, first: Any) -> Any:
     """``--family``, else the registered family whose parser reads the first statement."""
-    from maker.errors import TaskError
-    from maker.loading import load_family, registered_families
+    from maker.loading import family_reading, load_family
 
-    if spec is not None:
-        return load_family(spec)
-    for name in registered_families():
-        family = load_family(name)
-        try:
-            family.parse(first.question)
-        except TaskError:
-            continue
-        return family
-    raise ConfigError(f"no registered problem family ({', '.join(sorted(registered_families()))}) reads problem "
-                      f"{first.id!r}: {first.question[:80]!r}; give --family")
+    return load_family(spec) if spec is not None else family_reading(first.question, repr(first.id), "give --family")
 
 
 def _solve_table(result: Any, summary: dict[str, Any], *, trees: bool) -> str:

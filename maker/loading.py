@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from maker.errors import TaskError
+from maker.errors import ConfigError, TaskError
 from maker.problems import ProblemFamily
 from maker.task import Task, check_task_class
 
@@ -40,6 +40,20 @@ def load_family(spec: str) -> ProblemFamily:
     if not issubclass(cls, ProblemFamily):
         raise TaskError(f"{spec!r} is not a subclass of maker.problems.ProblemFamily")
     return cls()
+
+
+def family_reading(question: str, where: str, hint: str) -> ProblemFamily:
+    """The registered family whose parser reads ``question`` (problem ``where``); else a ``ConfigError`` that ends
+    with ``hint`` (how to name a family)."""
+    for name in registered_families():
+        family = load_family(name)
+        try:
+            family.parse(question)
+        except TaskError:
+            continue
+        return family
+    raise ConfigError(f"no registered problem family ({', '.join(sorted(registered_families()))}) reads problem "
+                      f"{where}: {question[:80]!r}; {hint}")
 
 
 def registered_tasks() -> dict[str, str]:

@@ -204,7 +204,7 @@ async def run_async(task: Task, backend: Backend | None = None, *, journal: str 
     recorder = StatisticsRecorder(oracle=task.has_oracle, check=task.has_check, verify=config.verify, checks=config.checks)
     watchers: list[Observer] = [o for o in (writer, recorder, backend.observer()) if o is not None]
     if progress is not None:
-        watchers.append(ProgressReporter(progress, recorder))
+        watchers.append(ProgressReporter(progress, recorder.snapshot))
     run = _PlanRun(task, plan, backend, config, None if fixed else settings, catalog, agent, mix, emitter(watchers, guarded=observers),
                    contents.resets if contents else frozenset(), max_steps, asyncio.Semaphore(max_concurrency), stop)
     finished = {name: asyncio.Event() for name in order}

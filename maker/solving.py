@@ -17,6 +17,7 @@ holds and decides only the rest, so no node is solved twice; ``verify_solve`` re
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import json
@@ -48,7 +49,7 @@ from maker.problems import (
     ProblemFamily,
     flag_class,
 )
-from maker.statistics import RunStatistics, StatisticsRecorder
+from maker.statistics import ProgressReporter, RunStatistics, StatisticsRecorder
 from maker.task import Task
 
 RERUN_K_FACTOR = 2  # a node whose result breaks the family's rule is redone with k times this
@@ -328,9 +329,13 @@ class _SolveRun:
     async def decompose(self, pid: str, path: str, problem: Any, depth: int) -> Any:
         """The decomposer's one voted step on a node; the split is journalled with its votes."""
         task, emit = self.decomposer, self.emits["decompose"]
-        chain = ChainInfo(next(self.index), f"{pid}:{path or 'root'}:decompose", task, chain_agents(task))
+        chain = ChainInfo(next(self.index), chain_name(pid, path, "decompose"), task, chain_agents(task))
         if "decompose" in self.discriminated_roles:
+            for hook in emit.chain_started:
+                hook(chain, Decomposing(problem, depth))
             split, record = await self.discriminated("decompose", pid, path, task, Decomposing(problem, depth), chain)
+            for hook in emit.chain_finished:
+                hook(chain, Decomposing(problem, depth, split))
             if self.writer is not None:
                 self.writer.note({"problem": pid, "node": path, "split": task.candidate_to_json(split), **record})
             return split
@@ -359,7 +364,7 @@ class _SolveRun:
             return await discriminate(
                 task, state, backend=self.backend, config=config.scaled_k(RERUN_K_FACTOR) if attempt else config,
                 judge=judge, judge_config=self.config_for(DISCRIMINATE, judge), emit=self.emits[DISCRIMINATE],
-                chain=chain, judge_chain=judge_chain(next(self.index), f"{chain.name}:judge", judge),
+                chain=chain, judge_chain=judge_chain(next(self.index), chain_name(pid, path, DISCRIMINATE), judge),
                 draws=self.draws.setdefault(role, CandidateDraws()),
                 truth=lambda: task.oracle(state) if counting and task.has_oracle else None, stop=self.stop)
         except (StepFailed, StepError) as exc:
@@ -370,7 +375,7 @@ class _SolveRun:
         task, start = work
         config, emit = self.config_for(role, task), self.emits[role]
         for attempt in (0, 1):
-            chain = ChainInfo(next(self.index), f"{pid}:{path or 'root'}:{role}", task, chain_agents(task), attempt)
+            chain = ChainInfo(next(self.index), chain_name(pid, path, role), task, chain_agents(task), attempt)
             for hook in emit.chain_started:
                 hook(chain, start)
             settings = config.scaled_k(RERUN_K_FACTOR) if attempt else config
@@ -410,6 +415,31 @@ class NodeFailed(Exception):
         self.failure = "rule broken twice" if isinstance(cause, str) else self.CLASSES[role]
 
 
+@dataclass(frozen=True)
+class _AllRoles:
+    """The roles' recorders as one, for a progress callback."""
+
+    recorders: Mapping[str, StatisticsRecorder]
+
+    def snapshot(self) -> RunStatistics:
+        parts = [recorder.snapshot() for recorder in self.recorders.values()]
+        return functools.reduce(RunStatistics.merge, parts)
+
+
+def chain_name(pid: str, path: str, role: str) -> str:
+    """The name of a node's chain in a solve's events: problem id, node path ("root" for ""), role."""
+    return f"{pid}:{path or 'root'}:{role}"
+
+
+def chain_node(name: str) -> tuple[str, str, str] | None:
+    """The (problem id, node path, role) a solve chain's name holds (``chain_name``), or None for another name."""
+    pid, _, rest = name.rpartition(":")
+    pid, _, path = pid.rpartition(":")
+    if not pid or rest not in (*ROLES, DISCRIMINATE):
+        return None
+    return pid, "" if path == "root" else path, rest
+
+
 def failure_class(family: ProblemFamily, node: Node) -> str | None:
     """The paper's failure class of a wrong tree, by the oracle after the fact: the first wrong node whose parts
     are right decides (an atomic one: an atomic miscalculation; else a composed one). None: the tree is right."""
@@ -440,7 +470,7 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
                       journal: str | Path | None = None, k_by_role: Mapping[str, int] | None = None, max_depth: int = 16,
                       agents: Any = None, max_concurrency: int = 64, observers: Iterable[Observer] = (),
                       finished: Callable[[ProblemOutcome], None] | None = None, discriminate: Iterable[str] = (),
-                      **settings: Any) -> SolveResult:
+                      progress: Callable[[RunStatistics], None] | None = None, **settings: Any) -> SolveResult:
     """Solve each question of ``family``; see ``maker.solve``."""
     asked = [q if isinstance(q, Question) else Question(id=str(i), question=q) for i, q in enumerate(questions, 1)]
     check_ids(asked)
@@ -464,7 +494,7 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
         async with HFBackend(catalog.folders()) as own:
             return await solve_async(family, asked, own, journal=journal, k_by_role=k_by_role, max_depth=max_depth,
                                      agents=catalog, max_concurrency=max_concurrency, observers=observers,
-                                     finished=finished, discriminate=discriminated, **settings)
+                                     finished=finished, discriminate=discriminated, progress=progress, **settings)
     check_backend(backend)
     given = {key: value for key, value in settings.items() if value is not None}
     verify = given.get("verify", True)
@@ -473,6 +503,8 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
     recorders = {role: StatisticsRecorder(oracle=True, check=True, verify=verify, checks=checks) for role in every}
     votes = {role: _RoleVotes(keeps_decisions=role == "decompose") for role in every}
     guarded = list(observers)
+    if progress is not None:  # every role's numbers as one, about ten times a second
+        guarded.append(ProgressReporter(progress, _AllRoles(recorders).snapshot))
     emits = {role: emitter([o for o in (recorders[role], votes[role], backend.observer()) if o is not None], guarded=guarded)
              for role in every}
     owner = asyncio.current_task()
@@ -578,7 +610,9 @@ def solve(family: ProblemFamily, questions: Sequence[Question | str], backend: B
     Settings: those of ``RunConfig`` for every role (k, temperature, ...), ``k_by_role`` (``{"decompose": 2,
     "solve": 3, "compose": 3}``), ``max_depth`` (deeper nodes are solved whole), ``journal`` (a path to write
     and resume from), ``agents`` (the agent catalog), ``max_concurrency`` (problems in flight), ``observers`` and
-    ``finished`` (called with each problem's outcome as it ends).
+    ``finished`` (called with each problem's outcome as it ends), ``progress`` (called with every role's statistics
+    as one, about ten times a second), ``discriminate`` (roles decided by the paper's discriminator rule,
+    ``maker.discriminating``).
     """
     try:
         asyncio.get_running_loop()

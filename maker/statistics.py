@@ -244,14 +244,16 @@ class StatisticsRecorder(Observer):
 
 
 class ProgressReporter(Observer):
-    """Calls ``callback`` with a statistics snapshot at most every ``every`` seconds."""
+    """Calls ``callback`` with a statistics snapshot (``snapshot()``: a recorder's, or several merged) at most every
+    ``every`` seconds."""
 
-    def __init__(self, callback: Callable[[RunStatistics], None], recorder: StatisticsRecorder, every: float = 0.1) -> None:
-        self.callback, self.recorder, self.every = callback, recorder, every
+    def __init__(self, callback: Callable[[RunStatistics], None], snapshot: Callable[[], RunStatistics],
+                 every: float = 0.1) -> None:
+        self.callback, self.snapshot, self.every = callback, snapshot, every
         self._last = 0.0
 
     def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
         now = time.perf_counter()
         if now - self._last >= self.every:
-            self.callback(self.recorder.snapshot())
+            self.callback(self.snapshot())
             self._last = time.perf_counter()  # after the callback: a slow one never runs back to back

@@ -22,25 +22,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from maker.agents import task_catalog
 from maker.backends.base import Backend
 from maker.backends.sim import SimulatedBackend, SimulatedConfig
 from maker.config import make_config, validation_problems
 from maker.errors import ConfigError, MakerError, StepError, StepFailed, TaskError
-from maker.loading import load_task, registered_tasks
+from maker.loading import family_reading, load_family, load_task, registered_families, registered_tasks
 from maker.planner import plan_for
+from maker.problems import DISCRIMINATE, ROLES, DecomposerTask, ProblemFamily
 from maker.scheduler import run_async
 from maker.service.live import LiveView
+from maker.solving import Question, check_ids, family_catalog, solve_async
 from maker.task import Task
 
 log = logging.getLogger("maker")
 JOB_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 UNFINISHED = frozenset({"queued", "running"})  # resumed when the service starts
 DEFAULT_MAX_JOB_STEPS = 1 << 26  # a job's task may declare at most this many steps (--max-job-steps)
+MAX_QUESTIONS = 10_000  # problems one solve job may hold (the body limit binds first for long statements)
 
 
 class JobNotFound(MakerError):
@@ -62,19 +65,45 @@ class BackendSpec(BaseModel):
                                                                 "(default: the task's shipped model)")
 
 
-class JobSpec(BaseModel):
-    """A job as submitted (``POST /runs``). Task parameters are checked by the task's own ``Params``
-    and settings by ``RunConfig``, as on the command line."""
+class SolveSpec(BaseModel):
+    """A ``maker solve`` job: stated problems of a family, decomposed by agents (``maker.solving``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field(min_length=1, max_length=500, description="a registered task name, or FILE.py:Class under tasks/")
+    family: str | None = Field(None, min_length=1, max_length=500, description="a registered family name, or "
+                               "FILE.py:Class under tasks/ (default: the registered family that reads the first question)")
+    questions: list[Question] = Field(min_length=1, max_length=MAX_QUESTIONS, description="{id, question[, answer]}")
+    max_depth: int = Field(16, ge=0, le=64, description="nodes this deep are solved whole")
+    k_by_role: dict[str, Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=dict,
+                                                                    description="k of a role's steps (others: settings.k)")
+    discriminate: list[str] = Field(default_factory=list, max_length=3, description="roles decided by the paper's "
+                                                                                    "discriminator rule")
+
+
+class JobSpec(BaseModel):
+    """A job as submitted (``POST /runs``): a task to run (``task``) or problems to solve (``solve``). Task
+    parameters are checked by the task's own ``Params``, settings by ``RunConfig`` and problems by their family,
+    as on the command line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str | None = Field(None, min_length=1, max_length=500,
+                             description="a registered task name, or FILE.py:Class under tasks/")
+    solve: SolveSpec | None = Field(None, description="problems for maker solve, instead of a task")
     params: dict[str, Any] = Field(default_factory=dict, description="the task's parameters")
     settings: dict[str, Any] = Field(default_factory=dict, description="run settings: k, rule, temperature, ...")
     backend: BackendSpec = Field(default_factory=BackendSpec)
     depth: int = Field(0, ge=0, le=12, description="split into 2^depth concurrent chains (as --depth)")
     name: str | None = Field(None, pattern=JOB_NAME, description="the job's id; submitting a stopped job's name again resumes it")
     compressed: bool = Field(True, description="write the journal zstd-compressed")
+
+    @model_validator(mode="after")
+    def _one_kind_of_job(self) -> JobSpec:
+        if (self.task is None) == (self.solve is None):
+            raise ValueError("give either task (a run) or solve (problems for maker solve), not both or neither")
+        if self.solve is not None and (self.params or self.depth):
+            raise ValueError("params and depth belong to a task run; a solve job's problems are in solve")
+        return self
 
 
 @dataclass(eq=False)
@@ -129,16 +158,20 @@ class SharedBackends:
         self._models: dict[tuple[tuple[str | None, str], ...], Backend] = {}
 
     @asynccontextmanager
-    async def backend(self, spec: BackendSpec, task: Task, agents: dict[str | None, str]) -> AsyncIterator[Backend]:
+    async def backend(self, spec: BackendSpec, work: Task | ProblemFamily,
+                      agents: dict[str | None, str]) -> AsyncIterator[Backend]:
+        """The backend of a task run, or of a family's problems (every role's agent)."""
         if spec.kind == "sim":
-            async with SimulatedBackend(task, **spec.sim.model_dump()) as backend:
+            answering = DecomposerTask(work) if isinstance(work, ProblemFamily) else work
+            async with SimulatedBackend(answering, **spec.sim.model_dump()) as backend:
                 yield backend
             return
         from maker.backends.hf import HFBackend  # here: it imports torch
 
-        folders = task_catalog(task, agents).folders()
+        catalog = family_catalog(work, agents) if isinstance(work, ProblemFamily) else task_catalog(work, agents)
+        folders = catalog.folders()
         if not folders:
-            raise ConfigError(f"task {task.name!r} ships no model: give backend.model")
+            raise ConfigError(f"{work.name!r} ships no model: give backend.model")
         key = tuple(sorted((name, str(path)) for name, path in folders.items()))
         if key not in self._models:
             self._models[key] = HFBackend(folders)
@@ -232,25 +265,46 @@ class JobService:
         return job
 
     # --- checks ----------------------------------------------------------------------------------
-    def prepare(self, spec: JobSpec) -> tuple[Task, dict[str | None, str]]:
-        """The job's task and agent catalog, after every check: the task is known (or a file under tasks/),
-        its parameters and the settings are valid, the plan can be made, and the task fits the step cap."""
-        task = load_task(self._task_spec(spec.task), **spec.params)
+    def prepare(self, spec: JobSpec) -> tuple[Task | ProblemFamily, dict[str | None, str]]:
+        """The job's task (or family) and agent catalog, after every check: the task is known (or a file under
+        tasks/), its parameters and the settings are valid, the plan can be made, and the task fits the step cap;
+        a solve job's family reads every question."""
+        agents = {} if spec.backend.model is None else {None: str(self._inside("models", spec.backend.model))}
+        if spec.solve is not None:
+            return self._family(spec.solve, spec.settings), agents
+        assert spec.task is not None  # the spec's validator: a task or problems
+        task = load_task(self._class_spec(spec.task, registered_tasks(), "task"), **spec.params)
         make_config(**spec.settings)
         plan_for(task, spec.depth)
         steps = task.total_steps()
         if steps is not None and steps > self.max_job_steps:
             raise ConfigError(f"task {task.name!r} with these parameters has {steps:,} steps; this service takes jobs of "
                               f"at most {self.max_job_steps:,} (maker serve --max-job-steps)")
-        agents = {} if spec.backend.model is None else {None: str(self._inside("models", spec.backend.model))}
         return task, agents
 
-    def _task_spec(self, spec: str) -> str:
-        if spec in registered_tasks():
+    def _family(self, solve: SolveSpec, settings: dict[str, Any]) -> ProblemFamily:
+        """A solve job's family, once it reads every question and the roles and settings are valid."""
+        check_ids(solve.questions)
+        first = solve.questions[0]
+        family = (load_family(self._class_spec(solve.family, registered_families(), "family")) if solve.family
+                  else family_reading(first.question, f"{first.id!r}", "give solve.family"))
+        for question in solve.questions:
+            try:
+                family.parse(question.question)
+            except TaskError as exc:
+                raise TaskError(f"problem {question.id!r}: {exc}") from None
+        if unknown := sorted({*solve.k_by_role, *solve.discriminate} - {*ROLES, DISCRIMINATE}):
+            raise ConfigError(f"solve names the role(s) {', '.join(unknown)}: the roles are {', '.join(ROLES)} "
+                              f"(and {DISCRIMINATE} for k_by_role)")
+        make_config(**settings)
+        return family
+
+    def _class_spec(self, spec: str, registered: dict[str, str], what: str) -> str:
+        if spec in registered:
             return spec
         target, sep, attribute = spec.rpartition(":")
         if not sep or not target.endswith(".py"):
-            raise TaskError(f"unknown task {spec!r}: give a registered name ({', '.join(sorted(registered_tasks()))}) "
+            raise TaskError(f"unknown {what} {spec!r}: give a registered name ({', '.join(sorted(registered))}) "
                             "or FILE.py:Class for a file under the data folder's tasks/")
         return f"{self._inside('tasks', target)}:{attribute}"
 
@@ -269,15 +323,30 @@ class JobService:
         job.live = LiveView()
         job.runner = asyncio.get_running_loop().create_task(self._run(job), name=f"maker job {job.id}")
 
+    async def _solve(self, job: Job, family: ProblemFamily, backend: Backend, agents: dict[str | None, str]) -> None:
+        solve = job.spec.solve
+        assert solve is not None
+        job.live.expect_problems(family, solve.questions)
+        result = await solve_async(family, solve.questions, backend, journal=job.journal, k_by_role=solve.k_by_role,
+                                   max_depth=solve.max_depth, agents=agents or None, observers=[job.live],
+                                   finished=job.live.problem_finished, progress=job.live.progress,
+                                   discriminate=solve.discriminate, **job.spec.settings)
+        failed = [p for p in result.problems if p.answer is None or p.correct is False]
+        job.set_state("solved" if result.solved else "unsolved", ended=time.time(), summary=result.summary(trees=False),
+                      error=None if not failed else f"{len(failed)} of {len(result.problems)} problems not solved right")
+
     async def _run(self, job: Job) -> None:
         assert self._limit is not None, "start() the service first"
         try:
             async with self._limit:
                 job.set_state("running", started=time.time())
-                task, agents = self.prepare(job.spec)
-                job.live.expect(task, job.spec.depth)
-                async with self.backends.backend(job.spec.backend, task, agents) as backend:
-                    result = await run_async(task, backend, journal=job.journal, depth=job.spec.depth, agents=agents or None,
+                work, agents = self.prepare(job.spec)
+                async with self.backends.backend(job.spec.backend, work, agents) as backend:
+                    if isinstance(work, ProblemFamily):
+                        await self._solve(job, work, backend, agents)
+                        return
+                    job.live.expect(work, job.spec.depth)
+                    result = await run_async(work, backend, journal=job.journal, depth=job.spec.depth, agents=agents or None,
                                              progress=job.live.progress, observers=[job.live], **job.spec.settings)
             job.set_state("solved" if result.solved else "unsolved", ended=time.time(), summary=result.summary(),
                           error=result.unsolved_reason)

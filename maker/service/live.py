@@ -1,4 +1,6 @@
-"""What a watcher sees of a running job: ``LiveView`` observes the run and keeps its numbers.
+"""What a watcher sees of a running job: ``LiveView`` observes the run and keeps its numbers; for a ``maker solve``
+job, also each problem's decomposition tree as it grows (from its chains' names, ``maker.solving.chain_node``)
+and the problems answered so far.
 
 It does little per step (a count per chain, one comparison for the hardest steps), so that watching
 costs the run almost nothing; the statistics themselves come from the run's own recorder through the
@@ -11,11 +13,14 @@ import asyncio
 import heapq
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from maker.errors import Flagged
 from maker.events import ChainInfo, Observer, StepDecision
 from maker.planner import plan_for
+from maker.problems import DISCRIMINATE, ProblemFamily
+from maker.solving import ProblemOutcome, Question, chain_node
 from maker.statistics import RunStatistics
 from maker.task import Task
 
@@ -24,6 +29,8 @@ EVENTS_KEPT = 1000  # recent discrete events (a watcher that falls further behin
 FLAG_EXAMPLES = 3  # replies kept per red-flag reason
 EXAMPLE_CHARS = 200
 RATE_WINDOW = 5.0  # seconds of snapshots the steps-per-second figure spans (batched backends decide in bursts)
+TREES_SHOWN = 3  # a solve job's most recently started problems whose trees the view carries
+NODES_SHOWN = 200  # nodes of one tree the view carries
 
 
 class LiveView(Observer):
@@ -41,12 +48,44 @@ class LiveView(Observer):
         self._numbered = 0
         self._changed = asyncio.Event()
         self._recent: deque[tuple[float, int]] = deque()  # (time, steps) of the snapshots in the last RATE_WINDOW
+        self.problems: dict[str, int] | None = None  # a solve job's counts: total, answered, right, wrong, failed
+        self.labels: dict[str, str] = {}  # problem id -> its description
+        self.trees: dict[str, dict[str, dict[str, Any]]] = {}  # problem id -> node path -> its split, role, done
+        self.recent_problems: deque[str] = deque(maxlen=TREES_SHOWN)
 
     def expect(self, task: Task, depth: int) -> None:
         """What the run will do: its declared steps, and each chain's."""
         plan = plan_for(task, depth)
         self.total_steps = task.total_steps()
         self.chain_steps = {name: plan.subtask(name).steps for name in plan.order()}
+
+    def expect_problems(self, family: ProblemFamily, questions: Sequence[Question]) -> None:
+        """A solve job: its problems, whose trees grow as it runs (no plan of chains)."""
+        self.problems = {"total": len(questions), "answered": 0, "right": 0, "wrong": 0, "failed": 0}
+        self.labels = {q.id: family.describe(family.parse(q.question)) for q in questions}
+
+    def problem_finished(self, outcome: ProblemOutcome) -> None:
+        assert self.problems is not None, "expect_problems() first"
+        self.problems["failed" if outcome.answer is None else "answered"] += 1
+        if outcome.correct is not None:
+            self.problems["right" if outcome.correct else "wrong"] += 1
+        self._event("problem_finished", {"problem": outcome.id, "answer": (outcome.answer or "")[:EXAMPLE_CHARS],
+                                         "correct": outcome.correct, "failure": outcome.failure})
+        self.touch()
+
+    def _node(self, chain: ChainInfo) -> tuple[dict[str, Any], str] | None:
+        """A solve chain's node in its problem's tree (made on first sight) and the chain's role, or None for a
+        plan's chain. A node's role is the last one of its own to start (a judge's chain is not one)."""
+        found = chain_node(chain.name) if self.problems is not None else None
+        if found is None:
+            return None
+        pid, path, role = found
+        if pid not in self.trees:
+            self.recent_problems.append(pid)
+        node = self.trees.setdefault(pid, {}).setdefault(path, {"split": None, "role": role, "done": False})
+        if role != DISCRIMINATE:
+            node["role"] = role
+        return node, role
 
     # --- the run's events ------------------------------------------------------------------
     def progress(self, snapshot: RunStatistics) -> None:
@@ -81,6 +120,9 @@ class LiveView(Observer):
         return [event for event in self.events if event[0] > number]
 
     def chain_started(self, chain: ChainInfo, state: Any) -> None:
+        if self._node(chain) is not None:  # a solve's node: its tree shows it, not the list of chains
+            self._event("chain_started", {"chain": chain.name, "attempt": chain.attempt})
+            return
         self.chains[chain.name] = {"steps": 0, "attempt": chain.attempt, "done": False}
         self._event("chain_started", {"chain": chain.name, "attempt": chain.attempt})
 
@@ -88,6 +130,15 @@ class LiveView(Observer):
         self._event("chain_reset", {"chain": chain.name, "reason": reason})
 
     def chain_finished(self, chain: ChainInfo, state: Any) -> None:
+        found = self._node(chain)
+        if found is not None:
+            node, role = found
+            if role == "decompose":
+                node["split"] = state.split
+            elif role in ("solve", "compose"):
+                node["done"] = True
+            self._event("chain_finished", {"chain": chain.name})
+            return
         self.chains.setdefault(chain.name, {"steps": 0, "attempt": chain.attempt})["done"] = True
         self._event("chain_finished", {"chain": chain.name, "steps": self.chains[chain.name]["steps"]})
 
@@ -116,4 +167,15 @@ class LiveView(Observer):
         return {"statistics": self.statistics, "steps_per_second": round(self.steps_per_second, 1),
                 "red_flag_examples": {reason: list(found) for reason, found in self.flag_examples.items()},
                 "hardest_steps": [{"chain": c, "step": s, "samples": n, "votes": v} for n, v, c, s in hardest],
-                "chains": self.chains, "total_steps": self.total_steps, "chain_steps": self.chain_steps}
+                "chains": self.chains, "total_steps": self.total_steps, "chain_steps": self.chain_steps,
+                **({} if self.problems is None else {"problems": self.problems, "trees": self._trees()})}
+
+    def _trees(self) -> list[dict[str, Any]]:
+        """The most recently started problems' trees, newest first, each node with its path and depth."""
+        shown = []
+        for pid in reversed(self.recent_problems):
+            nodes = sorted(self.trees.get(pid, {}).items(), key=lambda item: [int(n) for n in item[0].split(".") if n])
+            shown.append({"problem": pid, "label": self.labels.get(pid, pid), "nodes": len(nodes),
+                          "tree": [{"path": path or "root", "depth": path.count(".") + bool(path), **node}
+                                   for path, node in nodes[:NODES_SHOWN]]})
+        return shown

@@ -204,3 +204,67 @@ async def test_the_live_page_is_served_beside_its_event_stream(tmp_path):
         await _until(client, job["id"], {"solved"})
     finally:
         await client.close()
+
+
+def _problems(count, digits=6, seed=42):
+    from maker_tasks.multiply_problems import MultiplyProblems
+
+    return [q.model_dump() for q in MultiplyProblems.paper_set(digits, count, seed)]
+
+
+async def test_a_solve_job_grows_its_trees_resumes_after_a_cancel_and_its_journal_verifies(tmp_path):
+    from maker.solving import verify_solve
+
+    client = await _client(tmp_path / "data")
+    spec = {"solve": {"questions": _problems(100, digits=30)}, "settings": {"k": 3}, "backend": SIM, "name": "products"}
+    try:
+        answer = await client.post("/runs", json=spec)
+        assert answer.status == 201, await answer.text()
+        view = await _until(client, "products", {"running"})
+        deadline = asyncio.get_running_loop().time() + 60
+        while (view["live"].get("statistics") or {}).get("steps", 0) < 2000:  # the trees have grown some way
+            assert asyncio.get_running_loop().time() < deadline, view["live"]
+            await asyncio.sleep(0.05)
+            view = await (await client.get("/runs/products")).json()
+        tree = view["live"]["trees"][0]
+        assert " × " in tree["label"] and tree["tree"][0]["path"] == "root"
+        assert view["live"]["statistics"]["steps"] > 0 and view["live"]["chains"] == {}  # the trees stand in for chains
+        cancelled = await client.delete("/runs/products")
+        assert (await cancelled.json())["state"] == "cancelled"
+        again = await client.post("/runs", json=spec)
+        assert again.status == 201
+        view = await _until(client, "products", {"solved", "unsolved", "failed"}, timeout=120)
+        summary = view["summary"]
+        assert view["state"] == "solved" and summary["correct"] == 100 and summary["simulated"] is True
+        assert summary["replayed_nodes"] > 0  # the resumed job took what its journal held
+        report = verify_solve(tmp_path / "data/jobs/products/journal.jsonl.zst")
+        assert report["valid"] and report["right"] == 100
+        assert view["live"]["problems"] == {"total": 100, "answered": 100, "right": 100, "wrong": 0, "failed": 0}
+    finally:
+        await client.close()
+
+
+SOLVE_HOSTILE = [
+    ({"task": "hanoi", "solve": {"questions": [{"id": "1", "question": "Multiply the following numbers:\n2 × 3"}]}},
+     "either task"),
+    ({"solve": {"questions": []}}, "questions"),
+    ({"solve": {"questions": [{"id": "1", "question": "What is love?"}]}}, "no registered problem family"),
+    ({"solve": {"family": "nope", "questions": [{"id": "1", "question": "2 x 3"}]}}, "unknown family 'nope'"),
+    ({"solve": {"family": "sort", "questions": [{"id": "1", "question": "2 x 3"}]}}, "problem '1'"),
+    ({"solve": {"questions": [{"id": "1", "question": "2 x 3"}, {"id": "1", "question": "4 x 5"}]}}, "appears twice"),
+    ({"solve": {"questions": [{"id": "1", "question": "2 x 3"}], "k_by_role": {"planner": 2}}}, "planner"),
+    ({"solve": {"questions": [{"id": "1", "question": "2 x 3"}], "max_depth": 10**6}}, "max_depth"),
+    ({"solve": {"family": "../../x.py:Evil", "questions": [{"id": "1", "question": "2 x 3"}]}}, "outside the data folder"),
+]
+
+
+async def test_bad_solve_jobs_get_clear_400s(tmp_path):
+    client = await _client(tmp_path / "data")
+    try:
+        for body, words in SOLVE_HOSTILE:
+            answer = await client.post("/runs", json=body)
+            message = (await answer.json())["error"]
+            assert (answer.status, words in message) == (400, True), (body, answer.status, message)
+        assert await (await client.get("/runs")).json() == []
+    finally:
+        await client.close()
