@@ -88,3 +88,27 @@ async def test_two_jobs_watched_in_a_real_browser(tmp_path):
         assert (tmp_path / "sim20-running.png").stat().st_size > 10_000
     finally:
         await client.close()
+
+
+async def test_a_solve_job_shows_its_trees_growing_and_its_problems_answered(tmp_path):
+    from maker_tasks.multiply_problems import MultiplyProblems
+
+    questions = [q.model_dump() for q in MultiplyProblems.paper_set(30, 40, 43)]
+    spec = {"solve": {"questions": questions}, "settings": {"k": 3}, "name": "products",
+            "backend": {"kind": "sim", "sim": {"error_rate": 0.02}}}
+    client = TestClient(TestServer(make_app(JobService(tmp_path / "data"))))
+    await client.start_server()
+    try:
+        assert (await client.post("/runs", json=spec)).status == 201
+        async with Browser(CHROMIUM, tmp_path) as browser:
+            await browser.open(str(client.make_url("/runs/products/page")))
+            tree = await _eventually(lambda: browser.text("trees"), timeout=60)
+            assert "problem " in tree and "root: " in tree and await browser.text("sim") == "SIMULATED"
+            await browser.screenshot(tmp_path / "products.png")
+            await _eventually(lambda: _text_is(browser, "state", "solved"), timeout=300)
+            counted = await browser.text("problem-count")
+            assert counted == "(40 of 40 answered: 40 right, 0 wrong, 0 failed)", counted
+            await browser.screenshot(tmp_path / "products-done.png")
+        assert (tmp_path / "products.png").stat().st_size > 10_000
+    finally:
+        await client.close()
