@@ -52,3 +52,31 @@ def test_an_oracle_that_breaks_the_check_is_reported_once_not_counted_as_model_e
     assert result.solved and result.errors == 0 and result.statistics.oracle_faults == 3
     warnings = [m for m in caplog.messages if "oracle" in m]
     assert len(warnings) == 1 and "at step 0 the oracle's answer 7 breaks the check: did not count down" in warnings[0]
+
+
+def test_running_tallies_summed_then_frozen_equal_their_records_merged():
+    """A snapshot sums the running chains' tallies and freezes once (cheap at hundreds of chains); the numbers are
+    those of merging each chain's own record."""
+    import random
+
+    from maker.statistics import _Tally
+
+    rng, tallies = random.Random(5), []
+    for _ in range(30):
+        tally = _Tally()
+        tally.steps, tally.samples, tally.valid_votes = rng.randrange(50), rng.randrange(200), rng.randrange(150)
+        tally.tokens, tally.errors, tally.violations, tally.oracle_faults = (rng.randrange(9) for _ in range(4))
+        tally.max_votes, tally.max_votes_step = rng.randrange(12), rng.randrange(1000)
+        tally.red_flags.update({rng.choice(["invalid", "malformed"]): rng.randrange(4)})
+        tally.votes_per_step.update({rng.randrange(2, 6): rng.randrange(5)})
+        tally.rounds_per_step.update({rng.randrange(1, 4): rng.randrange(5)})
+        tally.by_agent[rng.choice("ab")].update({"samples": rng.randrange(9)})
+        tally.by_kind[rng.choice(["disk 1", "disk 2"])].update({"steps": rng.randrange(9), "errors": rng.randrange(2)})
+        tally.escalations[rng.choice(["paraphrase", "k"])].update({"steps": 1, "samples": rng.randrange(9)})
+        tallies.append(tally)
+    summed = _Tally()
+    merged = _Tally().freeze(True, True)
+    for tally in tallies:
+        summed.absorb(tally)
+        merged = merged.merge(tally.freeze(True, True))
+    assert summed.freeze(True, True) == merged
