@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, for common.py
-from common import write_result  # noqa: E402
+from common import RESULTS, commit, machine, write_result  # noqa: E402
 
 from maker.loading import load_family  # noqa: E402
 from maker.problems import DecomposerTask  # noqa: E402
@@ -66,7 +67,9 @@ async def one_run(name: str, family, questions, args) -> dict:
     count = len(questions)
     summary.update(solve_rate=round(summary["correct"] / count, 4), wall_seconds=round(wall, 1),
                    steps_per_problem=round(summary["steps"] / count, 1), seconds_per_problem=round(wall / count, 3),
-                   verified={key: value for key, value in verify_solve(journal).items() if key != "issues"})
+                   verified={key: value for key, value in verify_solve(journal).items() if key != "issues"},
+                   measured={"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit(),
+                             "load_average_at_start": machine()["load_average_at_start"]})
     print(name, {key: summary[key] for key in ("solve_rate", "correct", "wrong", "failed", "samples_per_problem",
                                                "steps_per_problem", "wall_seconds", "replayed_nodes")}, flush=True)
     return summary
@@ -88,13 +91,30 @@ def main() -> None:
     args = parser.parse_args()
     family = load_family(args.family)
     questions = family.paper_set(args.size, args.count, args.seed)
-    runs = {name: asyncio.run(one_run(name, family, questions, args)) for name in RUNS if name in args.runs}
-    models = {name: str(Path(where).relative_to(ROOT)) if Path(where).is_relative_to(ROOT) else str(where)
-              for name, where in family_catalog(family).items()} if args.backend == "hf" else "SIMULATED"
-    path = write_result(f"decompose_{family.name}_{args.size}{'_' + args.tag if args.tag else ''}",
-                        {**vars(args), "problems": f"the paper's generator, Random({args.seed}), {args.count} problems"},
-                        {"models": models, "runs": runs, "paper_fig12": PAPER_FIG12})
+    name = f"decompose_{family.name}_{args.size}{'_' + args.tag if args.tag else ''}"
+    runs = {run: asyncio.run(one_run(run, family, questions, args)) for run in RUNS if run in args.runs}
+    models = {agent: str(Path(where).relative_to(ROOT)) if Path(where).is_relative_to(ROOT) else str(where)
+              for agent, where in family_catalog(family).items()} if args.backend == "hf" else "SIMULATED"
+    settings = {**vars(args), "problems": f"the paper's generator, Random({args.seed}), {args.count} problems"}
+    earlier = _earlier_runs(name, settings, models)
+    path = write_result(name, {**settings, "runs": [run for run in RUNS if run in {*earlier, *runs}]},
+                        {"models": models, "runs": {**earlier, **runs}, "paper_fig12": PAPER_FIG12})
     print(f"written to {path}")
+
+
+def _earlier_runs(name: str, settings: dict, models: object) -> dict:
+    """The runs an earlier invocation measured for the same set, settings and models (each run keeps when and on
+    which commit it was measured), so that a baseline added later sits beside them instead of replacing them."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    same = {key: value for key, value in old["settings"].items() if key != "runs"} == \
+        {key: value for key, value in settings.items() if key != "runs"}
+    if not same or old["results"].get("models") != models:
+        return {}
+    return {run: {**numbers, "measured": numbers.get("measured", {"when": old["when"], "commit": old["commit"]})}
+            for run, numbers in old["results"]["runs"].items()}
 
 
 if __name__ == "__main__":
