@@ -48,12 +48,14 @@ class CandidateDraws:
                 "judged": self.judged}
 
 
-async def discriminate(task: Task, state: Any, *, backend: Backend, config: RunConfig, judge: DiscriminatorTask,
-                       judge_config: RunConfig, emit: Emitter, chain: ChainInfo, judge_chain: ChainInfo,
-                       draws: CandidateDraws, truth: Callable[[], Any], stop: Callable[[], int]) -> tuple[Any, dict[str, Any]]:
-    """The candidate the discriminator chooses for ``task``'s one step at ``state``, and what to journal with it:
-    the distinct candidates (as ``task.format_reply`` writes them) and the judge's votes. ``truth`` gives the
-    oracle's answer, for the simulated backend and counting afterwards only."""
+async def discriminate(task: Task, state: Any, *, backend: Backend, config: RunConfig, judge_config: RunConfig,
+                       emit: Emitter, chain: ChainInfo, judge_chain: ChainInfo, draws: CandidateDraws,
+                       truth: Callable[[], Any], stop: Callable[[], int]) -> tuple[Any, dict[str, Any]]:
+    """The candidate the discriminator chooses for ``task``'s one step at ``state`` (``chain``), and what to journal
+    with it: the distinct candidates (as ``task.format_reply`` writes their canonical forms, which is what the
+    judge reads) and how many of the 2k - 1 named each. The judge's step runs as ``judge_chain`` (its task a
+    ``DiscriminatorTask``) with ``judge_config``, its events through ``emit``. ``truth`` gives the oracle's
+    answer, for the simulated backend and counting afterwards only."""
     wanted = 2 * config.k - 1
     ask = prompter(task, config.few_shot, config.seed)
     prompt, stops = ask(state), stop_for(ask, config.stop)
@@ -67,6 +69,7 @@ async def discriminate(task: Task, state: Any, *, backend: Backend, config: RunC
     seed = step_seed(config.seed, chain.index or 0)
     while len(found) < wanted:
         if drawn >= config.max_samples_per_step:  # too few valid candidates for the judge
+            draws.samples += drawn
             raise StepFailed(step=0, samples=drawn, counts=Counter(found), red_flags=len(flagged),
                              flag_reasons=Counter(flag.reason.value for flag in flagged), examples=flagged[:3])
         if stop():

@@ -23,7 +23,7 @@ from typing import Any
 from maker.agents import chain_agents, task_catalog
 from maker.backends.base import Backend
 from maker.config import resolve_config
-from maker.errors import ConfigError
+from maker.errors import ConfigError, TaskError
 from maker.estimate import EstimateReport, estimate_async
 from maker.estimate_kinds import KindRow
 from maker.kinds import ASSUMPTIONS, KindMeasure, KindPlan, allocate
@@ -128,7 +128,11 @@ async def estimate_roles(family: ProblemFamily, questions: Sequence[Question], b
     counts: Counter[str] = Counter()
     pools: dict[str, list[tuple[Task, Any]]] = {role: [] for role in ROLES}
     for question in questions:
-        for role, task, state in oracle_steps(family, family.parse(question.question), max_depth, decomposer):
+        try:
+            problem = family.parse(question.question)
+        except TaskError as exc:
+            raise TaskError(f"problem {question.id!r}: {exc}") from None
+        for role, task, state in oracle_steps(family, problem, max_depth, decomposer):
             counts[role] += 1
             pool = pools[role]  # Algorithm R: a uniform draw of each role's steps over the whole set
             if len(pool) < samples:

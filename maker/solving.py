@@ -363,7 +363,7 @@ class _SolveRun:
         try:
             return await discriminate(
                 task, state, backend=self.backend, config=config.scaled_k(RERUN_K_FACTOR) if attempt else config,
-                judge=judge, judge_config=self.config_for(DISCRIMINATE, judge), emit=self.emits[DISCRIMINATE],
+                judge_config=self.config_for(DISCRIMINATE, judge), emit=self.emits[DISCRIMINATE],
                 chain=chain, judge_chain=judge_chain(next(self.index), chain_name(pid, path, DISCRIMINATE), judge),
                 draws=self.draws.setdefault(role, CandidateDraws()),
                 truth=lambda: task.oracle(state) if counting and task.has_oracle else None, stop=self.stop)
