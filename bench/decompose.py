@@ -111,7 +111,7 @@ def _earlier_runs(name: str, settings: dict, models: object) -> dict:
     old = json.loads(path.read_text())
     same = {key: value for key, value in old["settings"].items() if key != "runs"} == \
         {key: value for key, value in settings.items() if key != "runs"}
-    if not same or old["results"].get("models") != models:
+    if not same or old["results"].get("models") != json.loads(json.dumps(models)):  # as the file holds them (None: "null")
         return {}
     return {run: {**numbers, "measured": numbers.get("measured", {"when": old["when"], "commit": old["commit"]})}
             for run, numbers in old["results"]["runs"].items()}
