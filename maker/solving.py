@@ -415,17 +415,6 @@ class NodeFailed(Exception):
         self.failure = "rule broken twice" if isinstance(cause, str) else self.CLASSES[role]
 
 
-@dataclass(frozen=True)
-class _AllRoles:
-    """The roles' recorders as one, for a progress callback."""
-
-    recorders: Mapping[str, StatisticsRecorder]
-
-    def snapshot(self) -> RunStatistics:
-        parts = [recorder.snapshot() for recorder in self.recorders.values()]
-        return functools.reduce(RunStatistics.merge, parts)
-
-
 def chain_name(pid: str, path: str, role: str) -> str:
     """The name of a node's chain in a solve's events: problem id, node path ("root" for ""), role."""
     return f"{pid}:{path or 'root'}:{role}"
@@ -504,7 +493,8 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
     votes = {role: _RoleVotes(keeps_decisions=role == "decompose") for role in every}
     guarded = list(observers)
     if progress is not None:  # every role's numbers as one, about ten times a second
-        guarded.append(ProgressReporter(progress, _AllRoles(recorders).snapshot))
+        guarded.append(ProgressReporter(progress, lambda: functools.reduce(
+            RunStatistics.merge, (recorder.snapshot() for recorder in recorders.values()))))
     emits = {role: emitter([o for o in (recorders[role], votes[role], backend.observer()) if o is not None], guarded=guarded)
              for role in every}
     owner = asyncio.current_task()
