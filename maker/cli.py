@@ -427,8 +427,9 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
                 if args.target_success is not None:
                     overrides["k"] = await _choose_k(args, task, backend, config, (agent, mix, catalog))
                 # Overrides, not a finished config: each chain's own agent resolves its settings from them.
-                return await run_async(task, backend, journal=args.journal, progress=_both(progress, watch), agents=catalog,
-                                       agent=agent, mix=mix, max_steps=args.max_steps, depth=args.depth,
+                callback, every = _both(progress, watch)
+                return await run_async(task, backend, journal=args.journal, progress=callback, progress_every=every,
+                                       agents=catalog, agent=agent, mix=mix, max_steps=args.max_steps, depth=args.depth,
                                        max_concurrency=args.max_concurrency, observers=watchers, **overrides)
         finally:  # closed before any message, so that the bar does not cut into it
             if progress is not None:
@@ -507,13 +508,18 @@ def _tracing(where: str, easy_steps: float) -> tuple[Any, Any]:
     return tracing_to(where, easy_steps)
 
 
-def _both(progress: Any, watch: _Watch | None) -> Any:
-    """The progress callback: the bar's, the live page's, or both."""
+def _both(progress: Any, watch: _Watch | None) -> tuple[Any, float]:
+    """The progress callback (the bar's, the live page's, or both) and how often it wants a snapshot: the page
+    alone less often than a bar (a snapshot sums every chain's tally, and the page redraws once a second)."""
+    from maker.statistics import PROGRESS_EVERY
+
     if watch is None:
-        return progress
+        return progress, PROGRESS_EVERY
     if progress is None:
-        return watch.live.progress
-    return lambda snapshot: (progress(snapshot), watch.live.progress(snapshot))
+        from maker.service.live import LIVE_EVERY
+
+        return watch.live.progress, LIVE_EVERY
+    return (lambda snapshot: (progress(snapshot), watch.live.progress(snapshot))), PROGRESS_EVERY
 
 
 def _stdout_for_results_only() -> Any:

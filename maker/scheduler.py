@@ -29,7 +29,7 @@ from maker.loading import class_identity
 from maker.mixing import AgentMix
 from maker.planner import Plan, Subtask, plan_for, start_of
 from maker.replay import PlanReplay
-from maker.statistics import ProgressReporter, StatisticsRecorder
+from maker.statistics import PROGRESS_EVERY, ProgressReporter, StatisticsRecorder
 from maker.task import Task, json_data
 
 RERUN_K_FACTOR = 2  # a chain that fails its end check is redone with k times this
@@ -164,7 +164,8 @@ class _PlanRun:
 
 
 async def run_async(task: Task, backend: Backend | None = None, *, journal: str | Path | None = None,
-                    progress: ProgressCallback | None = None, max_steps: int | None = None, depth: int = 0,
+                    progress: ProgressCallback | None = None, progress_every: float = PROGRESS_EVERY,
+                    max_steps: int | None = None, depth: int = 0,
                     max_concurrency: int = 256, plan: Plan | None = None, config: RunConfig | None = None,
                     agents: AgentCatalog | Mapping[str | None, str] | Sequence[str] | str | Path | None = None,
                     agent: str | None = None, mix: AgentMix | str | Sequence[str] | None = None,
@@ -177,7 +178,8 @@ async def run_async(task: Task, backend: Backend | None = None, *, journal: str 
         from maker.backends.hf import HFBackend  # here: it imports torch
 
         async with HFBackend(catalog.folders()) as own:
-            return await run_async(task, own, journal=journal, progress=progress, max_steps=max_steps, depth=depth,
+            return await run_async(task, own, journal=journal, progress=progress, progress_every=progress_every,
+                                   max_steps=max_steps, depth=depth,
                                    max_concurrency=max_concurrency, plan=plan, config=config, agents=catalog,
                                    agent=agent, mix=mix, observers=observers, **settings)
     check_backend(backend)
@@ -204,7 +206,7 @@ async def run_async(task: Task, backend: Backend | None = None, *, journal: str 
     recorder = StatisticsRecorder(oracle=task.has_oracle, check=task.has_check, verify=config.verify, checks=config.checks)
     watchers: list[Observer] = [o for o in (writer, recorder, backend.observer()) if o is not None]
     if progress is not None:
-        watchers.append(ProgressReporter(progress, recorder.snapshot))
+        watchers.append(ProgressReporter(progress, recorder.snapshot, progress_every))
     run = _PlanRun(task, plan, backend, config, None if fixed else settings, catalog, agent, mix, emitter(watchers, guarded=observers),
                    contents.resets if contents else frozenset(), max_steps, asyncio.Semaphore(max_concurrency), stop)
     finished = {name: asyncio.Event() for name in order}
@@ -295,7 +297,7 @@ def run(task: Task, backend: Backend | None = None, **settings: Any) -> RunResul
     ``maker.agents``: ``{name: folder or served model}``, the task's shipped model serving any other
     name; its folders' manifests give their settings, and without ``backend`` its folders run in
     process), ``journal`` (a path to write
-    and resume from), ``progress`` (called with statistics about ten times a second),
+    and resume from), ``progress`` (called with statistics every ``progress_every`` seconds at most, 0.1 by default),
     ``observers`` (``maker.events.Observer`` instances that hear every event), ``agent`` (the
     microagent for every chain, instead of each task's own), ``mix`` (several microagents that draw
     each step's samples in turn, for every chain: ``"A,B"``; ``maker.mixing``), ``max_steps``, ``depth`` (how deep

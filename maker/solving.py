@@ -49,7 +49,7 @@ from maker.problems import (
     ProblemFamily,
     flag_class,
 )
-from maker.statistics import ProgressReporter, RunStatistics, StatisticsRecorder
+from maker.statistics import PROGRESS_EVERY, ProgressReporter, RunStatistics, StatisticsRecorder
 from maker.task import Task
 
 RERUN_K_FACTOR = 2  # a node whose result breaks the family's rule is redone with k times this
@@ -459,7 +459,8 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
                       journal: str | Path | None = None, k_by_role: Mapping[str, int] | None = None, max_depth: int = 16,
                       agents: Any = None, max_concurrency: int = 64, observers: Iterable[Observer] = (),
                       finished: Callable[[ProblemOutcome], None] | None = None, discriminate: Iterable[str] = (),
-                      progress: Callable[[RunStatistics], None] | None = None, **settings: Any) -> SolveResult:
+                      progress: Callable[[RunStatistics], None] | None = None, progress_every: float = PROGRESS_EVERY,
+                      **settings: Any) -> SolveResult:
     """Solve each question of ``family``; see ``maker.solve``."""
     asked = [q if isinstance(q, Question) else Question(id=str(i), question=q) for i, q in enumerate(questions, 1)]
     check_ids(asked)
@@ -483,7 +484,8 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
         async with HFBackend(catalog.folders()) as own:
             return await solve_async(family, asked, own, journal=journal, k_by_role=k_by_role, max_depth=max_depth,
                                      agents=catalog, max_concurrency=max_concurrency, observers=observers,
-                                     finished=finished, discriminate=discriminated, progress=progress, **settings)
+                                     finished=finished, discriminate=discriminated, progress=progress,
+                                     progress_every=progress_every, **settings)
     check_backend(backend)
     given = {key: value for key, value in settings.items() if value is not None}
     verify = given.get("verify", True)
@@ -492,9 +494,9 @@ async def solve_async(family: ProblemFamily, questions: Sequence[Question | str]
     recorders = {role: StatisticsRecorder(oracle=True, check=True, verify=verify, checks=checks) for role in every}
     votes = {role: _RoleVotes(keeps_decisions=role == "decompose") for role in every}
     guarded = list(observers)
-    if progress is not None:  # every role's numbers as one, about ten times a second
+    if progress is not None:  # every role's numbers as one
         guarded.append(ProgressReporter(progress, lambda: functools.reduce(
-            RunStatistics.merge, (recorder.snapshot() for recorder in recorders.values()))))
+            RunStatistics.merge, (recorder.snapshot() for recorder in recorders.values())), progress_every))
     emits = {role: emitter([o for o in (recorders[role], votes[role], backend.observer()) if o is not None], guarded=guarded)
              for role in every}
     owner = asyncio.current_task()
@@ -601,7 +603,7 @@ def solve(family: ProblemFamily, questions: Sequence[Question | str], backend: B
     "solve": 3, "compose": 3}``), ``max_depth`` (deeper nodes are solved whole), ``journal`` (a path to write
     and resume from), ``agents`` (the agent catalog), ``max_concurrency`` (problems in flight), ``observers`` and
     ``finished`` (called with each problem's outcome as it ends), ``progress`` (called with every role's statistics
-    as one, about ten times a second), ``discriminate`` (roles decided by the paper's discriminator rule,
+    as one, every ``progress_every`` seconds at most, 0.1 by default), ``discriminate`` (roles decided by the paper's discriminator rule,
     ``maker.discriminating``).
     """
     try:

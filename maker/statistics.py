@@ -25,6 +25,7 @@ from maker.task import oracle_disagrees, oracle_fault
 log = logging.getLogger("maker")
 
 _EMPTY: Mapping[Any, int] = MappingProxyType({})
+PROGRESS_EVERY = 0.1  # seconds between two progress snapshots, at least, unless a run asks otherwise
 
 
 def _added(a: Any, b: Any) -> Any:
@@ -274,7 +275,7 @@ class ProgressReporter(Observer):
     ``every`` seconds."""
 
     def __init__(self, callback: Callable[[RunStatistics], None], snapshot: Callable[[], RunStatistics],
-                 every: float = 0.1) -> None:
+                 every: float = PROGRESS_EVERY) -> None:
         self.callback, self.snapshot, self.every = callback, snapshot, every
         self._last = 0.0
 

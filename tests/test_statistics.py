@@ -80,3 +80,13 @@ def test_running_tallies_summed_then_frozen_equal_their_records_merged():
         summed.absorb(tally)
         merged = merged.merge(tally.freeze(True, True))
     assert summed.freeze(True, True) == merged
+
+
+def test_progress_comes_as_often_as_the_run_asks():
+    task = load_task("hanoi", disks=6)
+    calls = {0.0: [], 3600.0: []}
+    for every, seen in calls.items():
+        maker.run(task, SimulatedBackend(task, seed=1), k=2, progress=seen.append, progress_every=every)
+    assert len(calls[0.0]) == 63 + 1  # after every step, and the final numbers
+    assert len(calls[3600.0]) == 2  # after the first step, and the final numbers
+    assert calls[3600.0][-1].steps == calls[0.0][-1].steps == 63

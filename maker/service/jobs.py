@@ -35,7 +35,7 @@ from maker.loading import family_reading, load_family, load_task, registered_fam
 from maker.planner import plan_for
 from maker.problems import DISCRIMINATE, ROLES, DecomposerTask, ProblemFamily
 from maker.scheduler import run_async
-from maker.service.live import LiveView
+from maker.service.live import LIVE_EVERY, LiveView
 from maker.solving import Question, check_ids, family_catalog, solve_async
 from maker.task import Task
 
@@ -329,7 +329,7 @@ class JobService:
         job.live.expect_problems(family, solve.questions)
         result = await solve_async(family, solve.questions, backend, journal=job.journal, k_by_role=solve.k_by_role,
                                    max_depth=solve.max_depth, agents=agents or None, observers=[job.live],
-                                   finished=job.live.problem_finished, progress=job.live.progress,
+                                   finished=job.live.problem_finished, progress=job.live.progress, progress_every=LIVE_EVERY,
                                    discriminate=solve.discriminate, **job.spec.settings)
         failed = [p for p in result.problems if p.answer is None or p.correct is False]
         job.set_state("solved" if result.solved else "unsolved", ended=time.time(), summary=result.summary(trees=False),
@@ -347,7 +347,8 @@ class JobService:
                         return
                     job.live.expect(work, job.spec.depth)
                     result = await run_async(work, backend, journal=job.journal, depth=job.spec.depth, agents=agents or None,
-                                             progress=job.live.progress, observers=[job.live], **job.spec.settings)
+                                             progress=job.live.progress, progress_every=LIVE_EVERY, observers=[job.live],
+                                             **job.spec.settings)
             job.set_state("solved" if result.solved else "unsolved", ended=time.time(), summary=result.summary(),
                           error=result.unsolved_reason)
         except asyncio.CancelledError:

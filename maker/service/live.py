@@ -4,7 +4,7 @@ and the problems answered so far.
 
 It does little per step (a count per chain, one comparison for the hardest steps), so that watching
 costs the run almost nothing; the statistics themselves come from the run's own recorder through the
-progress callback, at most ten times a second. Watchers wait for a change (``wait``) instead of polling.
+progress callback, at most every ``LIVE_EVERY`` seconds (a snapshot sums every chain's tally). Watchers wait for a change (``wait``) instead of polling.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ EVENTS_KEPT = 1000  # recent discrete events (a watcher that falls further behin
 FLAG_EXAMPLES = 3  # replies kept per red-flag reason
 EXAMPLE_CHARS = 200
 RATE_WINDOW = 5.0  # seconds of snapshots the steps-per-second figure spans (batched backends decide in bursts)
+LIVE_EVERY = 0.5  # seconds between two snapshots the view takes, at least: its streams send one a second
 TREES_SHOWN = 3  # a solve job's most recently started problems whose trees the view carries
 NODES_SHOWN = 200  # nodes of one tree the view carries
 
