@@ -172,6 +172,8 @@ _PLAN = [
     ("--depth", int, 0, "split the task this many levels deep into concurrent chains (0: one chain, as the paper)"),
     ("--max-concurrency", int, 256, "chains in flight at once"),
 ]
+_WATCH = ("--watch", {"nargs": "?", "const": 8766, "type": int, "metavar": "PORT"}, None,
+          "serve a live page of the run on http://127.0.0.1:PORT/ while it runs (default port 8766)")
 _OUTPUT = [
     ("--journal", Path, None, "JSON Lines record of every decided step (zstd-compressed if the name ends in .zst); resumes if it exists"),
     ("--json", "store_true", False, "print one JSON summary object on stdout"),
@@ -182,8 +184,7 @@ _OUTPUT = [
      "variables name (the default), or one JSON span a line to FILE (needs the trace extra)"),
     ("--trace-easy-steps", float, 0.01, "with --trace: the share of uncontested steps traced (every step with more than "
                                         "one round or a red flag is)"),
-    ("--watch", {"nargs": "?", "const": 8766, "type": int, "metavar": "PORT"}, None,
-     "serve a live page of the run on http://127.0.0.1:PORT/ while it runs (default port 8766)"),
+    _WATCH,
 ]
 _ESTIMATE = [
     ("--samples", int, 1000, "random steps to sample (states from the oracle's trajectory)"),
@@ -264,6 +265,7 @@ _SOLVE = [
     ("--picture", Path, None, "write a PNG drawing of the first problem's decomposition tree"),
     ("--json", "store_true", False, "print one JSON summary object on stdout"),
     ("--no-progress", "store_true", False, "no progress bar on stderr"),
+    _WATCH,
 ]
 _PLAN_COMMAND = [
     ("--depth", int, 0, None),
@@ -420,7 +422,7 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
     tracing, provider = _tracing(args.trace, args.trace_easy_steps) if args.trace is not None else (None, None)
 
     async def go() -> Any:
-        watch = await _watch(args, task, backend) if args.watch is not None else None
+        watch = await _watch_run(args, task, backend) if args.watch is not None else None
         watchers = [o for o in (tracing, None if watch is None else watch.live) if o is not None]
         try:
             async with backend:
@@ -464,10 +466,11 @@ def _cmd_run(head: argparse.Namespace, argv: list[str]) -> int:
 
 
 class _Watch:
-    """``maker run --watch``: the run's live page, served from this process while it runs."""
+    """``maker run --watch`` and ``maker solve --watch``: the live page, served from this process while it runs;
+    ``every``: how often the page wants a statistics snapshot."""
 
-    def __init__(self, live: Any, describe: dict[str, Any]) -> None:
-        self.live, self.describe, self.runner, self.ended = live, describe, None, False
+    def __init__(self, live: Any, describe: dict[str, Any], every: float) -> None:
+        self.live, self.describe, self.every, self.runner, self.ended = live, describe, every, None, False
 
     def view(self) -> dict[str, Any]:
         return {**self.describe, "state": "ended" if self.ended else "running", "live": self.live.view()}
@@ -479,17 +482,38 @@ class _Watch:
         await self.runner.cleanup()
 
 
-async def _watch(args: argparse.Namespace, task: Task, backend: Backend) -> _Watch:
-    from maker.service.http import watch_server
+async def _watch_run(args: argparse.Namespace, task: Task, backend: Backend) -> _Watch:
     from maker.service.live import LiveView
 
     live = LiveView()
     live.expect(task, args.depth)
-    watch = _Watch(live, {"id": "run", "spec": {"task": task.name, "params": task.describe()["params"],
-                                                "backend": {"kind": backend.name}}, "summary": None})
-    watch.runner = await watch_server(watch.view, live, lambda: watch.ended, args.watch)
-    print(f"maker: watch this run at http://127.0.0.1:{args.watch}/", file=sys.stderr, flush=True)
+    return await _watch(args.watch, live, {"task": task.name, "params": task.describe()["params"],
+                                           "backend": {"kind": backend.name}})
+
+
+async def _watch(port: int, live: Any, spec: dict[str, Any]) -> _Watch:
+    """The live page of this process's run or solve, served on 127.0.0.1:``port`` until ``close()``."""
+    from maker.service.http import watch_server
+    from maker.service.live import LIVE_EVERY
+
+    watch = _Watch(live, {"id": "run", "spec": spec, "summary": None}, LIVE_EVERY)
+    watch.runner = await watch_server(watch.view, live, lambda: watch.ended, port)
+    print(f"maker: watch this run at http://127.0.0.1:{port}/", file=sys.stderr, flush=True)
     return watch
+
+
+async def _watch_solve(port: int, family: Any, questions: Any, backend: Backend) -> _Watch:
+    from maker.service.live import LiveView
+
+    live = LiveView()
+    live.expect_problems(family, questions)
+    return await _watch(port, live, {"solve": {"family": family.name, "problems": len(questions)},
+                                     "backend": {"kind": backend.name}})
+
+
+def _each(*callbacks: Any) -> Any:
+    """One callback that calls each of ``callbacks`` in turn."""
+    return lambda *args: [callback(*args) for callback in callbacks]
 
 
 def _unescaped(text: str, option: str = "--stop") -> str:
@@ -516,9 +540,7 @@ def _both(progress: Any, watch: _Watch | None) -> tuple[Any, float]:
     if watch is None:
         return progress, PROGRESS_EVERY
     if progress is None:
-        from maker.service.live import LIVE_EVERY
-
-        return watch.live.progress, LIVE_EVERY
+        return watch.live.progress, watch.every
     return (lambda snapshot: (progress(snapshot), watch.live.progress(snapshot))), PROGRESS_EVERY
 
 
@@ -748,16 +770,24 @@ def _cmd_solve(head: argparse.Namespace, argv: list[str]) -> int:
 
     async def go() -> Any:
         nonlocal k_by_role
-        async with backend:
-            if args.target_success is not None:
-                estimate = await _role_estimate(args, family, questions, backend, catalog, settings)
-                estimated.append(estimate)
-                if args.estimate_only:
-                    return None
-                k_by_role = {**estimate.k_by_role, **(k_by_role or {})}
-            return await solve_async(family, questions, backend, journal=args.journal, k_by_role=k_by_role,
-                                     max_depth=args.max_depth, agents=catalog, max_concurrency=args.max_concurrency,
-                                     finished=finished, discriminate=discriminate, **settings)
+        watch = await _watch_solve(args.watch, family, questions, backend) if args.watch is not None else None
+        try:
+            async with backend:
+                if args.target_success is not None:
+                    estimate = await _role_estimate(args, family, questions, backend, catalog, settings)
+                    estimated.append(estimate)
+                    if args.estimate_only:
+                        return None
+                    k_by_role = {**estimate.k_by_role, **(k_by_role or {})}
+                watched: dict[str, Any] = {} if watch is None else {
+                    "observers": [watch.live], "progress": watch.live.progress, "progress_every": watch.every}
+                return await solve_async(family, questions, backend, journal=args.journal, k_by_role=k_by_role,
+                                         max_depth=args.max_depth, agents=catalog, max_concurrency=args.max_concurrency,
+                                         finished=finished if watch is None else _each(finished, watch.live.problem_finished),
+                                         discriminate=discriminate, **watched, **settings)
+        finally:
+            if watch is not None:
+                await watch.close()
 
     try:
         result = asyncio.run(go())

@@ -1,5 +1,6 @@
 """``maker serve`` as a process: SIGKILL mid-job, then a restart that finishes the job with every step
-journalled once; and no binding beyond loopback without a token."""
+journalled once; and no binding beyond loopback without a token. ``maker run --watch`` and ``maker solve
+--watch``: the live page and its events, served by the running command."""
 
 import json
 import os
@@ -92,11 +93,10 @@ def test_binding_beyond_loopback_needs_a_token(tmp_path):
     assert service.returncode == 2 and "set a token in $MAKER_TOKEN" in err
 
 
-def test_maker_run_watch_serves_the_runs_page_and_its_events(tmp_path):
-    port = _free_port()
-    run = subprocess.Popen([sys.executable, "-m", "maker", "run", "hanoi", "--disks", "16", "--backend", "sim", "--k", "3",
-                            "--no-progress", "--json", "--watch", str(port)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def _watched(command, port):
+    """Run ``maker COMMAND --watch PORT``; read its page, then its event stream to the end: (views, summary, stderr)."""
+    run = subprocess.Popen([sys.executable, "-m", "maker", *command, "--no-progress", "--json", "--watch", str(port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -120,8 +120,28 @@ def test_maker_run_watch_serves_the_runs_page_and_its_events(tmp_path):
         if run.poll() is None:
             run.kill()
             run.communicate()
-    summary = json.loads(out)
+    assert run.returncode == 0, err
+    assert f"watch this run at http://127.0.0.1:{port}/" in err
+    return views, json.loads(out), err
+
+
+def test_maker_run_watch_serves_the_runs_page_and_its_events():
+    views, summary, _ = _watched(["run", "hanoi", "--disks", "16", "--backend", "sim", "--k", "3"], _free_port())
     steps = [v["live"]["statistics"].get("steps", 0) for v in views]
-    assert run.returncode == 0 and f"watch this run at http://127.0.0.1:{port}/" in err
     assert len(views) >= 3 and steps == sorted(steps) and views[-1]["state"] == "ended"
     assert steps[-1] == summary["steps"] == 2**16 - 1 and views[-1]["live"]["total_steps"] == 2**16 - 1
+
+
+def test_maker_solve_watch_serves_the_trees_and_the_problems_answered(tmp_path):
+    problems = tmp_path / "products.jsonl"
+    problems.write_text("".join(json.dumps({"id": str(i), "question": f"Multiply the following numbers:\n{a} × {b}",
+                                            "answer": str(a * b)}) + "\n"
+                                for i, (a, b) in enumerate([(123456789, 987654321), (31415926, 27182818)] * 20)))
+    views, summary, _ = _watched(["solve", "--file", str(problems), "--backend", "sim", "--k", "3"], _free_port())
+    answered = [v["live"]["problems"]["answered"] for v in views]
+    last = views[-1]
+    assert answered == sorted(answered) and last["state"] == "ended" and last["spec"]["solve"]["problems"] == 40
+    assert last["live"]["problems"] == {"total": 40, "answered": 40, "right": 40, "wrong": 0, "failed": 0}
+    assert summary["solved"] and summary["correct"] == 40
+    tree = last["live"]["trees"][0]["tree"]
+    assert tree[0]["path"] == "root" and tree[0]["split"] is not None and all(node["done"] or node["split"] for node in tree)
