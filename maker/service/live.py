@@ -4,7 +4,8 @@ and the problems answered so far.
 
 It does little per step (a count per chain, one comparison for the hardest steps), so that watching
 costs the run almost nothing; the statistics themselves come from the run's own recorder through the
-progress callback, at most every ``LIVE_EVERY`` seconds (a snapshot sums every chain's tally). Watchers wait for a change (``wait``) instead of polling.
+progress callback, at most every ``LIVE_EVERY`` seconds (a snapshot sums every chain's tally). Watchers
+wait for a change (``wait``) instead of polling.
 """
 
 from __future__ import annotations
