@@ -356,14 +356,15 @@ class _SolveRun:
 
     async def discriminated(self, role: str, pid: str, path: str, task: Task, state: Any, chain: ChainInfo,
                             attempt: int = 0) -> tuple[Any, dict[str, Any]]:
-        """A role's one step decided by the discriminator rule (``maker.discriminating``)."""
-        config = self.config_for(role, task)
-        judge = DiscriminatorTask(self.family)
+        """A role's one step decided by the discriminator rule (``maker.discriminating``); a redo (``attempt`` 1)
+        draws twice the k's candidates and its judge votes with twice its k: the judge's pick is what broke the rule."""
+        config, judge = self.config_for(role, task), DiscriminatorTask(self.family)
+        judge_config = self.config_for(DISCRIMINATE, judge)
         counting = self.backend.simulated or self.settings.get("verify", True)  # the oracle: sim and counts only
         try:
             return await discriminate(
                 task, state, backend=self.backend, config=config.scaled_k(RERUN_K_FACTOR) if attempt else config,
-                judge_config=self.config_for(DISCRIMINATE, judge), emit=self.emits[DISCRIMINATE],
+                judge_config=judge_config.scaled_k(RERUN_K_FACTOR) if attempt else judge_config, emit=self.emits[DISCRIMINATE],
                 chain=chain, judge_chain=judge_chain(next(self.index), chain_name(pid, path, DISCRIMINATE), judge),
                 draws=self.draws.setdefault(role, CandidateDraws()),
                 truth=lambda: task.oracle(state) if counting and task.has_oracle else None, stop=self.stop)
