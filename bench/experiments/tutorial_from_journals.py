@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import subprocess
 import sys
@@ -27,6 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench/, for common.py
 from common import write_result  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))  # the repository, for maker
+from maker.loading import load_task  # noqa: E402
+from maker.task import OracleWalk  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MAKER = [sys.executable, "-m", "maker"]
@@ -49,17 +52,11 @@ def maker(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*MAKER, *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def compared(items: int, seed: int, high: int) -> set[tuple[int, int]]:
-    """The distinct pairs a list's bubble sort compares (a step's prompt names its pair and nothing else):
-    the tutorial's own list and sweeps, replayed here to say how much of an unseen run training had seen."""
-    rng = random.Random(seed)
-    numbers, pairs = [rng.randrange(high) for _ in range(items)], set()
-    for sweep in range(items - 1):
-        for i in range(items - 1 - sweep):
-            pairs.add((numbers[i], numbers[i + 1]))
-            if numbers[i] > numbers[i + 1]:
-                numbers[i], numbers[i + 1] = numbers[i + 1], numbers[i]
-    return pairs
+def compared(work: Path, items: int, seed: int, high: int) -> set[str]:
+    """The distinct prompts (a step's prompt names its pair and nothing else) along a list's run, walked by the
+    task's own oracle: how much of an unseen run the journals had shown training."""
+    task = load_task(f"{work / 'sort.py'}:BubbleSort", items=items, shuffle=seed, high=high)
+    return {task.prompt(state) for _, state, _ in OracleWalk(task)}
 
 
 def journals(work: Path) -> dict[str, list[str]]:
@@ -95,7 +92,7 @@ def main() -> None:
         if trained.returncode != 0:
             sys.exit(f"maker train failed: {trained.stderr[-2000:]}")
     training = json.loads((model / "training.json").read_text())
-    taught = set().union(*(compared(items, seed, high) for items, high, seeds in JOURNALLED for seed in seeds
+    taught = set().union(*(compared(work, items, seed, high) for items, high, seeds in JOURNALLED for seed in seeds
                            if f"h{high}_{seed}.jsonl" in data["kept"]))
     runs = []
     for items, high, seed in UNSEEN:
@@ -114,7 +111,7 @@ def main() -> None:
                      "samples_per_step": summary.get("samples_per_step"), "seconds": summary.get("seconds"),
                      "red_flags": summary.get("red_flags"), "by_kind": summary.get("by_kind"),
                      "journal_valid": report.get("valid"), "wrong_steps": report.get("wrong_steps"),
-                     "distinct_comparisons": len(pairs := compared(items, seed, high)),
+                     "distinct_comparisons": len(pairs := compared(work, items, seed, high)),
                      "comparisons_also_in_journals": len(pairs & taught)})
         print(json.dumps(runs[-1]), flush=True)
     numbers = {"simulated_journals": True, "journals_kept": len(data["kept"]), "journals_dropped": data["dropped"],
