@@ -150,6 +150,8 @@ _VOTING = [
     ("--escalate-agent", None, None, "with --escalate ...agent...: the catalog's agent the agent rung calls on"),
     ("--hard-kinds", None, None, "with --escalate ...agent...: kinds of step (Task.kind) that start on the agent rung, "
                                  "e.g. disks9-12,disks13+"),
+    ("--witness", _BOOL, None, "with --escalate ...agent...: the agent rung's agent draws one greedy sample beside each "
+                               "step's first round; a winner it did not give sends the step to the agent rung"),
     ("--temperature", float, None,
      "temperature of samples after the first (default: the model's manifest, else 0.1 as the paper)"),
     ("--first-temperature", float, None, "temperature of each step's first sample (default 0)"),
@@ -556,13 +558,14 @@ def _stdout_for_results_only() -> Any:
 def _escalation(args: argparse.Namespace) -> dict[str, Any] | None:
     """``--escalate`` and its options as ``RunConfig.escalation``'s value (validated with the other settings)."""
     given = {"--escalate-after": args.escalate_after, "--escalate-agent": args.escalate_agent,
-             "--hard-kinds": args.hard_kinds}
+             "--hard-kinds": args.hard_kinds, "--witness": args.witness}
     if args.escalate is None:
         if named := [flag for flag, value in given.items() if value is not None]:
             raise ConfigError(f"{named[0]} is used only with --escalate (the ladder's rungs)")
         return None
     ladder = {"ladder": [rung.strip() for rung in args.escalate.split(",")], "agent": args.escalate_agent,
-              "hard_kinds": [] if args.hard_kinds is None else [kind.strip() for kind in args.hard_kinds.split(",")]}
+              "hard_kinds": [] if args.hard_kinds is None else [kind.strip() for kind in args.hard_kinds.split(",")],
+              "witness": bool(args.witness)}
     return ladder if args.escalate_after is None else {**ladder, "after": args.escalate_after}
 
 
@@ -1084,8 +1087,9 @@ def _summary_table(summary: dict[str, Any]) -> str:
         ("most votes", f"{summary['max_votes_in_one_step']} (step {summary['max_votes_step']})"),
         ("k", f"{summary['k']} ({summary['rule']})" + (
             f"; by kind {summary['config']['k_by_kind']}" if summary["config"].get("k_by_kind") else "")),
-        *([("ladder", "{ladder} after {after} undecided samples a rung".format(
-            ladder=" > ".join(summary["config"]["escalation"]["ladder"]), after=summary["config"]["escalation"]["after"]))]
+        *([("ladder", "{ladder} after {after} undecided samples a rung{witness}".format(
+            ladder=" > ".join(summary["config"]["escalation"]["ladder"]), after=summary["config"]["escalation"]["after"],
+            witness=", a witness on every step" if summary["config"]["escalation"].get("witness") else ""))]
           if summary["config"].get("escalation") else []),
         *[(label, f"{summary[key]:,}") for label, key in (("violations", "rule_violations"), ("redone steps", "redone_steps"),
                                                           ("caught", "caught_errors"), ("oracle faults", "oracle_faults"))
@@ -1109,6 +1113,12 @@ def _summary_table(summary: dict[str, Any]) -> str:
         rows.append(("kind", f"{kind}: {steps:,} steps, {counts.get('samples', 0):,} samples{per_step}, "
                              f"{counts.get('red_flags', 0):,} red flags, {counts.get('contested', 0):,} contested{wrong}"))
     for rung, counts in summary.get("escalations", {}).items():  # the escalation ladder: what each rung took
+        if rung == "witness":
+            rows.append(("witness", f"{counts.get('steps', 0):,} steps, {counts.get('samples', 0):,} samples: "
+                                    f"{counts.get('agreed', 0):,} agreed, {counts.get('disagreed', 0):,} disagreed (sent to "
+                                    f"the agent rung), {counts.get('red-flagged', 0):,} red-flagged, "
+                                    f"{counts.get('joined', 0):,} on steps that climbed anyway"))
+            continue
         rows.append(("escalated", f"{rung}: {counts.get('steps', 0):,} steps, {counts.get('samples', 0):,} samples drawn on it"))
     # "why unsolved" includes the stop reason; a solved run never stopped early
     rows += [(key, summary[name]) for key, name in (("why unsolved", "unsolved_reason"), ("journal", "journal"))

@@ -29,9 +29,10 @@ from maker.events import AgentVotes, ChainInfo, Emitter, StepDecision
 from maker.mixing import AgentMix
 from maker.prompting import prompter, stop_for
 from maker.redflag import Flagged, RedFlagJudge
+from maker.samples import SampleRequest
 from maker.statistics import RunStatistics
 from maker.task import JOURNAL_HINT, Task, journal_round_trip
-from maker.voting import VoteRace
+from maker.voting import AgreeingRace, VoteRace
 
 ProgressCallback = Callable[[RunStatistics], None]
 log = logging.getLogger("maker")
@@ -39,6 +40,7 @@ log = logging.getLogger("maker")
 # on a backend that never waits for I/O. Ctrl-C does not wait for it: each step checks ``stop``.
 YIELD_EVERY = 0.1
 FLAG_EXAMPLES = 3  # discarded replies a failed step shows
+WITNESS_SEED = 0x5EED  # the escalation witness's seed is the step's plus this: a stream apart from the agents' own
 
 
 @dataclass(frozen=True)
@@ -150,16 +152,31 @@ class Engine:
             if ladder is not None:
                 agents, race, by_agent = ladder.climb(drawn, agents, race, by_agent)
                 prompt = ladder.prompt
+                if race.winner is not None:  # the agent rung's race, its votes replayed, is decided by the witness's
+                    return StepDecision(race.winner, _votes(race.counts, race.winner), drawn, rounds, by_agent=by_agent,
+                                        kind=kind, escalated=ladder.samples, witness=ladder.outcome)
             need = min(race.votes_needed(), cap - drawn)
             if need <= 0:
                 raise self._failed(step, drawn, race, flags, () if ladder is None else ladder.climbed)
             requests = agents.round_requests(self.config, prompt, seed, need, drawn=drawn, rounds=rounds, draft=guess,
                                              stop=self.stop_strings)
-            samples = await draw(self.backend, requests, step=step)
+            # The ladder's witness (maker.escalation): one sample of the agent rung's agent beside the first round.
+            witnessing = ladder is not None and not rounds and ladder.witnesses(agents)
+            asked = [*requests, ladder.witness_request(self.config, prompt, seed, guess, self.stop_strings)] \
+                if witnessing else requests  # type: ignore[union-attr]
+            samples = await draw(self.backend, asked, step=step)
             rounds += 1
             drawn += len(samples)
             for hook in emit.sampled:
                 hook(chain, step, samples)
+            if witnessing:  # drawn last; it votes only once it is in the race or agrees with the winner
+                *samples, witness = samples
+                verdict = judge(state, witness, memo, step=step)
+                if verdict.__class__ is Flagged:
+                    flags.append(verdict)
+                    for hook in emit.red_flag:
+                        hook(chain, step, verdict)
+                ladder.witnessed(verdict)  # type: ignore[union-attr]
             # Who drew each sample (requests' samples come back in request order), with several agents.
             voters = None if by_agent is None else [r.agent for r in requests for _ in range(r.n)]
             if ladder is not None:
@@ -185,8 +202,14 @@ class Engine:
                     ladder.votes.append((verdict, voter if voter is not None else agents.first))
                 winner = race.add(verdict) if voter is None else race.add(verdict, voter)  # verdicts are hashable
                 if winner is not None:  # a round draws what can decide, at most: its last vote, or one that brings agreement
-                    return StepDecision(winner, _votes(race.counts, winner), drawn, rounds, by_agent=by_agent, kind=kind,
-                                        escalated=None if ladder is None else ladder.samples or None)
+                    counts = race.counts
+                    if ladder is not None and ladder.witness is not None:  # a witness outside the race has its say
+                        if not ladder.confirms(winner):
+                            break  # the step climbs to the agent rung before its next round
+                        counts, by_agent = ladder.take_in(counts, winner, by_agent, agents, drawn)
+                    return StepDecision(winner, _votes(counts, winner), drawn, rounds, by_agent=by_agent, kind=kind,
+                                        escalated=None if ladder is None else ladder.samples or None,
+                                        witness=None if ladder is None else ladder.outcome)
 
     @staticmethod
     def _failed(step: int, drawn: int, race: VoteRace, flags: list[Flagged], climbed: Sequence[str] = ()) -> StepFailed:
@@ -242,6 +265,9 @@ class _Climb:
         self.votes: list[tuple[Any, str | None]] = []  # kept only while an agent rung may still need them
         self.keeps_votes = "agent" in self.ladder.ladder
         self.variant = 0  # the paraphrase asked last
+        self.helper = self.ladder.agent
+        self.witness: AgentVotes | None = None  # the witness's part while it is drawn and outside the race
+        self.outcome: str | None = None  # what the witness did (StepDecision.witness); None: none drawn
 
     def climb(self, drawn: int, agents: AgentMix, race: VoteRace,
               by_agent: dict[str | None, AgentVotes] | None) -> tuple[AgentMix, VoteRace, dict[str | None, AgentVotes] | None]:
@@ -276,6 +302,57 @@ class _Climb:
         if self.climbed:
             self.samples[self.climbed[-1]] += n
 
+    def witnesses(self, agents: AgentMix) -> bool:
+        """Whether this step's first round draws a witness: the ladder has one, and its agent is not drawing already."""
+        return self.ladder.witness and self.helper not in agents.cycle
+
+    def witness_request(self, config: RunConfig, prompt: str, seed: int, draft: Callable[[str], str | None] | None,
+                        stop: tuple[str, ...]) -> SampleRequest:
+        """The witness's sample: the agent rung's agent, at the first temperature, on a seed of its own."""
+        return SampleRequest(prompt, 1, config.first_temperature, config.cap, (seed + WITNESS_SEED) & 0x7FFFFFFF,
+                             self.helper, draft, stop)
+
+    def witnessed(self, verdict: Any) -> None:
+        """Keep the witness's reply: a vote (with its agent, for the agent rung's replay) unless red-flagged."""
+        valid = verdict.__class__ is not Flagged
+        self.witness = AgentVotes(samples=1, red_flags=0 if valid else 1, votes=[verdict] if valid else [])
+        if valid:
+            self.votes.append((verdict, self.helper))
+        else:
+            self.outcome = "red-flagged"
+
+    def confirms(self, winner: Any) -> bool:
+        """Whether the race's winner stands beside the witness: it does if the witness gave it, or gave nothing
+        valid. If not, the step climbs straight to the agent rung before its next round (``maker.escalation``)."""
+        votes = self.witness.votes  # type: ignore[union-attr]
+        if not votes:
+            return True
+        self.outcome = "agreed" if winner in votes else "disagreed"
+        if self.outcome == "disagreed":
+            self.start = self.ladder.agent_rung
+            return False
+        return True
+
+    def take_in(self, counts: dict[Any, int], winner: Any, by_agent: dict[str | None, AgentVotes] | None,
+                agents: AgentMix, drawn: int) -> tuple[dict[Any, int], dict[str | None, AgentVotes]]:
+        """The witness's part beside the other agents', and its vote, if it gave one (the winner), as one more."""
+        witness, self.witness = self.witness, None
+        if witness.votes:  # type: ignore[union-attr]
+            counts = {**counts, winner: counts[winner] + 1}
+        return counts, self._parts(by_agent, agents, drawn, witness)
+
+    def _parts(self, by_agent: dict[str | None, AgentVotes] | None, agents: AgentMix, drawn: int,
+               witness: AgentVotes | None) -> dict[str | None, AgentVotes]:
+        """Each agent's part of the step so far, the ladder's agent's included. A single agent's part is rebuilt
+        from the votes kept: every sample not the witness's, its votes, the rest red-flagged."""
+        if by_agent is None:
+            own = drawn - (witness.samples if witness is not None else 0)
+            first = AgentVotes(samples=own, votes=[vote for vote, voter in self.votes if voter != self.helper])
+            first.red_flags = own - len(first.votes)
+            by_agent = {agents.first: first}
+        by_agent.setdefault(self.helper, witness if witness is not None else AgentVotes())
+        return by_agent
+
     def _next_wording(self) -> None:
         """Each round on the paraphrase rung asks through the task's next rewording (cycling)."""
         task, engine = self.engine.chain.task, self.engine
@@ -301,13 +378,12 @@ class _Climb:
         if helper in agents.cycle:
             return agents, race, by_agent
         mixed = AgentMix(cycle=(*agents.cycle, helper), agreement=True)
-        agreeing = mixed.race(race.k, race.rule)
-        for vote, voter in self.votes:  # the votes so far, each with its agent
-            agreeing.add(vote, voter)
+        agreeing = AgreeingRace(race.k, race.rule)
+        # The votes so far, each with its agent, the witness's among them: they decide the race if a reply the witness
+        # shares with the first agent leads by k (the plain race, undecided, never does without a witness).
+        agreeing.replay(self.votes)
         self.keeps_votes = False  # the race itself knows each vote's agent from here on
-        if by_agent is None:  # the first agent's part so far: every sample, its votes, the rest red-flagged
-            first = AgentVotes(samples=drawn, votes=[vote for vote, _ in self.votes])
-            first.red_flags = drawn - len(first.votes)
-            by_agent = {agents.first: first}
-        by_agent.setdefault(helper, AgentVotes())
-        return mixed, agreeing, by_agent
+        witness, self.witness = self.witness, None
+        if witness is not None and self.outcome is None:
+            self.outcome = "joined"  # climbed for another reason, the witness's vote now in the race
+        return mixed, agreeing, self._parts(by_agent, agents, drawn, witness)

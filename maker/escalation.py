@@ -19,6 +19,17 @@ climbs too). Steps of a ``hard_kinds`` kind (``Task.kind``) start on the ``agent
 to be wrong *consistently* (all of a state's votes alike) is never contested, so only a second agent
 from its first round can catch it. Every rung reached is counted (``RunStatistics.escalations``) and
 journalled with the samples drawn on it.
+
+**The witness** (``witness=True``) catches such a state without knowing its kind in advance: beside each
+step's first round, the agent rung's agent draws one sample at the first temperature (greedy by default).
+A step whose race picks a winner the witness did not give climbs straight to the ``agent`` rung (rungs
+below it skipped), where the votes so far, the witness's among them, are replayed into the agreeing race
+(which they decide if a reply the witness shares with the first agent leads by k). A witness that agrees
+is one more vote for the winner. A red-flagged witness has no say: the agent rung would let the first
+agent decide alone too, and on one big-disk Hanoi state the adapter red-flags 299 replies in 300 where
+the specialist is right 300 times. A step already on the agent rung (a hard kind) draws no witness. It
+costs one sample a step; the run counts it apart from the rungs (``RunStatistics.escalations["witness"]``:
+steps, samples, and how many it agreed, disagreed, red-flagged, or joined a step that climbed anyway).
 """
 
 from __future__ import annotations
@@ -42,6 +53,8 @@ class Escalation(BaseModel):
     agent: str | None = Field(None, description="the agent the 'agent' rung calls on (a name in the agent catalog)")
     k_factor: int = Field(2, ge=2, description="the 'k' rung multiplies k by this")
     hard_kinds: tuple[str, ...] = Field((), description="kinds of step (Task.kind) that start on the 'agent' rung")
+    witness: bool = Field(False, description="the 'agent' rung's agent draws one greedy sample beside each step's first "
+                                             "round; a winner it did not give sends the step to the 'agent' rung")
 
     @model_validator(mode="after")
     def _consistent(self) -> Escalation:
@@ -54,12 +67,19 @@ class Escalation(BaseModel):
                              f"{list(self.ladder)} has none")
         if self.hard_kinds and "agent" not in self.ladder:
             raise ValueError("hard_kinds start on the 'agent' rung, and the ladder has none")
+        if self.witness and "agent" not in self.ladder:
+            raise ValueError("the witness is the 'agent' rung's agent, and the ladder has no 'agent' rung")
         return self
 
     def climbs(self, drawn_on_rung: int) -> bool:
         """Whether a step that has drawn this many samples on its rung, undecided, climbs to the next."""
         return drawn_on_rung >= self.after
 
+    @property
+    def agent_rung(self) -> int:
+        """The agent rung's place in the ladder (-1: none)."""
+        return self.ladder.index("agent") if "agent" in self.ladder else -1
+
     def first_rung(self, kind: str | None) -> int:
         """The rung a step of ``kind`` starts on: -1 (none yet), or the agent rung for a hard kind."""
-        return self.ladder.index("agent") if kind is not None and kind in self.hard_kinds else -1
+        return self.agent_rung if kind is not None and kind in self.hard_kinds else -1

@@ -58,6 +58,9 @@ class StepDecision(NamedTuple):
     by_agent: dict[str, AgentVotes] | None = None  # with a mix: what each agent drew and voted
     kind: str | None = None  # the kind of step (Task.kind), when the task has kinds
     escalated: dict[str, int] | None = None  # the escalation rungs the step climbed, with the samples drawn on each
+    # The escalation witness (maker.escalation): "agreed" (it gave the winner), "disagreed" (it did not: the step
+    # climbed), "red-flagged" (no say), "joined" (the step climbed for another reason); None: none drawn.
+    witness: str | None = None
 
 
 @dataclass(slots=True)

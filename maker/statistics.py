@@ -68,7 +68,8 @@ class RunStatistics:
     # A redone chain's steps leave steps and errors and count as redone_steps; their samples stay spent.
     by_kind: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: _EMPTY)
     # The escalation ladder (maker.escalation): rung -> steps that climbed to it and samples drawn on it, decided
-    # steps only (a step that fails says what it climbed in its error).
+    # steps only (a step that fails says what it climbed in its error). With a witness, also "witness" -> steps that
+    # drew one, its samples, and how many of them it agreed, disagreed (sent to the agent rung), red-flagged or joined.
     escalations: Mapping[str, Mapping[str, int]] = field(default_factory=lambda: _EMPTY)
 
     @property
@@ -206,6 +207,11 @@ class StatisticsRecorder(Observer):
                 counts = tally.escalations[rung]
                 counts["steps"] += 1
                 counts["samples"] += drawn
+        if decision.witness is not None:
+            counts = tally.escalations["witness"]
+            counts["steps"] += 1
+            counts["samples"] += 1  # one sample a witnessed step (maker.escalation)
+            counts[decision.witness] += 1
         by_kind = None
         if decision.kind is not None:
             by_kind = tally.by_kind[decision.kind]
@@ -277,7 +283,7 @@ class ProgressReporter(Observer):
     def __init__(self, callback: Callable[[RunStatistics], None], snapshot: Callable[[], RunStatistics],
                  every: float = PROGRESS_EVERY) -> None:
         self.callback, self.snapshot, self.every = callback, snapshot, every
-        self._last = 0.0
+        self._last = -float("inf")  # the first step reports at once (perf_counter's zero is arbitrary: near boot, small)
 
     def step_decided(self, chain: ChainInfo, step: int, state: Any, decision: StepDecision) -> None:
         now = time.perf_counter()

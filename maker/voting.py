@@ -14,7 +14,7 @@ only candidates that every voting agent has voted for can win, under either rule
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Literal
 
 from maker.errors import ConfigError
@@ -157,6 +157,25 @@ class AgreeingRace(VoteRace):
             rival = max((n for c, n in self.agreed().items() if c != candidate), default=0)
             if (count - rival if self._ahead else count) >= self.k:
                 self.winner = candidate
+        return self.winner
+
+    def replay(self, votes: Iterable[tuple[Hashable, str]]) -> Hashable | None:
+        """Count earlier votes (candidate, agent) at once, then judge the race as they leave it: a race rebuilt for a
+        second agent (``maker.escalation``) may be decided by its replayed votes, but by all of them, not the first few.
+
+        >>> AgreeingRace(2).replay([("w", "A"), ("r", "A"), ("w", "A"), ("w", "A"), ("r", "B")])
+        'r'
+        """
+        if self.winner is not None:
+            raise RuntimeError("votes replayed into a race that is already decided")
+        for candidate, voter in votes:
+            self.counts[candidate] = self.counts.get(candidate, 0) + 1
+            self.voters.setdefault(candidate, set()).add(voter)
+            self.seen.add(voter)
+            self.votes += 1
+        leader, top, second = self._standing()
+        if leader is not None and (top - second if self._ahead else top) >= self.k:
+            self.winner = leader
         return self.winner
 
     def votes_needed(self) -> int:

@@ -8,6 +8,7 @@ import pytest
 import maker
 from maker import ScriptedBackend
 from maker.escalation import Escalation
+from maker.verify import verify_journal
 from tests.toy import Countdown
 
 
@@ -112,6 +113,71 @@ def test_a_task_without_rewordings_skips_the_paraphrase_rung_at_once():
     assert result.solved and set(result.statistics.escalations) == {"k"}
 
 
+def _wrong_on_odd(prompt, agent, n):
+    """The chain's agent is wrong on odd states above 2 in three samples of four, its first two always (never contested
+    at k = 2); the helper is always right."""
+    state = _state(prompt)
+    return state - 3 if agent == "main" and state % 2 and state > 2 and n % 4 != 3 else state - 1
+
+
+def test_the_witness_sends_a_step_it_contradicts_to_the_agent_rung(tmp_path):
+    ladder = {"ladder": ["paraphrase", "agent"], "after": 100, "agent": "helper"}
+    unwitnessed = maker.run(Hard(start=6), _replies(_wrong_on_odd), k=2, agent="main", escalation=ladder)
+    assert unwitnessed.errors == 1 and "agent" not in unwitnessed.statistics.escalations  # never contested: never climbs
+    backend, journal = _replies(_wrong_on_odd), tmp_path / "run.jsonl"
+    result = maker.run(Hard(start=6), backend, k=2, agent="main", journal=journal, escalation={**ladder, "witness": True})
+    stats = result.statistics
+    assert result.solved and result.errors == 0
+    assert stats.escalations["witness"] == {"steps": 6, "samples": 6, "agreed": 4, "disagreed": 2}
+    assert stats.escalations["agent"]["steps"] == 2 and "paraphrase" not in stats.escalations  # straight to the agent
+    first_round_helpers = [r for r in backend.requests if r.agent == "helper" and r.temperature == 0.0 and r.n == 1]
+    assert {_state(r.prompt) for r in first_round_helpers} == {6, 5, 4, 3, 2, 1}  # one witness a step
+    records = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
+    assert {r["step"] for r in records if r.get("escalated")} == {1, 3}  # states 5 and 3
+    assert verify_journal(journal, "tests/test_escalation.py:Hard")["valid"]
+
+
+def test_a_witness_that_agrees_is_one_more_vote_and_costs_one_sample_a_step():
+    result = maker.run(Hard(start=4), _replies(lambda prompt, agent, n: _state(prompt) - 1), k=2, agent="main",
+                       escalation={"ladder": ["agent"], "agent": "helper", "witness": True})
+    stats = result.statistics
+    assert result.solved and stats.samples == 4 * 3 and stats.votes_per_step == {3: 4}  # k = 2 samples, and the witness
+    assert stats.escalations == {"witness": {"steps": 4, "samples": 4, "agreed": 4}}
+    assert stats.by_agent["helper"] == {"samples": 4, "red_flags": 0, "valid_votes": 4, "winning_votes": 4, "wrong_votes": 0}
+    assert stats.by_agent["main"]["samples"] == 8 and stats.by_agent["main"]["winning_votes"] == 8
+
+
+def test_a_red_flagged_witness_has_no_say_and_a_contest_still_climbs_with_the_witness_vote_in_the_race():
+    # The helper's first reply to each state is not a number; the main agent is right.
+    helper_late = lambda prompt, agent, n: _state(prompt) - 1 if agent == "main" or n >= 1 else "no idea"  # noqa: E731
+    result = maker.run(Hard(start=2), _replies(helper_late), k=2, agent="main",
+                       escalation={"ladder": ["agent"], "agent": "helper", "witness": True})
+    stats = result.statistics
+    assert result.solved and stats.escalations == {"witness": {"steps": 2, "samples": 2, "red-flagged": 2}}
+    assert stats.by_agent["helper"] == {"samples": 2, "red_flags": 2, "valid_votes": 0, "winning_votes": 0, "wrong_votes": 0}
+    assert stats.samples == 2 * 3 and stats.votes_per_step == {2: 2}
+    # A step contested past the rung's 4 samples climbs anyway; the witness's vote then counts in the agreeing race.
+    split = lambda prompt, agent, n: _state(prompt) - 1 if agent == "helper" or n % 2 == 0 else _state(prompt) - 3  # noqa: E731
+    result = maker.run(Hard(start=1), _replies(split), k=2, agent="main",
+                       escalation={"ladder": ["agent"], "after": 4, "agent": "helper", "witness": True})
+    assert result.errors == 0 and result.statistics.escalations["witness"] == {"steps": 1, "samples": 1, "joined": 1}
+
+
+def test_the_witness_decides_on_the_agent_rung_when_its_reply_is_one_the_agent_also_gave():
+    # The main agent says wrong, right, wrong, wrong: wrong wins by two. The witness said right, as the main agent did
+    # once: replayed on the agent rung, right is the only reply both gave, and it has its two votes.
+    def rule(prompt, agent, n):
+        state = _state(prompt)
+        return state - 1 if agent == "helper" or n == 1 else state - 3
+
+    result = maker.run(Hard(start=3), _replies(rule), k=2, agent="main",
+                       escalation={"ladder": ["agent"], "agent": "helper", "witness": True})
+    stats = result.statistics
+    assert result.solved and result.errors == 0
+    assert stats.escalations["agent"] == {"steps": 3, "samples": 0}  # each step decided by the replay alone
+    assert stats.votes_per_step == {5: 3} and stats.samples == 3 * 5
+
+
 @pytest.mark.parametrize("ladder,message", [
     ({"ladder": ["agent"]}, "needs the agent it calls on"),
     ({"ladder": ["k", "k"]}, "appears twice"),
@@ -119,6 +185,7 @@ def test_a_task_without_rewordings_skips_the_paraphrase_rung_at_once():
     ({"ladder": ["paraphrase"], "hard_kinds": ["odd"]}, "hard_kinds start on the 'agent' rung"),
     ({"ladder": ["up"]}, "Input should be 'paraphrase', 'agent' or 'k'"),
     ({"ladder": ["agent"], "agent": "helper", "hard_kinds": ["od"]}, "did you mean 'odd'"),
+    ({"ladder": ["k"], "witness": True}, "the ladder has no 'agent' rung"),
 ])
 def test_bad_ladders_are_refused_by_name(ladder, message):
     with pytest.raises(maker.ConfigError, match=message):
@@ -142,3 +209,8 @@ def test_the_command_line_ladder_and_its_summary(capsys):
     code, _, err = run_cli(capsys, "run", "hanoi", "--disks", "8", "--backend", "sim", "--hard-kinds", "disk1",
                            "--no-progress")
     assert code == 2 and "--hard-kinds is used only with --escalate" in err
+    code, _, err = run_cli(capsys, "run", "hanoi", "--disks", "8", "--backend", "sim", "--witness", "--no-progress")
+    assert code == 2 and "--witness is used only with --escalate" in err
+    code, _, err = run_cli(capsys, "run", "hanoi", "--disks", "8", "--backend", "sim", "--escalate", "k", "--witness",
+                           "--no-progress")
+    assert code == 2 and "the ladder has no 'agent' rung" in err

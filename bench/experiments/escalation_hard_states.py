@@ -10,7 +10,9 @@ stand between a wrong reply and the decision), once per configuration, in this o
 - ``plain``: the specialist (models/hanoi/model) alone, no ladder;
 - ``ladder``: paraphrase > agent > k after 8 undecided samples a rung, the agent rung calling on the
   adapter on the shared base (models/adapters/hanoi), which must then agree;
-- ``ladder+hard``: the same, and steps of the kinds ``--hard-kinds`` start on the agent rung.
+- ``ladder+hard``: the same, and steps of the kinds ``--hard-kinds`` start on the agent rung;
+- ``ladder+witness``: the ladder, and the adapter draws a witness beside each step's first round (one greedy
+  sample); a step whose winner the witness did not give climbs straight to the agent rung.
 
 Counted after the fact by the oracle (``maker.statistics``): wrong decisions, steps that failed at the
 cap, samples, the samples each rung drew, and wall time.
@@ -73,7 +75,8 @@ async def decide_all(task: maker.Task, backend: HFBackend, states: list, indices
 
 async def measure(task: maker.Task, states: list, indices: list[int], args: argparse.Namespace) -> dict:
     ladder = {"ladder": ["paraphrase", "agent", "k"], "after": args.after, "agent": "adapter"}
-    configurations = {"plain": None, "ladder": ladder, "ladder+hard": {**ladder, "hard_kinds": args.hard_kinds.split(",")}}
+    configurations = {"plain": None, "ladder": ladder, "ladder+hard": {**ladder, "hard_kinds": args.hard_kinds.split(",")},
+                      "ladder+witness": {**ladder, "witness": True}}
     out = {}
     async with HFBackend({name: str(folder) for name, folder in FOLDERS.items()}, max_batch=args.max_batch) as backend:
         for name, escalation in configurations.items():

@@ -7,7 +7,8 @@ run with the ladder (``model_million.py --no-checks --escalate agent,k ... --har
 committed its first wrong step: the right move, with disk 7 misplaced in the written next state.
 The step is decided 200 times (seeds 0..199) by the engine with the specialist (models/hanoi/model,
 T = 1.0 after a greedy first sample, k = 3, checks off): without the ladder, and with the ladder
-agent > k calling on the adapter (models/adapters/hanoi) after 8 and after 3 undecided samples.
+agent > k calling on the adapter (models/adapters/hanoi) after 8 and after 3 undecided samples, and with
+that ladder (after 8) and its witness: the adapter's greedy sample beside each decision's first round.
 Counted after the fact by the oracle: wrong decisions, escalated decisions, samples.
 Results: bench/results/ladder_locked_state.json
 """
@@ -37,8 +38,10 @@ DECISIONS = 200
 async def measure(task: maker.Task, state: HanoiState) -> dict:
     out = {}
     async with HFBackend(FOLDERS, max_batch=512) as backend:
-        for name, after in (("no ladder", None), ("ladder after 8", 8), ("ladder after 3", 3)):
-            ladder = None if after is None else {"ladder": ["agent", "k"], "after": after, "agent": "helper"}
+        for name, after, witness in (("no ladder", None, False), ("ladder after 8", 8, False), ("ladder after 3", 3, False),
+                                     ("ladder after 8, witness", 8, True)):
+            ladder = None if after is None else {"ladder": ["agent", "k"], "after": after, "agent": "helper",
+                                                 "witness": witness}
             config = resolve_config(task, agent="hanoi", catalog=FOLDERS, k=3, checks=False, max_samples_per_step=3000,
                                     escalation=ladder)
             chain = ChainInfo(None, "chain115", task, AgentMix.one("hanoi"))

@@ -11,6 +11,7 @@ resumes from it when run again (the record then says how many steps were resumed
     .venv/bin/python bench/regression/model_million.py --mix specialist,adapter --no-checks --journal runs/mix_d20.jsonl
     .venv/bin/python bench/regression/model_million.py --k-by-kind bench/results/estimate_by_kind_d20.json --name model_million_d20_k_by_kind --journal runs/kinds_d20.jsonl
     .venv/bin/python bench/regression/model_million.py --no-checks --escalate agent,k --escalate-agent adapter --hard-kinds disks5-8,disks9-12,disks13+ --name model_million_d20_ladder_nochecks --journal runs/ladder_d20.jsonl
+    .venv/bin/python bench/regression/model_million.py --no-checks --escalate agent,k --escalate-agent adapter --witness --name model_million_d20_witness_nochecks --journal runs/witness_d20.jsonl
 
 ``--mix`` names the agents that draw each step's samples in turn (``maker run --mix``; the words
 specialist and adapter stand for models/hanoi/model and models/adapters/hanoi). ``--no-checks``
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--escalate-agent", default=None, help="the agent rung's agent: specialist, adapter or a folder")
     parser.add_argument("--escalate-after", type=int, default=None)
     parser.add_argument("--hard-kinds", default=None, help="kinds that start on the agent rung")
+    parser.add_argument("--witness", action="store_true", help="the agent rung's agent witnesses each step's first round")
     parser.add_argument("--name", default=None,
                         help="result file name (default: model_million_d<disks>, with _mix and _nochecks when set)")
     args = parser.parse_args()
@@ -84,6 +86,8 @@ def main() -> None:
             cli_args += ["--escalate-after", str(args.escalate_after)]
         if args.hard_kinds:
             cli_args += ["--hard-kinds", args.hard_kinds]
+        if args.witness:
+            cli_args += ["--witness"]
     summary = run_cli(cli_args, journal=journal, stderr=None)  # the progress bar passes through
     wall, verified = summary["wall_seconds"], summary["verified"]
 
