@@ -209,6 +209,10 @@ def test_the_command_line_ladder_and_its_summary(capsys):
     code, _, err = run_cli(capsys, "run", "hanoi", "--disks", "8", "--backend", "sim", "--hard-kinds", "disk1",
                            "--no-progress")
     assert code == 2 and "--hard-kinds is used only with --escalate" in err
+    code, out, _ = run_cli(capsys, "run", "hanoi", "--disks", "6", "--backend", "sim", "--error-rate", "0.1", "--escalate",
+                           "agent", "--escalate-agent", "helper", "--witness", "--no-progress")
+    assert code == 0 and "ladder: agent after 8 undecided samples a rung, a witness on every step" in out
+    assert "witness: 63 steps, 63 samples: " in out
     code, _, err = run_cli(capsys, "run", "hanoi", "--disks", "8", "--backend", "sim", "--witness", "--no-progress")
     assert code == 2 and "--witness is used only with --escalate" in err
     code, _, err = run_cli(capsys, "run", "hanoi", "--disks", "8", "--backend", "sim", "--escalate", "k", "--witness",
