@@ -117,7 +117,8 @@ def main() -> None:
         "by_agent": summary.get("by_agent"),
         "by_kind": summary.get("by_kind"),
         "escalations": summary.get("escalations"),
-        "k_by_kind": summary["config"].get("k_by_kind"),
+        "k_by_kind": summary.get("config", {}).get("k_by_kind"),  # a failed run's summary has no config
+        "failure": summary.get("error"),  # why a run failed (a step or a chain that could not be decided), if it did
         "journal_errors": verified.get("errors"),
         "first_wrong_steps": verified.get("wrong_steps"),
     }
