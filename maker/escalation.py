@@ -30,6 +30,12 @@ agent decide alone too, and on one big-disk Hanoi state the adapter red-flags 29
 the specialist is right 300 times. A step already on the agent rung (a hard kind) draws no witness. It
 costs one sample a step; the run counts it apart from the rungs (``RunStatistics.escalations["witness"]``:
 steps, samples, and how many it agreed, disagreed, red-flagged, or joined a step that climbed anyway).
+
+Its limit, measured: the witness finds a disagreement, but the agreeing race then settles it. Where the
+first agent gives the wrong reply nearly always and the other agent gives it too, now and then, the
+wrong reply is agreed and leads. The 20-disk checks-off run met such a state (the specialist wrote the
+next state unchanged in 388 replies of 400, the adapter in 86 of 400) and committed it twice
+(``bench/results/model_million_d20_witness_nochecks.json``).
 """
 
 from __future__ import annotations
