@@ -143,3 +143,15 @@ def test_an_agreeing_race_under_first_to_k():
 def test_an_agreeing_race_needs_each_votes_agent():
     with pytest.raises(ValueError, match="agent behind each vote"):
         AgreeingRace(2).add("x")
+
+
+def test_a_replay_counts_every_earlier_vote_then_judges_the_race_they_leave():
+    # Vote by vote, "w" (agent A's alone) would have led; replayed at once, only "r" is agreed, and it has its k = 2.
+    race = AgreeingRace(2)
+    assert race.replay([("w", "A"), ("r", "A"), ("w", "A"), ("w", "A"), ("r", "B")]) == "r"
+    assert race.counts == {"w": 3, "r": 2} and race.votes == 5
+    undecided = AgreeingRace(3)
+    assert undecided.replay([("w", "A"), ("w", "A"), ("r", "B")]) is None and undecided.votes_needed() == 3
+    assert undecided.add("r", "A") is None and undecided.add("r", "A") == "r"
+    with pytest.raises(RuntimeError, match="already decided"):
+        race.replay([("r", "B")])
