@@ -126,10 +126,11 @@ def _watched(command, port):
 
 
 def test_maker_run_watch_serves_the_runs_page_and_its_events():
-    views, summary, _ = _watched(["run", "hanoi", "--disks", "16", "--backend", "sim", "--k", "3"], _free_port())
+    # 18 disks: long enough (several seconds) for the page's views, one a second, on a fast, idle machine too.
+    views, summary, _ = _watched(["run", "hanoi", "--disks", "18", "--backend", "sim", "--k", "3"], _free_port())
     steps = [v["live"]["statistics"].get("steps", 0) for v in views]
     assert len(views) >= 3 and steps == sorted(steps) and views[-1]["state"] == "ended"
-    assert steps[-1] == summary["steps"] == 2**16 - 1 and views[-1]["live"]["total_steps"] == 2**16 - 1
+    assert steps[-1] == summary["steps"] == 2**18 - 1 and views[-1]["live"]["total_steps"] == 2**18 - 1
 
 
 def test_maker_solve_watch_serves_the_trees_and_the_problems_answered(tmp_path):
