@@ -173,9 +173,7 @@ class Engine:
                 *samples, witness = samples
                 verdict = judge(state, witness, memo, step=step)
                 if verdict.__class__ is Flagged:
-                    flags.append(verdict)
-                    for hook in emit.red_flag:
-                        hook(chain, step, verdict)
+                    self._discard(step, verdict, flags)
                 ladder.witnessed(verdict)  # type: ignore[union-attr]
             # Who drew each sample (requests' samples come back in request order), with several agents.
             voters = None if by_agent is None else [r.agent for r in requests for _ in range(r.n)]
@@ -187,13 +185,9 @@ class Engine:
                 if part is not None:
                     part.samples += 1
                 if verdict.__class__ is Flagged:
-                    flags.append(verdict)
+                    self._discard(step, verdict, flags)
                     if part is not None:
                         part.red_flags += 1
-                    if self.debug:
-                        log.debug("step %d: red flag %s: %s; reply %r", step, verdict.reason.value, verdict.detail, verdict.text)
-                    for hook in emit.red_flag:
-                        hook(chain, step, verdict)
                     continue
                 if part is not None:
                     part.votes.append(verdict)
@@ -210,6 +204,14 @@ class Engine:
                     return StepDecision(winner, _votes(counts, winner), drawn, rounds, by_agent=by_agent, kind=kind,
                                         escalated=None if ladder is None else ladder.samples or None,
                                         witness=None if ladder is None else ladder.outcome)
+
+    def _discard(self, step: int, flagged: Flagged, flags: list[Flagged]) -> None:
+        """A red-flagged reply: kept for the step's error if it fails, logged with --verbose, and reported."""
+        flags.append(flagged)
+        if self.debug:
+            log.debug("step %d: red flag %s: %s; reply %r", step, flagged.reason.value, flagged.detail, flagged.text)
+        for hook in self.emit.red_flag:
+            hook(self.chain, step, flagged)
 
     @staticmethod
     def _failed(step: int, drawn: int, race: VoteRace, flags: list[Flagged], climbed: Sequence[str] = ()) -> StepFailed:
